@@ -1,0 +1,199 @@
+//! One error type for every JSON endpoint. Clients get a status, a stable code and a message
+//! written for a person; internal causes are logged with the request id and never returned.
+
+use axum::Json;
+use axum::extract::FromRequest;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::storage::{Invalid, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{1}")]
+    BadRequest(&'static str, String),
+    #[error("{1}")]
+    Unauthorized(&'static str, String),
+    #[error("{1}")]
+    Forbidden(&'static str, String),
+    #[error("{1}")]
+    NotFound(&'static str, String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("{1}")]
+    Upstream(&'static str, String),
+    #[error("service unavailable")]
+    Unavailable,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
+}
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(..) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(..) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(..) => StatusCode::FORBIDDEN,
+            AppError::NotFound(..) => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Upstream(..) => StatusCode::BAD_GATEWAY,
+            AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::BadRequest(c, _)
+            | AppError::Unauthorized(c, _)
+            | AppError::Forbidden(c, _)
+            | AppError::NotFound(c, _)
+            | AppError::Upstream(c, _) => c,
+            AppError::Conflict(_) => "conflict",
+            AppError::PayloadTooLarge => "payload_too_large",
+            AppError::UnsupportedMediaType(_) => "unsupported_media_type",
+            AppError::Invalid(_) => "invalid",
+            AppError::RateLimited { .. } => "rate_limited",
+            AppError::Unavailable => "unavailable",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// The message a person sees.
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::PayloadTooLarge => {
+                "The request body is larger than this endpoint accepts.".to_owned()
+            }
+            AppError::UnsupportedMediaType(m) => m.clone(),
+            AppError::RateLimited { retry_after_secs } => {
+                format!("Too many requests. Try again in {retry_after_secs} seconds.")
+            }
+            AppError::Unavailable => "The service is temporarily unavailable.".to_owned(),
+            AppError::Internal(_) => {
+                "Something went wrong on our side. Please try again later.".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let AppError::Internal(cause) = &self {
+            // `{:#}` prints the context chain; causes never hold secrets by construction
+            // and the log writer redacts credential-shaped text anyway.
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+        } else if status.is_server_error() {
+            tracing::warn!(code = self.code(), "request failed");
+        }
+        let retry_after = match &self {
+            AppError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let message = self.public_message();
+        let mut resp = (
+            status,
+            Json(Body {
+                error: Detail {
+                    code: self.code(),
+                    message: &message,
+                    retry_after,
+                },
+            }),
+        )
+            .into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => AppError::NotFound("not_found", "Not found.".into()),
+            StoreError::Conflict(what) => AppError::Conflict(capitalise(what)),
+            other => AppError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<Invalid> for AppError {
+    fn from(e: Invalid) -> Self {
+        AppError::Invalid(e.0)
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect::<String>() + ".",
+        None => String::new(),
+    }
+}
+
+/// `Json<T>` whose rejections become [`AppError`]s with a clear message.
+#[derive(Debug, Clone, Copy, Default, FromRequest)]
+#[from_request(via(axum::Json), rejection(AppError))]
+pub struct ApiJson<T>(pub T);
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType(
+                "Send JSON with the header Content-Type: application/json.".into(),
+            ),
+            JsonRejection::JsonSyntaxError(e) => AppError::BadRequest(
+                "malformed_json",
+                format!("The body is not valid JSON: {}", e.body_text()),
+            ),
+            JsonRejection::JsonDataError(e) => AppError::Invalid(format!(
+                "The JSON does not have the expected fields: {}",
+                e.body_text()
+            )),
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                AppError::PayloadTooLarge
+            }
+            other => AppError::BadRequest("bad_request", other.body_text()),
+        }
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,16 @@
+//! Parlo's server: configuration, keys, storage, HTTP and the command line.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod lifecycle;
+pub mod logging;
+pub mod mistral;
+pub mod ratelimit;
+pub mod site;
+pub mod storage;
+pub mod widget;

@@ -1,0 +1,114 @@
+//! The lifecycle jobs inside `parlo serve`: retention every `PARLO_RETENTION_INTERVAL_SECS`
+//! and, when `PARLO_BACKUP_INTERVAL_HOURS` is set, backups. Each run takes its job lock, so
+//! with several processes on one PostgreSQL only one runs it at a time. Must never stop the
+//! server because a job failed: failures are logged and retried at the next interval.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::task::JoinHandle;
+
+use super::archive::{self, Progress};
+use super::backup;
+use super::retention::{self, RetentionOptions, RetentionOutcome};
+use crate::config::Config;
+use crate::storage::{Job, Store, Timestamp};
+
+/// The running jobs; [`Jobs::stop`] (or dropping) cancels them between transactions.
+pub struct Jobs(Vec<JoinHandle<()>>);
+
+impl Jobs {
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Jobs {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// Starts the configured jobs. Refuses scheduled backups that could not be written.
+pub fn spawn(store: Arc<dyn Store>, config: Arc<Config>) -> anyhow::Result<Jobs> {
+    let mut tasks = Vec::new();
+    let l = &config.lifecycle;
+    if let Some(every) = l.retention_interval {
+        let opts = RetentionOptions {
+            batch_rows: l.retention_batch_rows,
+            pause: l.retention_pause,
+        };
+        tasks.push(tokio::spawn(retention_loop(store.clone(), every, opts)));
+    }
+    if let Some(every) = l.backup_interval {
+        archive::recipients(&l.backup_recipients)?;
+        if config.database_url.is_postgres() && l.backup_database_url.is_none() {
+            anyhow::bail!(
+                "PARLO_BACKUP_INTERVAL_HOURS is set but PARLO_BACKUP_DATABASE_URL is not; \
+                 backing up PostgreSQL needs a role with BYPASSRLS"
+            );
+        }
+        tasks.push(tokio::spawn(backup_loop(store, config.clone(), every)));
+    }
+    Ok(Jobs(tasks))
+}
+
+async fn retention_loop(store: Arc<dyn Store>, every: Duration, opts: RetentionOptions) {
+    loop {
+        match retention::run(store.as_ref(), Timestamp::now(), opts).await {
+            Ok(RetentionOutcome::Ran(r)) => tracing::info!(
+                conversations = r.deleted.conversations,
+                messages = r.deleted.messages,
+                attachments = r.deleted.attachments,
+                workspaces = r.workspaces,
+                elapsed_ms = r.elapsed.as_millis() as u64,
+                "retention run finished"
+            ),
+            Ok(RetentionOutcome::AlreadyRunning) => {
+                tracing::debug!("retention is running in another process")
+            }
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "retention run failed"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+async fn backup_loop(store: Arc<dyn Store>, config: Arc<Config>, every: Duration) {
+    // A restart does not mean a new backup: wait until the newest one is `every` old, but
+    // at least a minute so start-up is not slowed down.
+    let since = backup::newest_backup(&config.lifecycle.backup_dir)
+        .and_then(|t| SystemTime::now().duration_since(t).ok());
+    let mut wait = match since {
+        Some(age) => every.saturating_sub(age),
+        None => Duration::ZERO,
+    }
+    .max(Duration::from_secs(60));
+    loop {
+        tokio::time::sleep(wait).await;
+        wait = every;
+        let lock = match store.try_lock_job(Job::Backup).await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                tracing::info!("a backup is running in another process");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not take the backup lock");
+                continue;
+            }
+        };
+        match backup::run(&config, Progress::Log).await {
+            Ok(r) => tracing::info!(
+                path = %r.path.display(),
+                bytes = r.encrypted_bytes,
+                pruned = r.pruned.len(),
+                elapsed_ms = r.elapsed.as_millis() as u64,
+                "backup written"
+            ),
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "backup failed"),
+        }
+        lock.release().await;
+    }
+}

@@ -1,0 +1,16 @@
+//! The data lifecycle: retention, erasure, encrypted backups with a restore drill, and the
+//! audited operator commands. Owns the policies (what is old, what an account deletion
+//! takes with it, how backups are sealed, how the operator log is chained); the queries stay
+//! in `storage`. Must never bypass row-level security: cross-tenant work iterates
+//! `Store::tenant_ids` and uses tenant transactions, and never writes a backup in plaintext
+//! or without a recipient.
+
+pub mod admin;
+pub mod archive;
+pub mod audit;
+pub mod backup;
+pub mod erasure;
+pub mod jobs;
+pub mod restore;
+pub mod retention;
+pub mod suspension;

@@ -1,0 +1,17 @@
+//! Suspension as the widget sees it: a suspended workspace's widgets may not start (or
+//! continue) sessions. Owns the refusal the client sees; must never reveal why the operator
+//! suspended the workspace.
+
+use crate::error::AppError;
+use crate::storage::{Store, TenantId};
+
+/// `Ok` for an active workspace; a 403 `workspace_suspended` otherwise.
+pub async fn refuse_if_suspended(store: &dyn Store, t: TenantId) -> Result<(), AppError> {
+    match store.suspended_at(t).await? {
+        None => Ok(()),
+        Some(_) => Err(AppError::Forbidden(
+            "workspace_suspended",
+            "This assistant is currently unavailable: its workspace has been suspended.".into(),
+        )),
+    }
+}

@@ -1,0 +1,485 @@
+//! Sign-up, login (password, then TOTP or a recovery code when enabled), logout and joining
+//! a workspace through an invitation link.
+
+use axum::extract::{Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::{Router, routing::get, routing::post};
+use parlo_site::{Chrome, InvitePage, LandingPage, LoginMfaPage, LoginPage, SignupPage};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::crypto;
+use crate::storage::{Email, StoreError, TenantId, User, WorkspaceName};
+
+use super::audit::audit_user;
+use super::csrf::CsrfForm;
+use super::limits;
+use super::mfa;
+use super::page::{PageError, PageResult, render, render_status, see_other};
+use super::password;
+use super::session::{self, AnySession, CurrentUser, PendingMfa};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(landing))
+        .route("/signup", get(signup_page).post(signup))
+        .route("/login", get(login_page).post(login))
+        .route("/login/mfa", get(mfa_page).post(mfa_submit))
+        .route("/logout", post(logout))
+        .route("/invite/{token}", get(invite_page).post(invite_accept))
+}
+
+/// Connection facts the login handlers need (the limiter keys on the client address).
+pub struct ClientIp(pub String);
+
+impl axum::extract::FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(session::client_ip(parts, state)))
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct InviteQuery {
+    #[serde(default)]
+    invite: String,
+}
+
+/// An invitation token as it appears in links: `inv_` + workspace id (hex) + `_` + random.
+pub fn invitation_tenant(token: &str) -> Option<TenantId> {
+    let rest = token.strip_prefix("inv_")?;
+    let (tenant, random) = rest.split_once('_')?;
+    if tenant.len() != 32
+        || random.len() < 32
+        || !random
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return None;
+    }
+    tenant.parse().ok()
+}
+
+fn clean_invite(token: &str) -> String {
+    if invitation_tenant(token).is_some() {
+        token.to_owned()
+    } else {
+        String::new()
+    }
+}
+
+async fn landing(user: Option<CurrentUser>) -> Response {
+    if user.is_some() {
+        return see_other("/app");
+    }
+    render(&LandingPage {
+        chrome: Chrome::new("Welcome"),
+    })
+}
+
+fn with_cookie(mut resp: Response, cookie: Option<axum::http::HeaderValue>) -> Response {
+    if let Some(c) = cookie {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+fn anon_chrome(
+    state: &AppState,
+    headers: &HeaderMap,
+    title: &str,
+    section: &'static str,
+) -> (Chrome, Option<axum::http::HeaderValue>) {
+    let (csrf, cookie) = session::anonymous_csrf(state, headers);
+    (
+        Chrome {
+            title: title.to_owned(),
+            csrf,
+            section,
+            ..Chrome::default()
+        },
+        cookie,
+    )
+}
+
+async fn signup_page(
+    State(state): State<AppState>,
+    user: Option<CurrentUser>,
+    headers: HeaderMap,
+    Query(q): Query<InviteQuery>,
+) -> Response {
+    if user.is_some() {
+        return see_other("/app");
+    }
+    let (chrome, cookie) = anon_chrome(&state, &headers, "Sign up", "signup");
+    with_cookie(
+        render(&SignupPage {
+            chrome,
+            email: String::new(),
+            workspace: String::new(),
+            invite: clean_invite(&q.invite),
+            min_password: password::MIN_PASSWORD_CHARS,
+        }),
+        cookie,
+    )
+}
+
+#[derive(Deserialize)]
+struct SignupForm {
+    email: String,
+    password: String,
+    #[serde(default)]
+    workspace: String,
+    #[serde(default)]
+    invite: String,
+}
+
+async fn signup(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    CsrfForm(form): CsrfForm<SignupForm>,
+) -> PageResult {
+    limits::hit(&state, &format!("signup:ip:{ip}"), limits::SIGNUP_PER_IP).await?;
+    let invite = clean_invite(&form.invite);
+    let again = |message: String| {
+        let (mut chrome, _) = anon_chrome(&state, &headers, "Sign up", "signup");
+        chrome.error = Some(message);
+        render_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &SignupPage {
+                chrome,
+                email: form.email.clone(),
+                workspace: form.workspace.clone(),
+                invite: invite.clone(),
+                min_password: password::MIN_PASSWORD_CHARS,
+            },
+        )
+    };
+    let email = match Email::parse(&form.email) {
+        Ok(e) => e,
+        Err(e) => return Ok(again(e.0)),
+    };
+    if let Err(msg) = password::check_new(&form.password, email.as_str()) {
+        return Ok(again(msg.to_owned()));
+    }
+    // Joining by invitation needs no workspace of one's own.
+    let workspace = if invite.is_empty() || !form.workspace.trim().is_empty() {
+        match WorkspaceName::parse(&form.workspace) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return Ok(again(
+                    "Give your workspace a name of 1 to 80 characters.".into(),
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    let hash = password::hash(form.password.clone()).await?;
+    let user = match state.store.create_user(&email, &hash).await {
+        Ok(u) => u,
+        Err(StoreError::Conflict(_)) => {
+            return Ok(again(
+                "An account with this e-mail address exists. Log in instead.".into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut to = "/app".to_owned();
+    if let Some(name) = workspace {
+        let ws = state.store.create_workspace(&name, user.id).await?;
+        to = format!("/w/{}?notice=signed_up", ws.id);
+    }
+    if let Some(t) = invitation_tenant(&invite)
+        && state
+            .store
+            .accept_invitation(t, &crypto::sha256(invite.as_bytes()), user.id)
+            .await
+            .is_ok()
+    {
+        to = format!("/w/{t}?notice=joined");
+    }
+    audit_user(&state, &user, "account.signup", json!({})).await;
+    let cookie = session::start(&state, &user, false).await?;
+    Ok(with_cookie(see_other(&to), Some(cookie)))
+}
+
+async fn login_page(
+    State(state): State<AppState>,
+    user: Option<CurrentUser>,
+    headers: HeaderMap,
+    Query(q): Query<InviteQuery>,
+) -> Response {
+    if user.is_some() {
+        return see_other("/app");
+    }
+    let (chrome, cookie) = anon_chrome(&state, &headers, "Log in", "login");
+    with_cookie(
+        render(&LoginPage {
+            chrome,
+            email: String::new(),
+            invite: clean_invite(&q.invite),
+        }),
+        cookie,
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    email: String,
+    password: String,
+    #[serde(default)]
+    invite: String,
+}
+
+/// The per-account limiter key: a hash, so limiter storage holds no e-mail addresses.
+fn account_key(prefix: &str, email: &str) -> String {
+    format!(
+        "{prefix}:{}",
+        hex::encode(&crypto::sha256(email.trim().to_lowercase().as_bytes())[..16])
+    )
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    CsrfForm(form): CsrfForm<LoginForm>,
+) -> PageResult {
+    limits::hit(&state, &format!("login:ip:{ip}"), limits::LOGIN_PER_IP).await?;
+    limits::hit(
+        &state,
+        &account_key("login:account", &form.email),
+        limits::LOGIN_PER_ACCOUNT,
+    )
+    .await?;
+    let invite = clean_invite(&form.invite);
+    let failed = || {
+        let (mut chrome, _) = anon_chrome(&state, &headers, "Log in", "login");
+        chrome.error = Some("The e-mail address or the password is wrong.".into());
+        render_status(
+            StatusCode::UNAUTHORIZED,
+            &LoginPage {
+                chrome,
+                email: form.email.clone(),
+                invite: invite.clone(),
+            },
+        )
+    };
+    let user = match Email::parse(&form.email) {
+        Ok(email) => state.store.user_by_email(&email).await?,
+        Err(_) => None,
+    };
+    let Some(user) = user else {
+        password::verify_dummy(form.password.clone()).await;
+        // No workspace to file it under: the operator's log gets it (no address, no password).
+        tracing::warn!(
+            event = "login.failure",
+            reason = "unknown_account",
+            "login failed"
+        );
+        return Ok(failed());
+    };
+    if !password::verify(form.password.clone(), user.password_hash.clone()).await {
+        audit_user(
+            &state,
+            &user,
+            "login.failure",
+            json!({"reason": "password"}),
+        )
+        .await;
+        return Ok(failed());
+    }
+    let mfa = user.totp.is_some();
+    if !mfa {
+        audit_user(&state, &user, "login.success", json!({"mfa": false})).await;
+    }
+    let cookie = session::start(&state, &user, false).await?;
+    let to = if mfa {
+        "/login/mfa".to_owned()
+    } else if !invite.is_empty() {
+        format!("/invite/{invite}")
+    } else {
+        "/app".to_owned()
+    };
+    Ok(with_cookie(see_other(&to), Some(cookie)))
+}
+
+async fn mfa_page(PendingMfa(s): PendingMfa) -> Response {
+    render(&LoginMfaPage {
+        chrome: Chrome {
+            title: "Two-factor authentication".into(),
+            csrf: s.csrf.clone(),
+            ..Chrome::default()
+        },
+    })
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    code: String,
+}
+
+/// Checks a TOTP code (each time step accepted once) or uses up a recovery code.
+pub async fn check_second_factor(
+    state: &AppState,
+    user: &User,
+    code: &str,
+) -> PageResult<Option<&'static str>> {
+    if mfa::looks_like_recovery(code) {
+        let ok = state
+            .store
+            .consume_recovery_code(user.id, &mfa::recovery_hash(code))
+            .await?;
+        return Ok(ok.then_some("recovery_code"));
+    }
+    let Some(sealed) = &user.totp else {
+        return Ok(None);
+    };
+    let Some(secret) = mfa::open_stored(&state.keys.master, user.id, sealed) else {
+        return Err(PageError::Internal(anyhow::anyhow!(
+            "the TOTP secret of a user does not open"
+        )));
+    };
+    match mfa::verify(&secret, code, mfa::now_secs()) {
+        Some(step) if state.store.consume_totp_step(user.id, step).await? => Ok(Some("totp")),
+        _ => Ok(None),
+    }
+}
+
+async fn mfa_submit(
+    State(state): State<AppState>,
+    PendingMfa(s): PendingMfa,
+    CsrfForm(form): CsrfForm<CodeForm>,
+) -> PageResult {
+    limits::hit(
+        &state,
+        &format!("mfa:user:{}", s.user.id),
+        limits::MFA_PER_ACCOUNT,
+    )
+    .await?;
+    let Some(method) = check_second_factor(&state, &s.user, &form.code).await? else {
+        audit_user(
+            &state,
+            &s.user,
+            "login.failure",
+            json!({"reason": "second_factor"}),
+        )
+        .await;
+        return Ok(render_status(
+            StatusCode::UNAUTHORIZED,
+            &LoginMfaPage {
+                chrome: Chrome {
+                    title: "Two-factor authentication".into(),
+                    csrf: s.csrf.clone(),
+                    error: Some(
+                        "That code is not valid. Codes can be used once; wait for the next one."
+                            .into(),
+                    ),
+                    ..Chrome::default()
+                },
+            },
+        ));
+    };
+    // A new cookie for the fully authenticated session; the half-way one is gone.
+    state
+        .store
+        .delete_login_session(&crypto::sha256(s.cookie.as_bytes()))
+        .await?;
+    let cookie = session::start(&state, &s.user, true).await?;
+    audit_user(&state, &s.user, "login.success", json!({"mfa": method})).await;
+    Ok(with_cookie(see_other("/app"), Some(cookie)))
+}
+
+#[derive(Deserialize)]
+struct NoFields {}
+
+async fn logout(
+    State(state): State<AppState>,
+    s: Option<AnySession>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> PageResult {
+    if let Some(s) = s {
+        state
+            .store
+            .delete_login_session(&crypto::sha256(s.cookie.as_bytes()))
+            .await?;
+    }
+    let mut resp = see_other("/login");
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        session::clear_session_cookie(&state.config),
+    );
+    Ok(resp)
+}
+
+async fn find_invitation(
+    state: &AppState,
+    token: &str,
+) -> PageResult<(TenantId, crate::storage::Invitation)> {
+    let t = invitation_tenant(token).ok_or(PageError::NotFound)?;
+    let inv = state
+        .store
+        .invitation_by_token(t, &crypto::sha256(token.as_bytes()))
+        .await?
+        .ok_or(PageError::NotFound)?;
+    Ok((t, inv))
+}
+
+async fn invite_page(
+    State(state): State<AppState>,
+    user: Option<CurrentUser>,
+    Path(token): Path<String>,
+) -> PageResult {
+    let (t, inv) = find_invitation(&state, &token).await?;
+    let workspace = state.store.workspace(t).await?.ok_or(PageError::NotFound)?;
+    let chrome = Chrome {
+        title: format!("Join {}", workspace.name),
+        csrf: user.as_ref().map(|u| u.csrf.clone()).unwrap_or_default(),
+        user: user.as_ref().map(|u| u.user.email.clone()),
+        ..Chrome::default()
+    };
+    Ok(render(&InvitePage {
+        chrome,
+        workspace: workspace.name,
+        role: inv.role.as_str().to_owned(),
+        token,
+        signed_in: user.is_some(),
+    }))
+}
+
+async fn invite_accept(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(token): Path<String>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> PageResult {
+    let t = invitation_tenant(&token).ok_or(PageError::NotFound)?;
+    match state
+        .store
+        .accept_invitation(t, &crypto::sha256(token.as_bytes()), user.user.id)
+        .await
+    {
+        Ok(role) => {
+            super::audit::audit_in(
+                &state,
+                t,
+                Some(user.user.id),
+                "member.join",
+                &user.user.email,
+                json!({"role": role.as_str()}),
+            )
+            .await;
+            Ok(see_other(&format!("/w/{t}?notice=joined")))
+        }
+        Err(StoreError::Conflict(_)) => Ok(see_other(&format!("/w/{t}"))),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,45 @@
+//! The customer site: accounts (sign-up, login with optional TOTP, sessions), workspaces
+//! and roles, bots, the BYOK key, embed snippets, chat logs, and the public trust and
+//! signed-in legal pages. Pages are rendered by `parlo-site`; this module decides who may
+//! see and change what. See docs/site.md.
+//!
+//! Rules every handler here follows:
+//! - a state change is a POST whose last extractor is [`csrf::CsrfForm`];
+//! - a workspace page takes [`workspace::Member`], [`workspace::Manager`] or
+//!   [`workspace::Owner`], so the role check cannot be forgotten; non-members get 404;
+//! - secrets (passwords, codes, keys, cookies) never reach a log line or the audit log.
+
+mod account;
+mod audit;
+mod auth;
+mod bots;
+pub mod csrf;
+mod keys;
+mod limits;
+mod logs;
+mod members;
+pub mod mfa;
+mod page;
+pub mod password;
+pub mod session;
+mod settings;
+mod trust;
+mod workspace;
+
+use axum::Router;
+
+use crate::app::AppState;
+
+pub use bots::MODELS;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(auth::router())
+        .merge(account::router())
+        .merge(bots::router())
+        .merge(keys::router())
+        .merge(members::router())
+        .merge(logs::router())
+        .merge(settings::router())
+        .merge(trust::router())
+}

@@ -1,0 +1,283 @@
+//! The `parlo` binary as an operator runs it: zero-config first start, production refusals,
+//! `config check`, and the guarantee that no secret reaches a log line.
+
+mod support;
+
+use std::process::{Command, Stdio};
+
+use support::{Server, get, parlo};
+
+#[test]
+fn first_run_needs_no_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(parlo(dir.path()));
+    assert!(
+        server.url.starts_with("http://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    let (status, body) = get(&format!("{}/healthz", server.url), &[], None);
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = get(&format!("{}/readyz", server.url), &[], None);
+    assert_eq!(status, 200);
+    let (_, err) = server.stop();
+    let _ = err;
+    assert!(
+        dir.path().join("data/parlo.db").exists(),
+        "SQLite database in ./data"
+    );
+    let key_file = dir.path().join("data/keys.toml");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the generated key file is private");
+    // A second start reuses the keys instead of generating new ones.
+    let before = std::fs::read(&key_file).unwrap();
+    let server = Server::start(parlo(dir.path()));
+    server.stop();
+    assert_eq!(std::fs::read(&key_file).unwrap(), before);
+}
+
+#[test]
+fn development_warns_loudly_about_generated_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(parlo(dir.path()));
+    let (out, _) = server.stop();
+    assert!(out.contains("generated development keys"), "{out}");
+}
+
+fn run_to_end(mut cmd: Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn production_requires_https_public_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = parlo(dir.path());
+    cmd.env("PARLO_ENV", "production")
+        .env("PARLO_PUBLIC_URL", "http://chat.example.com");
+    let (ok, _, err) = run_to_end(cmd);
+    assert!(!ok);
+    assert!(err.contains("PARLO_PUBLIC_URL=https://"), "{err}");
+}
+
+#[test]
+fn production_requires_keys_and_never_generates_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = parlo(dir.path());
+    cmd.env("PARLO_ENV", "production")
+        .env("PARLO_PUBLIC_URL", "https://chat.example.com");
+    let (ok, _, err) = run_to_end(cmd);
+    assert!(!ok);
+    assert!(
+        err.contains("PARLO_MASTER_KEYS") && err.contains("PARLO_TOKEN_KEYS"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("data/keys.toml").exists(),
+        "production never generates keys"
+    );
+}
+
+#[test]
+fn production_rejects_a_key_file_others_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    // Generate a key file in development first, then loosen its mode.
+    let server = Server::start(parlo(dir.path()));
+    server.stop();
+    let key_file = dir.path().join("data/keys.toml");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = parlo(dir.path());
+    cmd.env("PARLO_ENV", "production")
+        .env("PARLO_PUBLIC_URL", "https://chat.example.com")
+        .env("PARLO_KEY_FILE", &key_file);
+    let (ok, _, err) = run_to_end(cmd);
+    assert!(!ok);
+    assert!(err.contains("chmod 600"), "{err}");
+    // Fixed mode: production starts with the key file.
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut cmd = parlo(dir.path());
+    cmd.env("PARLO_ENV", "production")
+        .env("PARLO_PUBLIC_URL", "https://chat.example.com")
+        .env("PARLO_KEY_FILE", &key_file);
+    let server = Server::start(cmd);
+    let (status, resp) = get(&format!("{}/healthz", server.url), &[], None);
+    assert_eq!(status, 200);
+    assert!(
+        resp.to_lowercase().contains("strict-transport-security"),
+        "HSTS with an https public URL:\n{resp}"
+    );
+    server.stop();
+}
+
+const MASTER: &str = "1:bWFzdGVyLWtleS1mb3ItcmVkYWN0aW9uLXRlc3QtMDE=";
+const TOKEN: &str = "k9:dG9rZW4ta2V5LWZvci1yZWRhY3Rpb24tdGVzdC0wMTI=";
+
+#[test]
+fn config_check_prints_settings_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("parlo.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:9999\"\nlog = \"debug\"\n").unwrap();
+    let mut cmd = parlo(dir.path());
+    cmd.args(["config", "check", "--config"])
+        .arg(&file)
+        .env_remove("PARLO_LISTEN")
+        .env(
+            "PARLO_DATABASE_URL",
+            "postgres://app:db-password-7777@db.internal/parlo",
+        )
+        .env("PARLO_MASTER_KEYS", MASTER)
+        .env("PARLO_TOKEN_KEYS", TOKEN)
+        .env("PARLO_LOG", "info");
+    let (ok, out, err) = run_to_end(cmd);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("listen = \"127.0.0.1:9999\""),
+        "file value used:\n{out}"
+    );
+    assert!(
+        out.contains("log = \"info\""),
+        "environment overrides the file:\n{out}"
+    );
+    assert!(
+        out.contains("postgres://app:REDACTED@db.internal/parlo"),
+        "{out}"
+    );
+    for secret in ["db-password-7777", &MASTER[2..], &TOKEN[3..]] {
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "{secret} leaked:\n{out}\n{err}"
+        );
+    }
+    assert!(
+        out.contains("ids 1") && out.contains("ids k9"),
+        "key ids are shown:\n{out}"
+    );
+}
+
+#[test]
+fn help_explains_each_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = parlo(dir.path());
+    cmd.arg("--help");
+    let (ok, out, _) = run_to_end(cmd);
+    assert!(ok);
+    for s in [
+        "PARLO_DATABASE_URL",
+        "PARLO_PUBLIC_URL",
+        "PARLO_DATA_DIR",
+        "PARLO_ENV",
+        "PARLO_MASTER_KEYS",
+        "PARLO_TOKEN_KEYS",
+        "PARLO_MIGRATION_DATABASE_URL",
+    ] {
+        assert!(out.contains(s), "--help mentions {s}");
+    }
+}
+
+/// Secrets of every kind travel through the server (headers, bodies, query strings, config)
+/// at the most verbose log level; none may appear in anything the process writes.
+#[test]
+fn no_secret_reaches_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = parlo(dir.path());
+    cmd.env("PARLO_MASTER_KEYS", MASTER)
+        .env("PARLO_TOKEN_KEYS", TOKEN)
+        .env("PARLO_LOG", "trace");
+    let server = Server::start(cmd);
+    let bearer = "v1.eyJ3b3Jrc3BhY2UiOiJ4In0.c2lnbmF0dXJlLXNlY3JldA";
+    let cookie = "parlo_session=cookie-secret-4f2a9c";
+    let password = "correct horse battery staple";
+    let api_key = "mistral-key-9Zq8Xw7Vu6";
+    let query_token = "query-token-3e7d1b";
+    for path in ["/healthz", "/readyz", "/api/widget/v1/messages", "/login"] {
+        get(
+            &format!("{}{path}?token={query_token}", server.url),
+            &[
+                ("Authorization", &format!("Bearer {bearer}")),
+                ("Cookie", cookie),
+                ("X-Api-Key", api_key),
+            ],
+            Some(&format!(
+                r#"{{"password":"{password}","api_key":"{api_key}"}}"#
+            )),
+        );
+    }
+    let (out, err) = server.stop();
+    let all = format!("{out}\n{err}");
+    assert!(
+        all.contains("finished processing request"),
+        "requests were logged:\n{all}"
+    );
+    for secret in [
+        bearer,
+        "cookie-secret-4f2a9c",
+        password,
+        api_key,
+        query_token,
+        &MASTER[2..],
+        &TOKEN[3..],
+    ] {
+        assert!(!all.contains(secret), "{secret:?} reached the logs:\n{all}");
+    }
+}
+
+/// A start-up failure that mentions the database (here: refusing a superuser) must not
+/// print the password of its URL.
+#[test]
+fn startup_errors_do_not_leak_the_database_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = std::env::var("PARLO_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_password(Some("pg-pass-6b1f0e")).unwrap();
+    let mut cmd = parlo(dir.path());
+    cmd.env("PARLO_DATABASE_URL", url.as_str())
+        .env("PARLO_LOG", "trace");
+    let (ok, out, err) = run_to_end(cmd);
+    assert!(!ok, "a superuser connection is refused");
+    assert!(
+        err.contains("could bypass row-level security") || err.contains("not migrated"),
+        "{err}"
+    );
+    assert!(
+        !out.contains("pg-pass-6b1f0e") && !err.contains("pg-pass-6b1f0e"),
+        "{out}\n{err}"
+    );
+}
+
+#[test]
+fn render_writes_exactly_what_the_widget_would_insert() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let markdown = "# Title\n\nSee [docs](https://example.com) and $e^{i\\pi}+1=0$.\n\n<img src=x onerror=alert(1)>\n";
+    let mut child = parlo(dir.path())
+        .arg("render")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(markdown.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let html = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(html, parlo_render::render(markdown));
+    assert!(
+        html.contains("<math") && html.contains("rel=\"noopener noreferrer nofollow\""),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<img"),
+        "raw HTML is shown as text, never as markup: {html}"
+    );
+}

@@ -1,0 +1,119 @@
+//! Runs the real `parlo` binary for tests: start, wait for its URL, talk HTTP, stop.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_parlo");
+
+pub fn parlo(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PARLO_LISTEN", "127.0.0.1:0")
+        .env("PARLO_SHUTDOWN_GRACE_SECS", "2");
+    cmd
+}
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub stderr_lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts `cmd` and waits for the "serving on" line.
+    pub fn start(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("parlo: serving on ") {
+                        let url = rest
+                            .split_whitespace()
+                            .next()
+                            .unwrap()
+                            .trim_end_matches('/')
+                            .to_owned();
+                        return Server {
+                            child,
+                            url,
+                            stderr_lines: rx,
+                        };
+                    }
+                    seen.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("parlo did not start; stderr so far:\n{}", seen.join("\n"));
+                }
+            }
+        }
+    }
+
+    /// Sends SIGTERM, waits for a clean exit and returns (stdout, stderr).
+    pub fn stop(mut self) -> (String, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "parlo exits cleanly on SIGTERM: {status}");
+        let mut out = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        let err: Vec<String> = self.stderr_lines.try_iter().collect();
+        (out, err.join("\n"))
+    }
+}
+
+pub fn get(url: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, String) {
+    // A tiny HTTP/1.1 client keeps the test free of async machinery.
+    use std::io::Write;
+    let u = url::Url::parse(url).unwrap();
+    let mut s = std::net::TcpStream::connect((u.host_str().unwrap(), u.port().unwrap())).unwrap();
+    let path = match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_owned(),
+    };
+    let method = if body.is_some() { "POST" } else { "GET" };
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+        u.host_str().unwrap()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body.unwrap_or(""));
+    s.write_all(req.as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, resp)
+}
