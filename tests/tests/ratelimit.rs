@@ -1,0 +1,42 @@
+//! Rate limits counted in the database: enforced per key, and shared by separate processes'
+//! pools on one database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parlo::config::DatabaseUrl;
+use parlo::ratelimit::RateLimiter;
+use parlo::storage::{PgStore, Store, Timestamp};
+use parlo_tests::{PgTestDb, both_backends, test_store};
+
+both_backends! {
+    limit_applies_per_key_with_retry_after => |backend| async move {
+        let ts = test_store(backend).await;
+        let limiter = RateLimiter::new(ts.store.clone());
+        let window = Duration::from_secs(60);
+        for _ in 0..3 {
+            limiter.hit("ip:203.0.113.9", 3, window).await.unwrap();
+        }
+        let refused = limiter.hit("ip:203.0.113.9", 3, window).await.unwrap_err();
+        assert!((1..=60).contains(&refused.secs), "{refused:?}");
+        limiter.hit("ip:198.51.100.7", 3, window).await.expect("another key has its own budget");
+        // Expired windows are purged.
+        assert!(ts.store.purge_rate_limits(Timestamp::now().plus_secs(120)).await.unwrap() >= 2);
+        limiter.hit("ip:203.0.113.9", 3, window).await.expect("a purged window starts over");
+    };
+}
+
+#[tokio::test]
+async fn two_processes_share_one_limit_on_postgres() {
+    let db = PgTestDb::new().await;
+    let url = DatabaseUrl::new(db.app_url.clone());
+    // Two stores with their own pools stand for two `parlo serve` processes.
+    let one: Arc<dyn Store> = Arc::new(PgStore::connect(&url).await.unwrap());
+    let two: Arc<dyn Store> = Arc::new(PgStore::connect(&url).await.unwrap());
+    let (a, b) = (RateLimiter::new(one), RateLimiter::new(two));
+    let window = Duration::from_secs(60);
+    a.hit("conv:x", 2, window).await.unwrap();
+    b.hit("conv:x", 2, window).await.unwrap();
+    assert!(a.hit("conv:x", 2, window).await.is_err());
+    assert!(b.hit("conv:x", 2, window).await.is_err());
+}

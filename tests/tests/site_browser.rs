@@ -1,0 +1,255 @@
+//! The customer's main journey in headless Chromium, with axe-core over every main page:
+//! sign up, enable TOTP, log out and back in with a code, create a bot, store a key, read
+//! the pinned snippet, chat in the live preview (real widget, fake upstream), find that
+//! conversation in the logs and wipe it.
+
+use parlo::storage::*;
+use parlo_tests::Backend;
+use parlo_tests::browser::{Browser, spawn_app_at_public_url};
+use parlo_tests::fake_mistral::FakeMistral;
+use parlo_tests::host_page::Shadow;
+
+const PASSWORD: &str = "a long browser passphrase";
+
+fn totp_now(secret_b32: &str) -> String {
+    let raw = totp_rs::Secret::Encoded(secret_b32.to_owned())
+        .to_bytes()
+        .unwrap();
+    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, raw)
+        .unwrap()
+        .generate_current()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn main_journey_in_chromium() {
+    let mistral = FakeMistral::start().await;
+    mistral.set_reply_chunks(&["Yes, we ship to ", "**Austria** ", "in 3 days."]);
+    mistral.accept_key("sk-browser-test-key-9Q7Z");
+    let upstream = mistral.base_url.clone();
+    // The published widget in dist/ is served, so the preview below is the real widget.
+    let app = spawn_app_at_public_url(Backend::Sqlite, |s| {
+        s.mistral_base_url = Some(upstream);
+        s.security_contact = Some("mailto:security@example.com".into());
+    })
+    .await;
+    let b = Browser::start().await;
+    let url = |p: &str| app.url(p);
+
+    // Public pages.
+    b.goto(&url("/trust")).await;
+    b.assert_accessible("trust page").await;
+    b.goto(&url("/login")).await;
+    b.assert_accessible("login page").await;
+
+    // Sign up.
+    b.goto(&url("/signup")).await;
+    b.assert_accessible("sign-up page").await;
+    b.fill("#email", "lena@shop.example").await;
+    b.fill("#password", PASSWORD).await;
+    b.fill("#workspace", "Lena's Shop").await;
+    b.click_and_wait("form[action='/signup'] button[type=submit]", "/w/")
+        .await;
+    let path = b.path().await;
+    let t: TenantId = path[3..39].parse().unwrap();
+    assert!(b.text("main").await.contains("Welcome"));
+    b.assert_accessible("workspace home").await;
+
+    // Enable TOTP, reading the secret from the text alternative of the QR code.
+    b.goto(&url("/account")).await;
+    b.assert_accessible("account page").await;
+    b.click_and_wait("a[href='/account/mfa']", "/account/mfa")
+        .await;
+    b.assert_accessible("MFA enrolment page").await;
+    let secret = b.text("#totp-secret").await;
+    b.fill("#code", &totp_now(&secret)).await;
+    b.click("form[action='/account/mfa'] button[type=submit]")
+        .await;
+    b.client
+        .wait()
+        .for_element(fantoccini::Locator::Css("#recovery-codes"))
+        .await
+        .unwrap();
+    b.assert_accessible("recovery codes page").await;
+    assert_eq!(
+        b.client
+            .find_all(fantoccini::Locator::Css("#recovery-codes code"))
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+
+    // Log out, and back in with password and TOTP.
+    b.click_and_wait("form[action='/logout'] button", "/login")
+        .await;
+    b.fill("#email", "lena@shop.example").await;
+    b.fill("#password", PASSWORD).await;
+    b.click_and_wait("form[action='/login'] button[type=submit]", "/login/mfa")
+        .await;
+    b.assert_accessible("TOTP login page").await;
+    b.fill("#code", &totp_now(&secret)).await;
+    b.click_and_wait("form[action='/login/mfa'] button[type=submit]", "/app")
+        .await;
+    assert!(b.text("main").await.contains("Lena's Shop"));
+    b.assert_accessible("workspace list").await;
+
+    // Create a bot.
+    b.goto(&url(&format!("/w/{t}/bots/new"))).await;
+    b.assert_accessible("new bot form").await;
+    b.fill("#name", "Shop helper").await;
+    b.fill("#allowed_origins", "https://shop.example").await;
+    b.fill("#system_prompt", "You help customers of a shop.")
+        .await;
+    b.click_and_wait(
+        "form[action$='/bots'] button[type=submit]",
+        &format!("/w/{t}/bots/"),
+    )
+    .await;
+    let bot = app.store().bots(t).await.unwrap().remove(0);
+    assert_eq!(
+        bot.settings.allowed_origins[0].as_str(),
+        "https://shop.example"
+    );
+
+    // The embed page: rolling and pinned snippets, the CSP lines; the copy buttons appear
+    // once the site's script has run (they are hidden without JavaScript).
+    assert!(b.path().await.contains("/embed"));
+    b.assert_accessible("embed page").await;
+    let pinned = b.value("#snippet-v0\\.1\\.0").await;
+    assert!(
+        pinned.contains("/widget/v0.1.0.js")
+            && pinned.contains("integrity=\"sha384-")
+            && pinned.contains(&bot.public_id)
+            && pinned.contains("crossorigin=\"anonymous\""),
+        "{pinned}"
+    );
+    assert!(b.value("#snippet-rolling").await.contains("/widget.js"));
+    assert!(b.value("#snippet-csp").await.contains("'wasm-unsafe-eval'"));
+    let copy_visible = b
+        .client
+        .execute(
+            "return !document.querySelector('button[data-copy=\"snippet-v0.1.0\"]').hidden",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(copy_visible, serde_json::Value::Bool(true));
+
+    // Store the Mistral key; only its last four come back.
+    b.goto(&url(&format!("/w/{t}/keys"))).await;
+    b.assert_accessible("key page").await;
+    b.fill("#api_key", "sk-browser-test-key-9Q7Z").await;
+    b.click_and_wait(
+        "form[action$='/keys'] button[type=submit]",
+        &format!("/w/{t}/keys?notice"),
+    )
+    .await;
+    assert_eq!(b.text("#key-last-four").await, "…9Q7Z");
+    assert!(!b.text("main").await.contains("sk-browser-test"));
+
+    // The live preview page embeds the widget for this bot from this origin.
+    b.goto(&url(&format!("/w/{t}/bots/{}/preview", bot.id)))
+        .await;
+    let src = b
+        .client
+        .execute(
+            "return document.querySelector('script[data-bot]').getAttribute('data-bot')",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(src.as_str(), Some(bot.public_id.as_str()));
+
+    // …and it chats: the real widget, through this server, to the fake upstream.
+    let w = Shadow::new(&b.client);
+    w.wait_for_element("button").await;
+    w.click("button").await;
+    w.wait_for_element("textarea").await;
+    w.type_into("textarea", "Do you ship to Austria?").await;
+    w.press_enter().await;
+    w.wait_for(
+        "the streamed answer with its markdown",
+        "function () { const a = [...this.querySelectorAll('.msg.bot .md')].pop();\
+         return a && a.querySelector('strong') && a.textContent.includes('3 days') ? a.innerHTML : null; }",
+        &[],
+    )
+    .await;
+    let sent = mistral.requests();
+    assert_eq!(
+        sent.last().unwrap().authorization(),
+        Some("Bearer sk-browser-test-key-9Q7Z"),
+        "the preview chat used the stored key"
+    );
+
+    // The preview's conversation shows up in the logs, rendered.
+    let c = app
+        .store()
+        .conversations(
+            t,
+            &ConversationQuery {
+                bot_id: Some(bot.id),
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    b.goto(&url(&format!("/w/{t}/logs"))).await;
+    b.assert_accessible("chat logs").await;
+    b.click_and_wait("#conversations a", &format!("/w/{t}/logs/{}", c.id))
+        .await;
+    let transcript = b.text(".transcript").await;
+    assert!(
+        transcript.contains("Do you ship to Austria?") && transcript.contains("3 days"),
+        "{transcript}"
+    );
+    b.assert_accessible("conversation page").await;
+
+    // Wipe all logs of the workspace.
+    b.goto(&url(&format!("/w/{t}/logs"))).await;
+    b.click("#confirm").await;
+    b.click_and_wait(
+        "form[action$='/logs/wipe'] button[type=submit]",
+        &format!("/w/{t}/logs?notice"),
+    )
+    .await;
+    assert!(b.exists("#no-conversations").await);
+    assert!(app.store().conversation(t, c.id).await.unwrap().is_none());
+
+    // The remaining main pages.
+    for (path, what) in [
+        (format!("/w/{t}/members"), "members page"),
+        (format!("/w/{t}/settings"), "workspace settings"),
+        (format!("/w/{t}/audit"), "audit log"),
+        (format!("/w/{t}/bots/{}", bot.id), "bot settings"),
+        ("/settings/legal/toms".to_owned(), "TOMs"),
+        ("/settings/legal/dpa".to_owned(), "DPA"),
+    ] {
+        b.goto(&url(&path)).await;
+        b.assert_accessible(what).await;
+    }
+
+    b.close().await;
+    app.stop().await;
+}
+
+/// The accessibility check itself catches problems (so a clean result above means something).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axe_reports_violations_on_a_broken_page() {
+    let b = Browser::start().await;
+    b.goto("data:text/html,<html><body><input type=text><img src=x></body></html>")
+        .await;
+    let found: Vec<String> = b
+        .axe(&["serious", "critical"])
+        .await
+        .into_iter()
+        .map(|v| v.id)
+        .collect();
+    assert!(
+        found.contains(&"image-alt".to_owned()) && found.contains(&"label".to_owned()),
+        "{found:?}"
+    );
+    b.close().await;
+}

@@ -1,0 +1,342 @@
+//! One storage suite, run against both backends: SQLite in a temp dir and PostgreSQL in a
+//! fresh database cloned from a migrated template (connected as the RLS-bound app role).
+
+use parlo::storage::*;
+use parlo_tests::{both_backends, test_store};
+
+async fn user(store: &dyn Store, email: &str) -> User {
+    store
+        .create_user(&Email::parse(email).unwrap(), "$argon2id$dummy")
+        .await
+        .unwrap()
+}
+
+async fn workspace(store: &dyn Store, name: &str, owner: UserId) -> Workspace {
+    store
+        .create_workspace(&WorkspaceName::parse(name).unwrap(), owner)
+        .await
+        .unwrap()
+}
+
+fn bot_settings(name: &str) -> BotSettings {
+    BotSettings::parse(&BotInput {
+        name: name.into(),
+        greeting: "Hi! Ask me about **pricing**.".into(),
+        system_prompt: "You are helpful.".into(),
+        allowed_origins: "https://shop.example".into(),
+        retention_days: Some(30),
+        ..BotInput::default()
+    })
+    .unwrap()
+}
+
+/// Two tenants, each with a bot, a conversation with two messages, a key and an audit entry.
+struct World {
+    a: Workspace,
+    b: Workspace,
+    bot_a: Bot,
+    bot_b: Bot,
+    conv_a: Conversation,
+    conv_b: Conversation,
+}
+
+async fn world(store: &dyn Store) -> World {
+    let ann = user(store, "ann@a.example").await;
+    let bob = user(store, "bob@b.example").await;
+    let a = workspace(store, "Acme", ann.id).await;
+    let b = workspace(store, "Bolt", bob.id).await;
+    let bot_a = store
+        .create_bot(a.id, &bot_settings("Acme help"))
+        .await
+        .unwrap();
+    let bot_b = store
+        .create_bot(b.id, &bot_settings("Bolt help"))
+        .await
+        .unwrap();
+    let mut convs = Vec::new();
+    for (t, bot) in [(a.id, &bot_a), (b.id, &bot_b)] {
+        let c = store
+            .create_conversation(
+                t,
+                &NewConversation {
+                    bot_id: bot.id,
+                    origin: "https://shop.example".into(),
+                    resume_hash: vec![1; 32],
+                },
+            )
+            .await
+            .unwrap();
+        for (role, content) in [(MessageRole::User, "hello"), (MessageRole::Assistant, "hi")] {
+            store
+                .append_message(
+                    t,
+                    &NewMessage {
+                        conversation_id: c.id,
+                        role,
+                        content: content.into(),
+                        status: MessageStatus::Complete,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        store
+            .add_attachment(
+                t,
+                &NewAttachment {
+                    conversation_id: c.id,
+                    message_id: None,
+                    file_name: "scan.pdf".into(),
+                    content_type: "application/pdf".into(),
+                    size_bytes: 1234,
+                    sha256: vec![9; 32],
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .put_provider_key(
+                t,
+                &ProviderKey {
+                    provider: Provider::Mistral,
+                    sealed: SealedSecret {
+                        ciphertext: vec![5; 48],
+                        nonce: vec![6; 12],
+                        key_version: 1,
+                    },
+                    last_four: "wxyz".into(),
+                    updated_at: Timestamp::now(),
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .append_audit(
+                t,
+                &NewAuditEntry {
+                    actor: None,
+                    action: "bot.create".into(),
+                    target: bot.public_id.clone(),
+                    details: serde_json::json!({"name": bot.settings.name}),
+                },
+            )
+            .await
+            .unwrap();
+        convs.push(c);
+    }
+    let conv_b = convs.pop().unwrap();
+    let conv_a = convs.pop().unwrap();
+    World {
+        a,
+        b,
+        bot_a,
+        bot_b,
+        conv_a,
+        conv_b,
+    }
+}
+
+both_backends! {
+    workspace_owner_and_membership => |backend| async move {
+        let ts = test_store(backend).await;
+        let s = ts.store.as_ref();
+        let ann = user(s, "Ann@Example.com").await;
+        let w = workspace(s, "Acme", ann.id).await;
+        assert_eq!(s.workspace(w.id).await.unwrap().unwrap().name, "Acme");
+        let m = s.memberships_of(ann.id).await.unwrap();
+        assert_eq!(m, vec![Membership { tenant_id: w.id, user_id: ann.id, role: Role::Owner }]);
+        s.rename_workspace(w.id, &WorkspaceName::parse("Acme GmbH").unwrap()).await.unwrap();
+        assert_eq!(s.workspace(w.id).await.unwrap().unwrap().name, "Acme GmbH");
+        assert!(s.tenant_ids().await.unwrap().contains(&w.id));
+        let members = s.members(w.id).await.unwrap();
+        assert_eq!(members[0].email, "ann@example.com");
+    };
+
+    duplicate_email_is_a_conflict => |backend| async move {
+        let ts = test_store(backend).await;
+        let s = ts.store.as_ref();
+        user(s, "ann@example.com").await;
+        let err = s.create_user(&Email::parse("ANN@example.com").unwrap(), "x").await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    };
+
+    members_roles_change_and_removal => |backend| async move {
+        let ts = test_store(backend).await;
+        let s = ts.store.as_ref();
+        let ann = user(s, "ann@example.com").await;
+        let cid = user(s, "cid@example.com").await;
+        let w = workspace(s, "Acme", ann.id).await;
+        s.add_member(w.id, cid.id, Role::Member).await.unwrap();
+        assert!(matches!(s.add_member(w.id, cid.id, Role::Admin).await, Err(StoreError::Conflict(_))));
+        assert!(s.set_member_role(w.id, cid.id, Role::Admin).await.unwrap());
+        assert_eq!(s.memberships_of(cid.id).await.unwrap()[0].role, Role::Admin);
+        assert!(s.remove_member(w.id, cid.id).await.unwrap());
+        assert!(s.memberships_of(cid.id).await.unwrap().is_empty());
+    };
+
+    login_sessions_by_hash_and_expiry => |backend| async move {
+        let ts = test_store(backend).await;
+        let s = ts.store.as_ref();
+        let ann = user(s, "ann@example.com").await;
+        let live = s.create_login_session(&NewLoginSession {
+            user_id: ann.id, token_hash: vec![1; 32], mfa_verified: false,
+            expires_at: Timestamp::now().plus_secs(3600),
+        }).await.unwrap();
+        s.create_login_session(&NewLoginSession {
+            user_id: ann.id, token_hash: vec![2; 32], mfa_verified: true,
+            expires_at: Timestamp::now().plus_secs(-1),
+        }).await.unwrap();
+        assert_eq!(s.login_session(&[1; 32]).await.unwrap().unwrap().id, live.id);
+        assert!(s.login_session(&[2; 32]).await.unwrap().is_none(), "expired sessions are not returned");
+        s.mark_login_session_mfa(live.id).await.unwrap();
+        assert!(s.login_session(&[1; 32]).await.unwrap().unwrap().mfa_verified);
+        s.delete_login_session(&[1; 32]).await.unwrap();
+        assert!(s.login_session(&[1; 32]).await.unwrap().is_none());
+        assert_eq!(s.delete_user_sessions(ann.id).await.unwrap(), 1);
+    };
+
+    totp_secret_round_trips => |backend| async move {
+        let ts = test_store(backend).await;
+        let s = ts.store.as_ref();
+        let ann = user(s, "ann@example.com").await;
+        let sealed = SealedSecret { ciphertext: vec![1, 2, 3], nonce: vec![4; 12], key_version: 2 };
+        s.set_totp(ann.id, Some(&sealed)).await.unwrap();
+        assert_eq!(s.user(ann.id).await.unwrap().unwrap().totp, Some(sealed));
+        s.set_totp(ann.id, None).await.unwrap();
+        assert_eq!(s.user(ann.id).await.unwrap().unwrap().totp, None);
+    };
+
+    bots_are_created_updated_and_found_by_public_id => |backend| async move {
+        let ts = test_store(backend).await;
+        let s = ts.store.as_ref();
+        let w = world(s).await;
+        assert_eq!(Bot::tenant_of_public_id(&w.bot_a.public_id), Some(w.a.id));
+        let found = s.bot_by_public_id(w.a.id, &w.bot_a.public_id).await.unwrap().unwrap();
+        assert_eq!(found, w.bot_a);
+        let mut changed = bot_settings("Renamed");
+        changed.retention_days = 365;
+        let updated = s.update_bot(w.a.id, w.bot_a.id, &changed).await.unwrap();
+        assert_eq!(updated.settings, changed);
+        assert_eq!(s.bots(w.a.id).await.unwrap(), vec![updated]);
+    };
+
+    tenants_cannot_reach_each_others_rows => |backend| async move {
+        let ts = test_store(backend).await;
+        let s = ts.store.as_ref();
+        let w = world(s).await;
+        // Every read, update and delete with tenant A's scope and tenant B's ids misses.
+        assert!(s.bot(w.a.id, w.bot_b.id).await.unwrap().is_none());
+        assert!(s.bot_by_public_id(w.a.id, &w.bot_b.public_id).await.unwrap().is_none());
+        assert!(matches!(s.update_bot(w.a.id, w.bot_b.id, &bot_settings("x")).await, Err(StoreError::NotFound)));
+        assert!(!s.delete_bot(w.a.id, w.bot_b.id).await.unwrap());
+        assert!(s.conversation(w.a.id, w.conv_b.id).await.unwrap().is_none());
+        assert!(s.messages(w.a.id, w.conv_b.id).await.unwrap().is_empty());
+        assert!(s.attachments(w.a.id, w.conv_b.id).await.unwrap().is_empty());
+        assert!(!s.delete_conversation(w.a.id, w.conv_b.id).await.unwrap());
+        let err = s.append_message(w.a.id, &NewMessage {
+            conversation_id: w.conv_b.id, role: MessageRole::User,
+            content: "smuggled".into(), status: MessageStatus::Complete,
+        }).await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound), "{err:?}");
+        let b_msgs = s.messages(w.b.id, w.conv_b.id).await.unwrap();
+        assert!(matches!(
+            s.finish_message(w.a.id, b_msgs[1].id, &FinishedMessage {
+                content: "overwritten".into(), status: MessageStatus::Complete, usage: TokenUsage::default(),
+            }).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(s.conversations(w.a.id, &ConversationQuery { bot_id: Some(w.bot_b.id), before: None, limit: 50 }).await.unwrap().is_empty());
+        assert_eq!(s.bots(w.a.id).await.unwrap().len(), 1);
+        assert_eq!(s.audit_log(w.a.id, 10).await.unwrap().len(), 1);
+        assert!(s.members(w.a.id).await.unwrap().iter().all(|m| m.email == "ann@a.example"));
+        // And tenant B's data is untouched.
+        assert_eq!(s.messages(w.b.id, w.conv_b.id).await.unwrap()[1].content, "hi");
+        assert!(s.bot(w.b.id, w.bot_b.id).await.unwrap().is_some());
+    };
+
+    messages_record_status_and_usage => |backend| async move {
+        let ts = test_store(backend).await;
+        let s = ts.store.as_ref();
+        let w = world(s).await;
+        let pending = s.append_message(w.a.id, &NewMessage {
+            conversation_id: w.conv_a.id, role: MessageRole::Assistant,
+            content: String::new(), status: MessageStatus::Pending,
+        }).await.unwrap();
+        assert_eq!(pending.completed_at, None);
+        s.finish_message(w.a.id, pending.id, &FinishedMessage {
+            content: "partial ans".into(), status: MessageStatus::Interrupted,
+            usage: TokenUsage { prompt_tokens: Some(12), completion_tokens: Some(3) },
+        }).await.unwrap();
+        let msgs = s.messages(w.a.id, w.conv_a.id).await.unwrap();
+        assert_eq!(msgs.len(), 3);
+        assert_eq!(msgs.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(), ["hello", "hi", "partial ans"]);
+        let last = &msgs[2];
+        assert_eq!(last.status, MessageStatus::Interrupted);
+        assert_eq!((last.prompt_tokens, last.completion_tokens), (Some(12), Some(3)));
+        assert!(last.completed_at.is_some());
+        let conv = s.conversation(w.a.id, w.conv_a.id).await.unwrap().unwrap();
+        assert!(conv.last_activity_at >= conv.created_at);
+    };
+
+    provider_keys_upsert_and_delete => |backend| async move {
+        let ts = test_store(backend).await;
+        let s = ts.store.as_ref();
+        let w = world(s).await;
+        let mut k = s.provider_key(w.a.id, Provider::Mistral).await.unwrap().unwrap();
+        assert_eq!(k.last_four, "wxyz");
+        k.last_four = "abcd".into();
+        k.sealed.key_version = 2;
+        s.put_provider_key(w.a.id, &k).await.unwrap();
+        let again = s.provider_key(w.a.id, Provider::Mistral).await.unwrap().unwrap();
+        assert_eq!((again.last_four.as_str(), again.sealed.key_version), ("abcd", 2));
+        assert!(s.delete_provider_key(w.a.id, Provider::Mistral).await.unwrap());
+        assert!(s.provider_key(w.a.id, Provider::Mistral).await.unwrap().is_none());
+        assert!(s.provider_key(w.b.id, Provider::Mistral).await.unwrap().is_some());
+    };
+
+    retention_deletes_only_old_conversations_of_that_bot => |backend| async move {
+        let ts = test_store(backend).await;
+        let s = ts.store.as_ref();
+        let w = world(s).await;
+        let future = Timestamp::now().plus_secs(60);
+        assert_eq!(s.delete_conversations_before(w.a.id, w.bot_a.id, Timestamp(0)).await.unwrap(), 0);
+        assert_eq!(s.delete_conversations_before(w.a.id, w.bot_b.id, future).await.unwrap(), 0);
+        assert_eq!(s.delete_conversations_before(w.a.id, w.bot_a.id, future).await.unwrap(), 1);
+        assert!(s.messages(w.a.id, w.conv_a.id).await.unwrap().is_empty());
+        assert!(s.attachments(w.a.id, w.conv_a.id).await.unwrap().is_empty());
+        assert_eq!(s.messages(w.b.id, w.conv_b.id).await.unwrap().len(), 2);
+        assert_eq!(s.wipe_conversations(w.b.id, None).await.unwrap(), 1);
+    };
+
+    deleting_a_workspace_deletes_all_its_data => |backend| async move {
+        let ts = test_store(backend).await;
+        let s = ts.store.as_ref();
+        let w = world(s).await;
+        assert!(s.delete_workspace(w.a.id).await.unwrap());
+        assert!(s.workspace(w.a.id).await.unwrap().is_none());
+        assert!(s.bots(w.a.id).await.unwrap().is_empty());
+        assert!(s.messages(w.a.id, w.conv_a.id).await.unwrap().is_empty());
+        assert!(s.provider_key(w.a.id, Provider::Mistral).await.unwrap().is_none());
+        assert!(s.audit_log(w.a.id, 10).await.unwrap().is_empty());
+        assert!(!s.tenant_ids().await.unwrap().contains(&w.a.id));
+        // The other tenant keeps everything.
+        assert_eq!(s.bots(w.b.id).await.unwrap().len(), 1);
+        assert_eq!(s.audit_log(w.b.id, 10).await.unwrap().len(), 1);
+        assert_eq!(s.messages(w.b.id, w.conv_b.id).await.unwrap().len(), 2);
+    };
+
+    conversations_page_newest_first => |backend| async move {
+        let ts = test_store(backend).await;
+        let s = ts.store.as_ref();
+        let w = world(s).await;
+        let second = s.create_conversation(w.a.id, &NewConversation {
+            bot_id: w.bot_a.id, origin: "https://shop.example".into(), resume_hash: vec![2; 32],
+        }).await.unwrap();
+        let page = s.conversations(w.a.id, &ConversationQuery { bot_id: None, before: None, limit: 1 }).await.unwrap();
+        assert_eq!(page.len(), 1);
+        let all = s.conversations(w.a.id, &ConversationQuery { bot_id: Some(w.bot_a.id), before: None, limit: 10 }).await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(all[0].last_activity_at >= all[1].last_activity_at);
+        assert!(all.iter().any(|c| c.id == second.id));
+    };
+}
