@@ -6,11 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::crypto::sha256;
-use crate::storage::{Store, Timestamp};
+use crate::storage::{RateLimitHit, Store, Timestamp};
 
 #[derive(Clone)]
 pub struct RateLimiter {
     store: Arc<dyn Store>,
+}
+
+/// One limit to count a request against: at most `limit` requests per `window` for `key`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit<'a> {
+    pub key: &'a str,
+    pub limit: u32,
+    pub window: Duration,
 }
 
 /// The limit is reached; try again after this many seconds.
@@ -28,26 +36,50 @@ impl RateLimiter {
     /// current `window`. A database error lets the request through (and is logged): the
     /// request will meet the same database next and fail there with a clear error.
     pub async fn hit(&self, key: &str, limit: u32, window: Duration) -> Result<(), RetryAfter> {
-        let window_ms = i64::try_from(window.as_millis())
-            .unwrap_or(i64::MAX)
-            .max(1000);
+        self.hit_all(&[Limit { key, limit, window }]).await
+    }
+
+    /// Counts one request against each limit, in one database round trip, and refuses it
+    /// when any of them is exceeded (with the longest wait among those). Every counter is
+    /// incremented either way, as separate [`Self::hit`] calls would. Keys must differ.
+    pub async fn hit_all(&self, limits: &[Limit<'_>]) -> Result<(), RetryAfter> {
         let now = Timestamp::now();
-        let start = now.0 - now.0.rem_euclid(window_ms);
-        let expires = Timestamp(start + window_ms);
-        match self
-            .store
-            .hit_rate_limit(&sha256(key.as_bytes()), Timestamp(start), expires)
-            .await
-        {
-            Ok(count) if count > i64::from(limit) => {
-                let secs = ((expires.0 - now.0) as u64).div_ceil(1000).max(1);
-                Err(RetryAfter { secs })
-            }
-            Ok(_) => Ok(()),
+        let windows: Vec<(i64, Timestamp)> = limits
+            .iter()
+            .map(|l| {
+                let window_ms = i64::try_from(l.window.as_millis())
+                    .unwrap_or(i64::MAX)
+                    .max(1000);
+                let start = now.0 - now.0.rem_euclid(window_ms);
+                (start, Timestamp(start + window_ms))
+            })
+            .collect();
+        let hits: Vec<RateLimitHit> = limits
+            .iter()
+            .zip(&windows)
+            .map(|(l, &(start, expires_at))| RateLimitHit {
+                key_hash: sha256(l.key.as_bytes()),
+                window_start: Timestamp(start),
+                expires_at,
+            })
+            .collect();
+        let counts = match self.store.hit_rate_limits(&hits).await {
+            Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "rate limit check failed; allowing the request");
-                Ok(())
+                return Ok(());
             }
+        };
+        let wait = limits
+            .iter()
+            .zip(&windows)
+            .zip(counts)
+            .filter(|((l, _), count)| *count > i64::from(l.limit))
+            .map(|((_, &(_, expires)), _)| ((expires.0 - now.0) as u64).div_ceil(1000).max(1))
+            .max();
+        match wait {
+            Some(secs) => Err(RetryAfter { secs }),
+            None => Ok(()),
         }
     }
 }

@@ -151,7 +151,11 @@ async fn world(store: &dyn Store) -> World {
             .unwrap();
     }
     store
-        .hit_rate_limit(&[9; 32], Timestamp(0), Timestamp(60_000))
+        .hit_rate_limits(&[RateLimitHit {
+            key_hash: vec![9; 32],
+            window_start: Timestamp(0),
+            expires_at: Timestamp(60_000),
+        }])
         .await
         .unwrap();
     World {

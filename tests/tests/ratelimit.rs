@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parlo::config::DatabaseUrl;
-use parlo::ratelimit::RateLimiter;
+use parlo::ratelimit::{Limit, RateLimiter};
 use parlo::storage::{PgStore, Store, Timestamp};
 use parlo_tests::{PgTestDb, both_backends, test_store};
 
@@ -23,6 +23,23 @@ both_backends! {
         // Expired windows are purged.
         assert!(ts.store.purge_rate_limits(Timestamp::now().plus_secs(120)).await.unwrap() >= 2);
         limiter.hit("ip:203.0.113.9", 3, window).await.expect("a purged window starts over");
+    };
+
+    limits_counted_together_refuse_when_any_is_exceeded => |backend| async move {
+        let ts = test_store(backend).await;
+        let limiter = RateLimiter::new(ts.store.clone());
+        let minute = Duration::from_secs(60);
+        let both = |ip_limit| [
+            Limit { key: "ip:203.0.113.9", limit: ip_limit, window: minute },
+            Limit { key: "conv:1", limit: 2, window: minute },
+        ];
+        limiter.hit_all(&both(10)).await.unwrap();
+        limiter.hit_all(&both(10)).await.unwrap();
+        // The conversation's third request is one too many, though the IP has room.
+        assert!(limiter.hit_all(&both(10)).await.is_err());
+        // Both counters moved every time: the IP has now been counted three times.
+        limiter.hit("ip:203.0.113.9", 4, minute).await.unwrap();
+        assert!(limiter.hit("ip:203.0.113.9", 4, minute).await.is_err());
     };
 }
 

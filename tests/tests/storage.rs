@@ -136,6 +136,23 @@ async fn world(store: &dyn Store) -> World {
     }
 }
 
+fn turn(bot: BotId, conversation: ConversationId, content: &str) -> NewTurn {
+    NewTurn {
+        bot,
+        conversation,
+        content: content.into(),
+        provider: Provider::Mistral,
+        context: 40,
+    }
+}
+
+fn started(s: TurnStart) -> Turn {
+    match s {
+        TurnStart::Started(t) => *t,
+        other => panic!("expected a started turn, got {other:?}"),
+    }
+}
+
 both_backends! {
     workspace_owner_and_membership => |backend| async move {
         let ts = test_store(backend).await;
@@ -338,5 +355,92 @@ both_backends! {
         assert_eq!(all.len(), 2);
         assert!(all[0].last_activity_at >= all[1].last_activity_at);
         assert!(all.iter().any(|c| c.id == second.id));
+    };
+
+    a_turn_stores_question_and_pending_answer_and_reads_everything_in_one_go => |backend| async move {
+        let ts = test_store(backend).await;
+        let s = ts.store.as_ref();
+        let w = world(s).await;
+        let t = started(s.begin_turn(w.a.id, &turn(w.bot_a.id, w.conv_a.id, "Do you ship?")).await.unwrap());
+        assert_eq!(t.bot.id, w.bot_a.id);
+        assert_eq!(t.bot.settings.system_prompt, "You are helpful.");
+        assert_eq!(t.key.as_ref().map(|k| k.last_four.as_str()), Some("wxyz"));
+        assert_eq!(t.key.as_ref().unwrap().sealed.ciphertext, vec![5; 48]);
+        // Context: the earlier exchange, then the new question; the pending answer is not in it.
+        let ctx: Vec<_> = t.context.iter().map(|m| (m.role, m.content.as_str())).collect();
+        assert_eq!(ctx, vec![
+            (MessageRole::User, "hello"),
+            (MessageRole::Assistant, "hi"),
+            (MessageRole::User, "Do you ship?"),
+        ]);
+        assert_eq!(t.context.last().unwrap().id, t.user_message.id);
+        // Both rows are stored: the question complete, the answer pending and empty.
+        let stored = s.messages(w.a.id, w.conv_a.id).await.unwrap();
+        let last_two: Vec<_> = stored[stored.len() - 2..].iter().map(|m| (m.id, m.role, m.status, m.content.as_str())).collect();
+        assert_eq!(last_two, vec![
+            (t.user_message.id, MessageRole::User, MessageStatus::Complete, "Do you ship?"),
+            (t.answer, MessageRole::Assistant, MessageStatus::Pending, ""),
+        ]);
+        // A tenant without a stored key gets none.
+        let solo = workspace(s, "Solo", user(s, "solo@example.com").await.id).await;
+        let bot = s.create_bot(solo.id, &bot_settings("Solo")).await.unwrap();
+        let c = s.create_conversation(solo.id, &NewConversation {
+            bot_id: bot.id, origin: "https://shop.example".into(), resume_hash: vec![2; 32],
+        }).await.unwrap();
+        let t = started(s.begin_turn(solo.id, &turn(bot.id, c.id, "hi")).await.unwrap());
+        assert!(t.key.is_none());
+        assert_eq!(t.context.len(), 1);
+    };
+
+    a_turn_reads_only_the_latest_usable_context => |backend| async move {
+        let ts = test_store(backend).await;
+        let s = ts.store.as_ref();
+        let w = world(s).await;
+        for (status, content) in [
+            (MessageStatus::Failed, "failed answer"),
+            (MessageStatus::Interrupted, "partial answer"),
+            (MessageStatus::Complete, ""),
+        ] {
+            s.append_message(w.a.id, &NewMessage {
+                conversation_id: w.conv_a.id, role: MessageRole::Assistant, content: content.into(), status,
+            }).await.unwrap();
+        }
+        let mut t = turn(w.bot_a.id, w.conv_a.id, "and now?");
+        t.context = 3;
+        let got = started(s.begin_turn(w.a.id, &t).await.unwrap());
+        let ctx: Vec<_> = got.context.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(ctx, vec!["hi", "partial answer", "and now?"], "failed, empty and pending messages are not context");
+    };
+
+    a_refused_turn_stores_nothing => |backend| async move {
+        let ts = test_store(backend).await;
+        let s = ts.store.as_ref();
+        let w = world(s).await;
+        let count = |t, c| async move { s.messages(t, c).await.unwrap().len() };
+        // Another tenant's bot and conversation are invisible, whatever ids are asked for.
+        assert!(matches!(s.begin_turn(w.a.id, &turn(w.bot_b.id, w.conv_b.id, "x")).await.unwrap(), TurnStart::NoBot));
+        assert!(matches!(s.begin_turn(w.a.id, &turn(w.bot_a.id, w.conv_b.id, "x")).await.unwrap(), TurnStart::NoConversation));
+        assert_eq!(count(w.b.id, w.conv_b.id).await, 2, "tenant b's conversation is untouched");
+        s.set_suspended(w.a.id, Some(Timestamp::now())).await.unwrap();
+        assert!(matches!(s.begin_turn(w.a.id, &turn(w.bot_a.id, w.conv_a.id, "x")).await.unwrap(), TurnStart::Suspended));
+        assert_eq!(count(w.a.id, w.conv_a.id).await, 2, "a suspended workspace stores nothing");
+        s.set_suspended(w.a.id, None).await.unwrap();
+        let other = s.create_bot(w.a.id, &bot_settings("Acme other")).await.unwrap();
+        assert!(s.delete_bot(w.a.id, other.id).await.unwrap());
+        assert!(matches!(s.begin_turn(w.a.id, &turn(other.id, w.conv_a.id, "x")).await.unwrap(), TurnStart::NoBot));
+        assert_eq!(count(w.a.id, w.conv_a.id).await, 2, "a deleted bot stores nothing");
+        assert!(s.delete_conversation(w.a.id, w.conv_a.id).await.unwrap());
+        assert!(matches!(s.begin_turn(w.a.id, &turn(w.bot_a.id, w.conv_a.id, "x")).await.unwrap(), TurnStart::NoConversation));
+        assert_eq!(count(w.a.id, w.conv_a.id).await, 0);
+    };
+
+    rate_limit_counters_are_hit_together_and_counted_apart => |backend| async move {
+        let ts = test_store(backend).await;
+        let s = ts.store.as_ref();
+        let hit = |k: u8| RateLimitHit { key_hash: vec![k; 32], window_start: Timestamp(60_000), expires_at: Timestamp(120_000) };
+        assert_eq!(s.hit_rate_limits(&[hit(1), hit(2)]).await.unwrap(), vec![1, 1]);
+        assert_eq!(s.hit_rate_limits(&[hit(2), hit(1)]).await.unwrap(), vec![2, 2]);
+        assert_eq!(s.hit_rate_limits(&[hit(3), hit(1)]).await.unwrap(), vec![1, 3]);
+        assert_eq!(s.hit_rate_limits(&[]).await.unwrap(), Vec::<i64>::new());
     };
 }

@@ -9,9 +9,14 @@ use crate::storage::{Store, TenantId};
 pub async fn refuse_if_suspended(store: &dyn Store, t: TenantId) -> Result<(), AppError> {
     match store.suspended_at(t).await? {
         None => Ok(()),
-        Some(_) => Err(AppError::Forbidden(
-            "workspace_suspended",
-            "This assistant is currently unavailable: its workspace has been suspended.".into(),
-        )),
+        Some(_) => Err(suspended_error()),
     }
+}
+
+/// The refusal for a suspended workspace (for callers that learned it another way).
+pub fn suspended_error() -> AppError {
+    AppError::Forbidden(
+        "workspace_suspended",
+        "This assistant is currently unavailable: its workspace has been suspended.".into(),
+    )
 }

@@ -194,6 +194,11 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes every conversation of the tenant (optionally of one bot); returns how many.
     async fn wipe_conversations(&self, t: TenantId, bot: Option<BotId>) -> StoreResult<u64>;
     async fn append_message(&self, t: TenantId, m: &NewMessage) -> StoreResult<Message>;
+    /// Starts a chat turn in one transaction: refuses a suspended workspace or a deleted
+    /// bot, stores the user's message and an empty `pending` answer in the conversation, and
+    /// reads the bot, the latest context and the tenant's provider key. This is the whole
+    /// database cost of a turn before its upstream call.
+    async fn begin_turn(&self, t: TenantId, turn: &NewTurn) -> StoreResult<TurnStart>;
     /// Sets the final content and state of a message that was stored `pending`.
     async fn finish_message(
         &self,
@@ -214,14 +219,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Attachment>>;
 
     // -- rate limits (global counters, keys hashed) --
-    /// Adds one to the counter of `key_hash` in the window starting at `window_start` and
-    /// returns the new count. `expires_at` is when the row may be purged.
-    async fn hit_rate_limit(
-        &self,
-        key_hash: &[u8],
-        window_start: Timestamp,
-        expires_at: Timestamp,
-    ) -> StoreResult<i64>;
+    /// Adds one to each counter (one statement, one transaction) and returns the new counts
+    /// in the order of `hits`. The key hashes must be distinct.
+    async fn hit_rate_limits(&self, hits: &[RateLimitHit]) -> StoreResult<Vec<i64>>;
     async fn purge_rate_limits(&self, now: Timestamp) -> StoreResult<u64>;
 
     // -- audit log (append-only) --

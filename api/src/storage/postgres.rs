@@ -64,13 +64,19 @@ impl PgStore {
         &self.pool
     }
 
+    /// `BEGIN` and the transaction-local tenant in one round trip (one simple-query message).
+    /// The id is interpolated, not bound: a formatted UUID is hex digits and dashes only.
     async fn tenant_tx(&self, t: TenantId) -> StoreResult<Transaction<'static, Postgres>> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-            .bind(t.0.to_string())
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+        let begin = format!(
+            "BEGIN; SELECT set_config('app.tenant_id', '{}', true)",
+            t.0.hyphenated()
+        );
+        Ok(self.pool.begin_with(begin).await?)
+    }
+
+    /// The same as [`Self::tenant_tx`]: PostgreSQL locks rows as they are written.
+    async fn tenant_write_tx(&self, t: TenantId) -> StoreResult<Transaction<'static, Postgres>> {
+        self.tenant_tx(t).await
     }
 
     async fn user_tx(&self, u: UserId) -> StoreResult<Transaction<'static, Postgres>> {
@@ -89,11 +95,10 @@ impl PgStore {
     /// For counters whose last increments may be lost in a crash (rate limits): the commit
     /// does not wait for the WAL flush, so a hot counter row is not held through an fsync.
     async fn counter_tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+        Ok(self
+            .pool
+            .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+            .await?)
     }
 
     async fn ping_db(&self) -> StoreResult<()> {

@@ -1,6 +1,9 @@
 //! Every query of the product, written once and instantiated for both backends by
 //! [`impl_store!`]. A backend provides only how a unit of work begins:
 //! - `tenant_tx(t)`: a transaction scoped to tenant `t` (PostgreSQL sets `app.tenant_id`);
+//! - `tenant_write_tx(t)`: the same for work that reads before it writes (SQLite takes the
+//!   write lock at `BEGIN`);
+//! - `counter_tx()`: a global transaction whose commit may be lost in a crash (rate limits);
 //! - `user_tx(u)`: a transaction that may read user `u`'s own memberships;
 //! - `global_tx()`: a transaction with no tenant (global tables only).
 //!
@@ -114,7 +117,7 @@ pub(super) fn parse_role(s: &str) -> StoreResult<Role> {
     Role::parse(s).map_err(|_| corrupt("memberships.role"))
 }
 
-fn corrupt(what: &str) -> StoreError {
+pub(super) fn corrupt(what: &str) -> StoreError {
     StoreError::Database(sqlx::Error::Decode(
         format!("unexpected value in {what}").into(),
     ))
@@ -173,6 +176,47 @@ pub(super) struct ProviderKeyRow {
     pub key_version: i32,
     pub last_four: String,
     pub updated_at: Timestamp,
+}
+
+/// The bot of a turn with its workspace's suspension and the tenant's provider key.
+#[derive(sqlx::FromRow)]
+pub(super) struct TurnHeadRow {
+    #[sqlx(flatten)]
+    pub bot: BotRow,
+    pub suspended_at: Option<Timestamp>,
+    pub key_ciphertext: Option<Vec<u8>>,
+    pub key_nonce: Option<Vec<u8>>,
+    pub key_version: Option<i32>,
+    pub key_last_four: Option<String>,
+    pub key_updated_at: Option<Timestamp>,
+}
+
+impl TurnHeadRow {
+    pub fn key(&mut self, provider: Provider) -> Option<ProviderKey> {
+        Some(ProviderKey {
+            provider,
+            sealed: SealedSecret {
+                ciphertext: self.key_ciphertext.take()?,
+                nonce: self.key_nonce.take()?,
+                key_version: self.key_version?,
+            },
+            last_four: self.key_last_four.take()?,
+            updated_at: self.key_updated_at?,
+        })
+    }
+}
+
+/// `INSERT INTO rate_limits … VALUES ($1, $2, 1, $3), ($4, $5, 1, $6), …` for `n` hits.
+pub(super) fn rate_limit_upsert(n: usize) -> String {
+    let values: Vec<String> = (0..n)
+        .map(|i| format!("(${}, ${}, 1, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+        .collect();
+    format!(
+        "INSERT INTO rate_limits (key_hash, window_start, count, expires_at) VALUES {} \
+         ON CONFLICT (key_hash, window_start) DO UPDATE SET count = rate_limits.count + 1 \
+         RETURNING key_hash, count",
+        values.join(", ")
+    )
 }
 
 #[derive(sqlx::FromRow)]
@@ -364,8 +408,8 @@ impl From<UsageRow> for super::WorkspaceUsage {
     }
 }
 
-/// Implements [`super::Store`] for a backend type that has `tenant_tx`, `user_tx`,
-/// `global_tx`, `counter_tx`, `ping_db` and `BACKEND`.
+/// Implements [`super::Store`] for a backend type that has `tenant_tx`, `tenant_write_tx`,
+/// `user_tx`, `global_tx`, `counter_tx`, `ping_db` and `BACKEND`.
 macro_rules! impl_store {
     ($store:ty) => {
         #[async_trait::async_trait]
@@ -867,6 +911,68 @@ macro_rules! impl_store {
                 row.into_message()
             }
 
+            async fn begin_turn(&self, t: TenantId, turn: &NewTurn) -> StoreResult<TurnStart> {
+                let now = Timestamp::now();
+                // Writes follow reads here, so SQLite takes the write lock up front.
+                let mut tx = self.tenant_write_tx(t).await?;
+                let head = sqlx::query_as::<_, TurnHeadRow>(&format!(
+                    "SELECT b.*, w.suspended_at, k.ciphertext AS key_ciphertext, k.nonce AS key_nonce, \
+                     k.key_version AS key_version, k.last_four AS key_last_four, k.updated_at AS key_updated_at \
+                     FROM (SELECT {BOT_COLUMNS} FROM bots WHERE tenant_id = $1 AND id = $2) b \
+                     JOIN workspaces w ON w.id = b.tenant_id \
+                     LEFT JOIN provider_keys k ON k.tenant_id = b.tenant_id AND k.provider = $3"))
+                    .bind(t).bind(turn.bot).bind(turn.provider.as_str())
+                    .fetch_optional(&mut *tx).await?;
+                // Returning early drops `tx`, which rolls back: a refused turn stores nothing.
+                let Some(mut head) = head else { return Ok(TurnStart::NoBot) };
+                if head.suspended_at.is_some() {
+                    return Ok(TurnStart::Suspended);
+                }
+                let touched = sqlx::query("UPDATE conversations SET last_activity_at = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(t).bind(turn.conversation).bind(now).execute(&mut *tx).await?.rows_affected();
+                if touched == 0 {
+                    return Ok(TurnStart::NoConversation);
+                }
+                // UUIDv7: the answer's id sorts after the question's within the same millisecond.
+                let (question, answer) = (MessageId::new(), MessageId::new());
+                sqlx::query(&format!(
+                    "INSERT INTO messages (tenant_id, {MESSAGE_COLUMNS}) VALUES \
+                     ($1, $2, $4, $5, $6, $7, NULL, NULL, $10, $10), \
+                     ($1, $3, $4, $8, '', $9, NULL, NULL, $10, NULL)"))
+                    .bind(t).bind(question).bind(answer).bind(turn.conversation)
+                    .bind(MessageRole::User.as_str()).bind(&turn.content).bind(MessageStatus::Complete.as_str())
+                    .bind(MessageRole::Assistant.as_str()).bind(MessageStatus::Pending.as_str()).bind(now)
+                    .execute(&mut *tx).await?;
+                let rows = sqlx::query_as::<_, MessageRow>(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND conversation_id = $2 \
+                     AND status IN ($3, $4) AND content <> '' ORDER BY created_at DESC, id DESC LIMIT $5"))
+                    .bind(t).bind(turn.conversation)
+                    .bind(MessageStatus::Complete.as_str()).bind(MessageStatus::Interrupted.as_str())
+                    .bind(i64::from(turn.context.max(1)))
+                    .fetch_all(&mut *tx).await?;
+                tx.commit().await?;
+                let context = rows.into_iter().rev().map(MessageRow::into_message).collect::<StoreResult<Vec<_>>>()?;
+                let user_message = Message {
+                    id: question,
+                    conversation_id: turn.conversation,
+                    role: MessageRole::User,
+                    content: turn.content.clone(),
+                    status: MessageStatus::Complete,
+                    prompt_tokens: None,
+                    completion_tokens: None,
+                    created_at: now,
+                    completed_at: Some(now),
+                };
+                let key = head.key(turn.provider);
+                Ok(TurnStart::Started(Box::new(Turn {
+                    bot: head.bot.into_bot()?,
+                    user_message,
+                    answer,
+                    context,
+                    key,
+                })))
+            }
+
             async fn finish_message(&self, t: TenantId, id: MessageId, f: &FinishedMessage) -> StoreResult<()> {
                 let mut tx = self.tenant_tx(t).await?;
                 let n = sqlx::query(
@@ -912,15 +1018,26 @@ macro_rules! impl_store {
                 Ok(rows.into_iter().map(Into::into).collect())
             }
 
-            async fn hit_rate_limit(&self, key_hash: &[u8], window_start: Timestamp, expires_at: Timestamp) -> StoreResult<i64> {
+            async fn hit_rate_limits(&self, hits: &[RateLimitHit]) -> StoreResult<Vec<i64>> {
+                if hits.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let sql = rate_limit_upsert(hits.len());
+                let mut q = sqlx::query_as::<_, (Vec<u8>, i32)>(&sql);
+                for h in hits {
+                    q = q.bind(&h.key_hash).bind(h.window_start).bind(h.expires_at);
+                }
                 let mut tx = self.counter_tx().await?;
-                let n: i32 = sqlx::query_scalar(
-                    "INSERT INTO rate_limits (key_hash, window_start, count, expires_at) VALUES ($1, $2, 1, $3) \
-                     ON CONFLICT (key_hash, window_start) DO UPDATE SET count = rate_limits.count + 1 \
-                     RETURNING count")
-                    .bind(key_hash).bind(window_start).bind(expires_at).fetch_one(&mut *tx).await?;
+                let rows = q.fetch_all(&mut *tx).await?;
                 tx.commit().await?;
-                Ok(i64::from(n))
+                hits.iter()
+                    .map(|h| {
+                        rows.iter()
+                            .find(|(k, _)| *k == h.key_hash)
+                            .map(|(_, n)| i64::from(*n))
+                            .ok_or(StoreError::NotFound)
+                    })
+                    .collect()
             }
 
             async fn purge_rate_limits(&self, now: Timestamp) -> StoreResult<u64> {

@@ -63,6 +63,13 @@ impl SqliteStore {
         self.begin().await
     }
 
+    /// For units of work that read and then write: `BEGIN IMMEDIATE` takes the write lock
+    /// first, so the transaction cannot fail with `SQLITE_BUSY` when it upgrades from reading
+    /// to writing (the busy timeout covers waiting for the lock, not an upgrade).
+    async fn tenant_write_tx(&self, _t: TenantId) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     async fn user_tx(&self, _u: UserId) -> StoreResult<Transaction<'static, Sqlite>> {
         self.begin().await
     }

@@ -452,6 +452,51 @@ pub struct ProviderKey {
     pub updated_at: Timestamp,
 }
 
+/// One chat turn as it starts: what the end user wrote, and how much context to read back.
+#[derive(Debug, Clone)]
+pub struct NewTurn {
+    pub bot: BotId,
+    pub conversation: ConversationId,
+    pub content: String,
+    pub provider: Provider,
+    /// At most this many earlier messages (complete or interrupted, non-empty) come back.
+    pub context: u32,
+}
+
+/// How [`NewTurn`] ended; only `Started` stored anything.
+#[derive(Debug)]
+pub enum TurnStart {
+    Started(Box<Turn>),
+    /// The workspace is suspended; nothing was stored.
+    Suspended,
+    /// The bot no longer exists; nothing was stored.
+    NoBot,
+    /// The conversation was cleared or expired; nothing was stored.
+    NoConversation,
+}
+
+/// A started turn: the user's message and an empty `pending` answer are stored.
+#[derive(Debug)]
+pub struct Turn {
+    pub bot: Bot,
+    pub user_message: Message,
+    /// The `pending` assistant message the answer is finished into.
+    pub answer: MessageId,
+    /// The latest usable messages, oldest first, ending with `user_message`.
+    pub context: Vec<Message>,
+    /// The tenant's stored key for the turn's provider, if any.
+    pub key: Option<ProviderKey>,
+}
+
+/// One hit on a rate-limit counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitHit {
+    pub key_hash: Vec<u8>,
+    pub window_start: Timestamp,
+    /// When the counter row may be purged.
+    pub expires_at: Timestamp,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewConversation {
     pub bot_id: BotId,

@@ -154,11 +154,16 @@ impl FromRequestParts<AppState> for WidgetAuth {
     }
 }
 
+/// The rate-limit key of an end user's IP (hashed before it is stored).
+pub fn ip_limit_key(ip: ClientIp) -> String {
+    format!("widget-ip:{}", ip.0)
+}
+
 pub async fn limit_ip(state: &AppState, ip: ClientIp) -> AppResult<()> {
     state
         .limiter
         .hit(
-            &format!("widget-ip:{}", ip.0),
+            &ip_limit_key(ip),
             state.config.rate_limit_ip_per_minute,
             Duration::from_secs(60),
         )

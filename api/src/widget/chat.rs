@@ -1,8 +1,10 @@
 //! Sending a message and streaming the answer; OCR attachments.
 //!
 //! Order of events for one turn, each step durable before the next:
-//! 1. the user's message is stored (before any upstream call);
-//! 2. an empty assistant message is stored as `pending`;
+//! 1. both rate-limit counters (end user's IP, conversation) are counted in one round trip;
+//! 2. one transaction ([`Store::begin_turn`]) refuses a suspended workspace or a deleted bot,
+//!    stores the user's message and an empty `pending` assistant message (before any upstream
+//!    call), and reads the bot, the latest 40 usable messages and the tenant's key;
 //! 3. a driver task streams the upstream answer into an SSE channel, accumulating it;
 //! 4. the assistant message is finished as `complete` (with token usage), `interrupted`
 //!    (stream broke or the end user left: the partial answer is kept) or `failed` (no answer).
@@ -24,18 +26,19 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::api::{WidgetAuth, limit_ip};
+use super::api::{WidgetAuth, ip_limit_key};
 use super::client_ip::ClientIp;
 use crate::app::AppState;
 use crate::crypto::{self, Purpose, sha256};
 use crate::error::{ApiJson, AppError, AppResult};
 use crate::mistral::{ChatEvent, ChatMessage, ChatRequest, OcrInput, Role, UpstreamError};
+use crate::ratelimit::Limit;
 use crate::storage::*;
 
 /// Longest message an end user may send, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 4000;
 /// How many earlier messages are sent upstream as context.
-const CONTEXT_MESSAGES: usize = 40;
+const CONTEXT_MESSAGES: u32 = 40;
 pub const MAX_ATTACHMENT_BYTES: usize = 10 * 1024 * 1024;
 
 #[derive(Deserialize)]
@@ -44,14 +47,24 @@ pub struct SendRequest {
     content: String,
 }
 
-async fn limit_conversation(state: &AppState, conversation: ConversationId) -> AppResult<()> {
+/// The end user's IP and conversation limits, counted in one round trip.
+async fn limit_turn(state: &AppState, ip: ClientIp, conversation: ConversationId) -> AppResult<()> {
+    let minute = Duration::from_secs(60);
+    let (ip_key, conversation_key) = (ip_limit_key(ip), format!("widget-conv:{conversation}"));
     state
         .limiter
-        .hit(
-            &format!("widget-conv:{conversation}"),
-            state.config.rate_limit_conversation_per_minute,
-            Duration::from_secs(60),
-        )
+        .hit_all(&[
+            Limit {
+                key: &ip_key,
+                limit: state.config.rate_limit_ip_per_minute,
+                window: minute,
+            },
+            Limit {
+                key: &conversation_key,
+                limit: state.config.rate_limit_conversation_per_minute,
+                window: minute,
+            },
+        ])
         .await
         .map_err(|r| AppError::RateLimited {
             retry_after_secs: r.secs,
@@ -95,10 +108,15 @@ impl Failure {
     }
 }
 
-/// The tenant's own key, else the operator's platform key, else `NoKey`.
-async fn api_key(state: &AppState, t: TenantId) -> Result<SecretString, Failure> {
-    match state.store.provider_key(t, Provider::Mistral).await {
-        Ok(Some(k)) => crypto::open(
+/// The tenant's own key (as read with the turn), else the operator's platform key, else
+/// `NoKey`.
+fn api_key(
+    state: &AppState,
+    t: TenantId,
+    stored: Option<ProviderKey>,
+) -> Result<SecretString, Failure> {
+    match stored {
+        Some(k) => crypto::open(
             &state.keys.master,
             Purpose::ProviderKey(t, Provider::Mistral),
             &k.sealed,
@@ -107,21 +125,22 @@ async fn api_key(state: &AppState, t: TenantId) -> Result<SecretString, Failure>
             tracing::error!(tenant = %t, error = %e, "a stored provider key cannot be opened");
             Failure::NoKey
         }),
-        Ok(None) => state
+        None => state
             .config
             .platform_mistral_key
             .clone()
             .ok_or(Failure::NoKey),
-        Err(e) => {
-            tracing::error!(error = %e, "reading the provider key failed");
-            Failure::Storage.into_err()
-        }
     }
 }
 
-impl Failure {
-    fn into_err<T>(self) -> Result<T, Failure> {
-        Err(self)
+/// Reads the tenant's key on its own (for OCR, which has no turn).
+async fn stored_api_key(state: &AppState, t: TenantId) -> Result<SecretString, Failure> {
+    match state.store.provider_key(t, Provider::Mistral).await {
+        Ok(k) => api_key(state, t, k),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the provider key failed");
+            Err(Failure::Storage)
+        }
     }
 }
 
@@ -135,8 +154,7 @@ pub async fn send_message(
     WidgetAuth(claims): WidgetAuth,
     ApiJson(req): ApiJson<SendRequest>,
 ) -> AppResult<Response> {
-    limit_ip(&state, ip).await?;
-    limit_conversation(&state, claims.conversation).await?;
+    limit_turn(&state, ip, claims.conversation).await?;
     let content = req.content.trim();
     if content.is_empty() {
         return Err(AppError::Invalid("Type a message first.".into()));
@@ -147,31 +165,38 @@ pub async fn send_message(
         )));
     }
     let t = claims.tenant;
-    // Tokens live up to 15 minutes; a suspension takes effect at once.
-    crate::lifecycle::suspension::refuse_if_suspended(state.store.as_ref(), t).await?;
-    let bot = state.store.bot(t, claims.bot).await?.ok_or_else(|| {
-        AppError::NotFound("unknown_bot", "This assistant no longer exists.".into())
-    })?;
-    // 1. The user's words are stored before anything can fail upstream (this also finds out
-    // whether the conversation still exists).
-    append_user_message(&state, &claims, content.to_owned()).await?;
-    let history = state.store.messages(t, claims.conversation).await?;
-    let request = chat_request(&bot, &history);
-    // 2. The answer's row exists before the first token.
-    let pending = state
+    // One transaction: refuse a suspended workspace (tokens live up to 15 minutes, a
+    // suspension takes effect at once) or a deleted bot; store the user's words and the
+    // answer's pending row before anything can fail upstream; read bot, context and key.
+    let turn = match state
         .store
-        .append_message(
+        .begin_turn(
             t,
-            &NewMessage {
-                conversation_id: claims.conversation,
-                role: MessageRole::Assistant,
-                content: String::new(),
-                status: MessageStatus::Pending,
+            &NewTurn {
+                bot: claims.bot,
+                conversation: claims.conversation,
+                content: content.to_owned(),
+                provider: Provider::Mistral,
+                context: CONTEXT_MESSAGES,
             },
         )
-        .await?;
+        .await?
+    {
+        TurnStart::Started(turn) => *turn,
+        TurnStart::Suspended => return Err(crate::lifecycle::suspension::suspended_error()),
+        TurnStart::NoBot => {
+            return Err(AppError::NotFound(
+                "unknown_bot",
+                "This assistant no longer exists.".into(),
+            ));
+        }
+        TurnStart::NoConversation => return Err(conversation_gone()),
+    };
+    let request = chat_request(&turn.bot, turn.context);
+    let key = api_key(&state, t, turn.key);
+    let pending = turn.answer;
     let (tx, rx) = mpsc::channel::<Event>(64);
-    tokio::spawn(drive_answer(state, t, pending.id, request, tx));
+    tokio::spawn(drive_answer(state, t, pending, key, request, tx));
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>);
     let mut resp = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
@@ -213,35 +238,24 @@ async fn append_user_message(
     }
 }
 
-fn chat_request(bot: &Bot, history: &[Message]) -> ChatRequest {
-    let mut messages = Vec::new();
+/// The upstream request: the bot's system prompt, then the context the store read back
+/// (already limited to the latest usable messages, oldest first).
+fn chat_request(bot: &Bot, context: Vec<Message>) -> ChatRequest {
+    let mut messages = Vec::with_capacity(context.len() + 1);
     if !bot.settings.system_prompt.is_empty() {
         messages.push(ChatMessage {
             role: Role::System,
             content: bot.settings.system_prompt.clone(),
         });
     }
-    let usable: Vec<&Message> = history
-        .iter()
-        .filter(|m| {
-            matches!(
-                m.status,
-                MessageStatus::Complete | MessageStatus::Interrupted
-            ) && !m.content.is_empty()
-        })
-        .collect();
-    let start = usable.len().saturating_sub(CONTEXT_MESSAGES);
-    for m in &usable[start..] {
-        let role = match m.role {
+    messages.extend(context.into_iter().map(|m| ChatMessage {
+        role: match m.role {
             MessageRole::User => Role::User,
             MessageRole::Assistant => Role::Assistant,
             MessageRole::System => Role::System,
-        };
-        messages.push(ChatMessage {
-            role,
-            content: m.content.clone(),
-        });
-    }
+        },
+        content: m.content,
+    }));
     ChatRequest {
         model: bot.settings.model.clone(),
         messages,
@@ -258,13 +272,14 @@ async fn drive_answer(
     state: AppState,
     t: TenantId,
     message: MessageId,
+    key: Result<SecretString, Failure>,
     request: ChatRequest,
     tx: mpsc::Sender<Event>,
 ) {
     let mut answer = String::new();
     let mut usage = TokenUsage::default();
     let ending = async {
-        let key = match api_key(&state, t).await {
+        let key = match key {
             Ok(k) => k,
             Err(f) => return Ending::Failed(f),
         };
@@ -386,8 +401,7 @@ async fn upload_attachment(
     WidgetAuth(claims): WidgetAuth,
     mut multipart: Multipart,
 ) -> AppResult<Response> {
-    limit_ip(&state, ip).await?;
-    limit_conversation(&state, claims.conversation).await?;
+    limit_turn(&state, ip, claims.conversation).await?;
     let too_large = || AppError::PayloadTooLarge;
     let mut file = None;
     while let Some(field) = multipart.next_field().await.map_err(|e| {
@@ -438,7 +452,7 @@ async fn upload_attachment(
             },
         )
         .await?;
-    let key = api_key(&state, t)
+    let key = stored_api_key(&state, t)
         .await
         .map_err(|f| AppError::Upstream(f.code(), f.message()))?;
     let text = state
