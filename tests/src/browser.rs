@@ -161,20 +161,33 @@ impl Browser {
     }
 
     /// Clicks and waits until the page at a path starting with `path_prefix` has loaded.
+    /// Clicks something that navigates, and waits until a *new* document has loaded at
+    /// `path_prefix`. The old document is marked before the click, so a path that already
+    /// matches (a form on `/bots/new` posting to `/bots`) cannot end the wait before the
+    /// navigation has happened.
     pub async fn click_and_wait(&self, css: &str, path_prefix: &str) {
+        self.client
+            .execute("window.__parloOldDocument = true", vec![])
+            .await
+            .unwrap();
         self.click(css).await;
         self.wait_for_path(path_prefix).await;
     }
 
+    /// Waits until the current document is complete, is not one marked by
+    /// [`Browser::click_and_wait`], and its path (with query) starts with `path_prefix`.
     pub async fn wait_for_path(&self, path_prefix: &str) {
         for _ in 0..100 {
             let ready = self
                 .client
-                .execute("return document.readyState", vec![])
+                .execute(
+                    "return document.readyState === 'complete' && !window.__parloOldDocument",
+                    vec![],
+                )
                 .await
                 .ok()
-                .and_then(|v| v.as_str().map(str::to_owned));
-            if self.path().await.starts_with(path_prefix) && ready.as_deref() == Some("complete") {
+                .and_then(|v| v.as_bool());
+            if ready == Some(true) && self.path().await.starts_with(path_prefix) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
