@@ -34,6 +34,10 @@ pub const GLOBAL_TABLES: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// A few connections with `synchronous_commit = off` for rate-limit counters only: one
+    /// autocommit statement per hit, whose commit does not wait for the WAL flush. These
+    /// connections never set a tenant and touch no tenant table.
+    counters: PgPool,
 }
 
 fn options(url: &DatabaseUrl) -> anyhow::Result<PgConnectOptions> {
@@ -57,7 +61,18 @@ impl PgStore {
             .with_context(|| format!("connecting to {}", url.redacted()))?;
         check_role_cannot_bypass_rls(&pool).await?;
         check_migrated(&pool).await?;
-        Ok(Self { pool })
+        let counters = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(conn, "SET synchronous_commit = off")
+                        .await
+                        .map(drop)
+                })
+            })
+            .connect_lazy_with(options(url)?);
+        Ok(Self { pool, counters })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -92,13 +107,11 @@ impl PgStore {
         Ok(self.pool.begin().await?)
     }
 
-    /// For counters whose last increments may be lost in a crash (rate limits): the commit
-    /// does not wait for the WAL flush, so a hot counter row is not held through an fsync.
-    async fn counter_tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
-        Ok(self
-            .pool
-            .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
-            .await?)
+    /// For counters whose last increments may be lost in a crash (rate limits): a single
+    /// autocommit statement (one round trip, the row locked only inside the server) whose
+    /// commit does not wait for the WAL flush.
+    fn counter_pool(&self) -> &PgPool {
+        &self.counters
     }
 
     async fn ping_db(&self) -> StoreResult<()> {

@@ -3,7 +3,8 @@
 //! - `tenant_tx(t)`: a transaction scoped to tenant `t` (PostgreSQL sets `app.tenant_id`);
 //! - `tenant_write_tx(t)`: the same for work that reads before it writes (SQLite takes the
 //!   write lock at `BEGIN`);
-//! - `counter_tx()`: a global transaction whose commit may be lost in a crash (rate limits);
+//! - `counter_pool()`: where rate-limit counters run as single autocommit statements (on
+//!   PostgreSQL their commits may be lost in a crash);
 //! - `user_tx(u)`: a transaction that may read user `u`'s own memberships;
 //! - `global_tx()`: a transaction with no tenant (global tables only).
 //!
@@ -409,7 +410,7 @@ impl From<UsageRow> for super::WorkspaceUsage {
 }
 
 /// Implements [`super::Store`] for a backend type that has `tenant_tx`, `tenant_write_tx`,
-/// `user_tx`, `global_tx`, `counter_tx`, `ping_db` and `BACKEND`.
+/// `user_tx`, `global_tx`, `counter_pool`, `ping_db` and `BACKEND`.
 macro_rules! impl_store {
     ($store:ty) => {
         #[async_trait::async_trait]
@@ -1027,9 +1028,7 @@ macro_rules! impl_store {
                 for h in hits {
                     q = q.bind(&h.key_hash).bind(h.window_start).bind(h.expires_at);
                 }
-                let mut tx = self.counter_tx().await?;
-                let rows = q.fetch_all(&mut *tx).await?;
-                tx.commit().await?;
+                let rows = q.fetch_all(self.counter_pool()).await?;
                 hits.iter()
                     .map(|h| {
                         rows.iter()

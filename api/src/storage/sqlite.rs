@@ -78,8 +78,9 @@ impl SqliteStore {
         self.begin().await
     }
 
-    async fn counter_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.begin().await
+    /// Rate-limit counters: one autocommit statement, no explicit transaction.
+    fn counter_pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     async fn ping_db(&self) -> StoreResult<()> {
