@@ -113,6 +113,8 @@ pub struct LoginPage {
 #[template(path = "login_mfa.html")]
 pub struct LoginMfaPage {
     pub chrome: Chrome,
+    /// An invitation to return to once the second factor is checked (validated by the caller).
+    pub invite: String,
 }
 
 #[derive(Template)]

@@ -596,6 +596,23 @@ both_backends! {
         let t = app.store().memberships_of(user.id).await.unwrap()[0].tenant_id;
         let actions: Vec<String> = app.store().audit_log(t, 100).await.unwrap().into_iter().map(|e| e.action).collect();
         assert!(actions.contains(&"mfa.enable".to_owned()) && actions.contains(&"login.success".to_owned()), "{actions:?}");
+
+        // Accepting an invitation by logging in keeps the invitation through the second factor.
+        let hal = Visitor::new(&app);
+        let th = hal.signup("hal@h.example", "Hal").await;
+        let csrf = hal.csrf(&format!("/w/{th}/members")).await;
+        let body = hal.post(&format!("/w/{th}/invitations"), &csrf, &[("role", "member")]).await.text().await.unwrap();
+        let token = text_of(&body, "invite-link").rsplit('/').next().unwrap().to_owned();
+        v.logout().await;
+        let csrf = v.csrf(&format!("/login?invite={token}")).await;
+        let r = v.post("/login", &csrf, &[("email", "gus@g.example"), ("password", PASSWORD), ("invite", &token)]).await;
+        assert_eq!(location(&r), format!("/login/mfa?invite={token}"));
+        let (_, page) = v.page(&location(&r)).await;
+        assert_eq!(field(&page, "invite").as_deref(), Some(token.as_str()));
+        let csrf = field(&page, "csrf").unwrap();
+        let r = v.post("/login/mfa", &csrf, &[("code", &recovery[1]), ("invite", &token)]).await;
+        assert_eq!(location(&r), format!("/invite/{token}"));
+        assert_eq!(v.get(&format!("/invite/{token}")).await.status(), 200, "the invitation opens for the now logged-in user");
         app.stop().await;
     };
 

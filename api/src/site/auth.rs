@@ -302,7 +302,9 @@ async fn login(
         audit_user(&state, &user, "login.success", json!({"mfa": false})).await;
     }
     let cookie = session::start(&state, &user, false).await?;
-    let to = if mfa {
+    let to = if mfa && !invite.is_empty() {
+        format!("/login/mfa?invite={invite}")
+    } else if mfa {
         "/login/mfa".to_owned()
     } else if !invite.is_empty() {
         format!("/invite/{invite}")
@@ -312,19 +314,23 @@ async fn login(
     Ok(with_cookie(see_other(&to), Some(cookie)))
 }
 
-async fn mfa_page(PendingMfa(s): PendingMfa) -> Response {
+async fn mfa_page(PendingMfa(s): PendingMfa, Query(q): Query<InviteQuery>) -> Response {
     render(&LoginMfaPage {
         chrome: Chrome {
             title: "Two-factor authentication".into(),
             csrf: s.csrf.clone(),
             ..Chrome::default()
         },
+        invite: clean_invite(&q.invite),
     })
 }
 
 #[derive(Deserialize)]
 struct CodeForm {
     code: String,
+    /// The invitation the user was accepting when they logged in, if any.
+    #[serde(default)]
+    invite: String,
 }
 
 /// Checks a TOTP code (each time step accepted once) or uses up a recovery code.
@@ -385,6 +391,7 @@ async fn mfa_submit(
                     ),
                     ..Chrome::default()
                 },
+                invite: clean_invite(&form.invite),
             },
         ));
     };
@@ -395,7 +402,13 @@ async fn mfa_submit(
         .await?;
     let cookie = session::start(&state, &s.user, true).await?;
     audit_user(&state, &s.user, "login.success", json!({"mfa": method})).await;
-    Ok(with_cookie(see_other("/app"), Some(cookie)))
+    let invite = clean_invite(&form.invite);
+    let to = if invite.is_empty() {
+        "/app".to_owned()
+    } else {
+        format!("/invite/{invite}")
+    };
+    Ok(with_cookie(see_other(&to), Some(cookie)))
 }
 
 #[derive(Deserialize)]
