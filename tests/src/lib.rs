@@ -296,8 +296,12 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Like [`spawn_app`], letting the test adjust the settings first.
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_on(TestDb::new(backend).await, adjust).await
+}
+
+/// [`spawn_app_with`] on a database prepared by the caller (e.g. with its own settings).
+pub async fn spawn_app_on(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let data = tempfile::tempdir().unwrap();
-    let db = TestDb::new(backend).await;
     let mut settings = Settings {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         data_dir: Some(data.path().to_owned()),
