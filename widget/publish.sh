@@ -3,8 +3,8 @@
 #
 #   widget/publish.sh
 #
-# Builds the main module (parlo-widget, without KaTeX) and the math module (parlo-math)
-# for wasm32 with the size-first `wasm-release` profile, runs wasm-bindgen (the exact
+# Builds the main module (parlo-widget: UI, API client), the markdown module
+# (parlo-markdown: markdown + sanitiser) and the math module (parlo-math: KaTeX) for wasm32 with the size-first `wasm-release` profile, runs wasm-bindgen (the exact
 # version the crates pin; installed if missing) and wasm-opt -Oz (when available), then
 # runs `parlo-publish`, which bakes hashes into the loader, precompresses every file and
 # records the release in dist/manifest.json. Refuses to overwrite a published version.
@@ -29,6 +29,14 @@ if [ -e "dist/widget/v$version" ] || grep -q "\"$version\": {" dist/manifest.jso
   exit 1
 fi
 vid="v${version//./_}"
+# The lazily loaded modules are published with the widget and carry its version.
+for toml in widget/markdown/Cargo.toml widget/math/Cargo.toml; do
+  module_version=$(sed -n 's/^version = "\([^"]*\)"$/\1/p' "$toml" | head -n1)
+  [ "$module_version" = "$version" ] || {
+    echo "publish: $toml has version $module_version, widget/app has $version" >&2
+    exit 1
+  }
+done
 
 # wasm-bindgen's CLI must match the wasm-bindgen crate exactly.
 bindgen_version=$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' widget/app/Cargo.toml)
@@ -65,15 +73,15 @@ if [ "${PARLO_WIDGET_IDNA:-ascii}" = ascii ]; then
   cargo update --quiet -p idna_adapter --precise 1.0.0
 fi
 
-# Two builds, not one: a shared build would unify parlo-render's features and link KaTeX
-# into the main module.
-for crate in parlo-widget parlo-math; do
+# One build per module, not one shared build: a shared build would unify parlo-render's
+# features and link KaTeX into the markdown module.
+for crate in parlo-widget parlo-markdown parlo-math; do
   echo "publish: building $crate (wasm-release)" >&2
   CARGO_TARGET_DIR=$wasm_target_dir "${wasm_cargo[@]}" build --locked -p "$crate" \
     --profile wasm-release --target wasm32-unknown-unknown
 done
 cp "$staging/Cargo.lock.workspace" Cargo.lock
-for module in parlo_widget parlo_math; do
+for module in parlo_widget parlo_markdown parlo_math; do
   wasm-bindgen --target no-modules --no-modules-global "${module}_$vid" --no-typescript \
     --out-dir "$staging" "$wasm_target_dir/wasm32-unknown-unknown/wasm-release/$module.wasm"
 done

@@ -162,6 +162,11 @@ const GREETING_RENDERED: &str = "function () {\
 async fn open_and_wait_for_greeting(w: &Shadow) -> Value {
     w.wait_for_element("button").await;
     w.click("button").await;
+    open_greeting_rendered(w).await
+}
+
+/// Waits until the open panel shows the greeting fully rendered.
+async fn open_greeting_rendered(w: &Shadow) -> Value {
     let g = w
         .wait_for(
             "the greeting with <strong> and <math>",
@@ -326,23 +331,22 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pinned_embed_whose_wasm_was_altered_on_disk_is_refused() {
+/// A server whose copy of dist/ has one byte of the newest bundle's `file` flipped, and a
+/// page of its site with the pinned embed (the manifest's integrity for the loader). The
+/// file's precompressed siblings go, so the server has only the altered file to send
+/// whatever the browser accepts.
+async fn setup_with_altered_file(file: &str) -> (Setup, tempfile::TempDir) {
     let (version, integrity) = published(&dist());
-    // A copy of dist/ with one byte of the main module flipped. Its precompressed siblings
-    // go, so the server has only the altered file to send whatever the browser accepts.
     let tampered = tempfile::tempdir().unwrap();
     copy_dir(&dist(), tampered.path());
-    let wasm = tampered
-        .path()
-        .join(format!("widget/v{version}/parlo_widget_bg.wasm"));
-    let mut bytes = std::fs::read(&wasm).unwrap();
+    let path = tampered.path().join(format!("widget/v{version}/{file}"));
+    let mut bytes = std::fs::read(&path).unwrap();
     let original = bytes.clone();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
-    std::fs::write(&wasm, &bytes).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
     for ext in ["br", "gz"] {
-        let _ = std::fs::remove_file(wasm.with_file_name(format!("parlo_widget_bg.wasm.{ext}")));
+        let _ = std::fs::remove_file(path.with_file_name(format!("{file}.{ext}")));
     }
 
     let s = Setup::with_dist(Backend::Sqlite, tampered.path().to_owned()).await;
@@ -351,10 +355,7 @@ async fn pinned_embed_whose_wasm_was_altered_on_disk_is_refused() {
     let served = s
         .app
         .client
-        .get(
-            s.app
-                .url(&format!("/widget/v{version}/parlo_widget_bg.wasm")),
-        )
+        .get(s.app.url(&format!("/widget/v{version}/{file}")))
         .header("accept-encoding", "gzip, deflate, br, zstd")
         .send()
         .await
@@ -372,6 +373,12 @@ async fn pinned_embed_whose_wasm_was_altered_on_disk_is_refused() {
             &s.pinned_embed(&version, &integrity),
         )),
     );
+    (s, tampered)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_embed_whose_wasm_was_altered_on_disk_is_refused() {
+    let (s, _dist) = setup_with_altered_file("parlo_widget_bg.wasm").await;
     s.goto(&s.site.url("/pinned")).await;
     // The loader itself is intact, so its launcher shows…
     s.w.wait_for_element("button").await;
@@ -400,6 +407,142 @@ async fn pinned_embed_whose_wasm_was_altered_on_disk_is_refused() {
         "the console names the refused file and the integrity check:\n{log}"
     );
     assert_eq!(s.conversations().await, 0, "no session was started");
+    s.close().await;
+}
+
+/// The last assistant message's `.md`: its text, whether it shows as text (`.text`), and
+/// whether any markup from the answer became elements.
+const LAST_ANSWER: &str = "function () { const a = this.querySelectorAll('.msg.bot .md');\
+    if (a.length < 2) return null; const m = a[a.length - 1];\
+    return {text: m.textContent, as_text: !!m.querySelector('.text'),\
+      elements: [...m.querySelectorAll('strong, b, em, math, code')].map(e => e.tagName)}; }";
+
+/// Sends `question` and waits until the last answer contains `end` (it has streamed in).
+async fn ask_and_wait_for(s: &Setup, question: &str, end: &str) -> Value {
+    s.w.type_into("textarea", question).await;
+    s.w.press_enter().await;
+    s.w.wait_for(
+        "the answer",
+        &format!(
+            "function (end) {{ const a = ({LAST_ANSWER}).call(this);\
+             return a && a.text.includes(end) && !this.querySelector('.msg.bot .quiet') && a; }}"
+        ),
+        &[json!(end)],
+    )
+    .await
+}
+
+/// The greeting as the markdown source it is, shown as text.
+const GREETING_AS_TEXT: &str = "function () {\
+    const md = this.querySelector('.panel:not([hidden]) .msg.bot .md');\
+    return md && md.querySelector('.text') && !md.querySelector('strong, math') && md.textContent; }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_embed_whose_markdown_module_was_altered_on_disk_shows_answers_only_as_text() {
+    let (s, _dist) = setup_with_altered_file("parlo_markdown_bg.wasm").await;
+    s.fake
+        .set_reply_chunks(&["<b>raw</b> and **bold**", " — done."]);
+    s.goto(&s.site.url("/pinned")).await;
+    s.w.wait_for_element("button").await;
+    s.w.click("button").await;
+    // The main module is intact, so the widget opens; the greeting's markdown needs the
+    // markdown module, which the browser refuses, so the greeting stays text.
+    let log = wait_for_console(&s, "parlo_markdown_bg.wasm").await;
+    assert!(
+        log.contains("integrity"),
+        "the console names the refused file and the integrity check:\n{log}"
+    );
+    let greeting =
+        s.w.wait_for("the greeting as text", GREETING_AS_TEXT, &[])
+            .await;
+    assert_eq!(greeting, "Hello! Ask me about **anything**, even $x^2$.");
+    // An answer shows as the text it is: nothing the model wrote becomes an element.
+    let answer = ask_and_wait_for(&s, "Hi", "done").await;
+    assert_eq!(
+        answer["text"], "<b>raw</b> and **bold** — done.",
+        "{answer}"
+    );
+    assert_eq!(answer["as_text"], true, "{answer}");
+    assert_eq!(answer["elements"], json!([]), "{answer}");
+    assert_eq!(
+        s.w.count(".msg math, .msg script, .msg b, .msg strong")
+            .await,
+        0,
+        "no markup from answers in the widget:\n{}",
+        s.w.html().await
+    );
+    s.close().await;
+}
+
+/// Holds back the page's requests for the markdown module until `__releaseMarkdown()`
+/// (the loader fetches with the page's `fetch`); `__markdownAsked` says one was made.
+const HOLD_MARKDOWN: &str = "<script>(() => { const fetch = window.fetch; let release;\
+    const gate = new Promise(r => { release = r; });\
+    window.__releaseMarkdown = release; window.__markdownAsked = false;\
+    window.fetch = function (url, init) {\
+      if (String(url).includes('parlo_markdown_bg.wasm')) {\
+        window.__markdownAsked = true; return gate.then(() => fetch.call(window, url, init)); }\
+      return fetch.apply(window, arguments); }; })();</script>";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answer_streamed_before_the_markdown_module_is_in_shows_as_text_then_renders() {
+    let s = Setup::new(Backend::Sqlite).await;
+    s.fake
+        .set_reply_chunks(&["Sure: **bo", "ld** and <b>raw</b>", " — done."]);
+    s.site.set_page(
+        "/",
+        Page::html(page_html("Shop", HOLD_MARKDOWN, &s.rolling_embed())),
+    );
+    s.goto(&s.site.url("/")).await;
+    s.w.wait_for_element("button").await;
+    s.w.click("button").await;
+    let greeting =
+        s.w.wait_for("the greeting as text", GREETING_AS_TEXT, &[])
+            .await;
+    assert_eq!(greeting, "Hello! Ask me about **anything**, even $x^2$.");
+    let asked = s
+        .browser
+        .client
+        .execute("return window.__markdownAsked;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        asked,
+        json!(true),
+        "a greeting with markdown asks for the module"
+    );
+
+    let answer = ask_and_wait_for(&s, "Hi", "done").await;
+    assert_eq!(
+        answer["text"], "Sure: **bold** and <b>raw</b> — done.",
+        "{answer}"
+    );
+    assert_eq!(answer["as_text"], true, "{answer}");
+    assert_eq!(answer["elements"], json!([]), "{answer}");
+
+    // The module comes in: the greeting and the answer are rendered (and sanitised).
+    s.browser
+        .client
+        .execute("window.__releaseMarkdown();", vec![])
+        .await
+        .unwrap();
+    open_greeting_rendered(&s.w).await;
+    let rendered =
+        s.w.wait_for(
+            "the answer rendered",
+            &format!(
+                "function () {{ const a = ({LAST_ANSWER}).call(this);\
+                 return a && !a.as_text && a.elements.length && a; }}"
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(rendered["elements"], json!(["STRONG"]), "{rendered}");
+    assert_eq!(
+        rendered["text"].as_str().map(str::trim),
+        Some("Sure: bold and <b>raw</b> — done."),
+        "{rendered}"
+    );
     s.close().await;
 }
 
@@ -615,6 +758,7 @@ async fn network_log_shows_no_request_to_any_origin_but_parlos() {
     for expected in [
         "/widget.js",
         "parlo_widget_bg.wasm",
+        "parlo_markdown_bg.wasm",
         "parlo_math_bg.wasm",
         "/api/widget/v1/session",
         "/api/widget/v1/messages",

@@ -107,6 +107,14 @@
     });
   }
 
+  // Handed to the widget: it asks for the markdown module (parser and sanitiser) once there
+  // is an answer to render or the visitor starts typing, and resolves with its namespace.
+  function markdown() {
+    return load("parlo_markdown", function () {
+      return typeof parlo_markdown___PARLO_VID__ != "undefined" && parlo_markdown___PARLO_VID__;
+    });
+  }
+
   // Handed to the widget: it asks for the math module only when an answer has a formula.
   function math() {
     return load("parlo_math", function () {
@@ -123,7 +131,7 @@
     button.setAttribute("aria-busy", "true");
     widget()
       .then(function (w) {
-        w.start(root, ORIGIN, bot, lang, true, math);
+        w.start(root, ORIGIN, bot, lang, true, math, markdown);
       })
       .catch(function (e) {
         started = false;

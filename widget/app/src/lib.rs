@@ -4,7 +4,8 @@
 //! element and its *closed* shadow root, verifies and instantiates this module, and calls
 //! [`start`] with that shadow root; the app then renders only inside it. The API origin is
 //! whatever the loader passes (its own script origin); nothing in the page can change it.
-//! This crate never builds KaTeX in: math comes from the separately loaded math module.
+//! This crate links no markdown parser, sanitiser or KaTeX: answers are rendered by the
+//! separately loaded markdown module (`parlo-markdown`), formulas by the math module.
 
 pub mod api;
 pub mod i18n;
@@ -20,7 +21,8 @@ use crate::i18n::Lang;
 /// Takes over the loader's shadow root and shows the widget.
 ///
 /// `lang` is the embed's `data-lang` (if any); `open` says the visitor already clicked the
-/// launcher; `load_math` returns a promise of the math module's `render_math(tex, display)`.
+/// launcher; `load_math` returns a promise of the math module's `render_math(tex, display)`,
+/// `load_markdown` a promise of the markdown module's namespace (see [`render`]).
 #[wasm_bindgen]
 pub fn start(
     root: web_sys::ShadowRoot,
@@ -29,6 +31,7 @@ pub fn start(
     lang: Option<String>,
     open: bool,
     load_math: js_sys::Function,
+    load_markdown: js_sys::Function,
 ) -> Result<(), JsValue> {
     let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
     let document = window
@@ -57,6 +60,7 @@ pub fn start(
         lang,
         open,
         load_math,
+        load_markdown,
     };
     leptos::mount::mount_to(mount.clone(), move || ui::widget(config, mount)).forget();
     Ok(())

@@ -1,9 +1,11 @@
 //! The widget's view and behaviour: launcher, chat panel, message list, composer, errors.
 //!
 //! Owns the widget's state (signals), focus management and everything the visitor can do
-//! (open, close, send, attach, retry, start over). HTML from answers reaches the DOM only as
-//! the output of `render`, which sanitises it; everything else is text. It never talks HTTP
-//! itself (`api` does) and never renders markdown itself (`render` does).
+//! (open, close, send, attach, retry, start over), and when the lazily loaded modules are
+//! fetched. HTML from answers reaches the DOM only as the output of the markdown module
+//! (through `render`), which sanitises it; everything else, including an answer shown
+//! before that module is in, is text. It never talks HTTP itself (`api` does) and never
+//! renders markdown itself.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -18,7 +20,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::api::{ApiError, Client, StreamEvent};
 use crate::i18n::{Lang, Text};
-use crate::render::{self, JsMath};
+use crate::render::{self, Markdown, Streaming};
 
 /// What the loader hands over.
 pub struct Config {
@@ -27,6 +29,7 @@ pub struct Config {
     pub lang: Lang,
     pub open: bool,
     pub load_math: js_sys::Function,
+    pub load_markdown: js_sys::Function,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +39,8 @@ enum Role {
     Note,
 }
 
-/// One entry of the message list. `blocks` hold sanitised HTML, each with a unique key.
+/// One entry of the message list. `blocks` hold sanitised HTML, each with a unique key;
+/// while `rendered` is false (the markdown module is not in yet) `content` shows as text.
 #[derive(Clone, Copy)]
 struct Msg {
     key: u32,
@@ -44,6 +48,7 @@ struct Msg {
     content: RwSignal<String>,
     blocks: RwSignal<Vec<(u32, Arc<str>)>>,
     tail: RwSignal<Arc<str>>,
+    rendered: RwSignal<bool>,
     streaming: RwSignal<bool>,
     interrupted: RwSignal<bool>,
 }
@@ -56,18 +61,30 @@ enum Retry {
     Clear,
 }
 
-enum MathState {
+/// A lazily loaded module: the markdown module's exports or the math module's function.
+enum Lazy<T> {
     Idle,
     Loading,
-    Ready(JsMath),
+    Ready(T),
     Failed,
+}
+
+impl<T: Clone> Lazy<T> {
+    fn ready(&self) -> Option<T> {
+        match self {
+            Lazy::Ready(m) => Some(m.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// The parts of the state that are not reactive (JS handles, the HTTP client).
 struct Inner {
     client: Client,
     load_math: js_sys::Function,
-    math: RefCell<MathState>,
+    math: RefCell<Lazy<js_sys::Function>>,
+    load_markdown: js_sys::Function,
+    markdown: RefCell<Lazy<Markdown>>,
     retry: RefCell<Option<Retry>>,
     next_key: Cell<u32>,
 }
@@ -120,24 +137,35 @@ impl Chat {
         }
     }
 
+    /// Adds a message. A finished answer is rendered if the markdown module is in; if not, it
+    /// shows as text, and unless it reads the same as text the module is fetched now.
     fn push(self, role: Role, content: &str, streaming: bool) -> Msg {
-        let blocks = if role == Role::Assistant && !streaming {
-            vec![(self.key(), render::message(content, self.math().as_ref()))]
-        } else {
-            Vec::new()
-        };
+        let answer = role == Role::Assistant && !streaming;
+        let markdown = self.markdown();
+        let html = markdown
+            .as_ref()
+            .filter(|_| answer)
+            .and_then(|m| m.message(content, self.math().as_ref()));
+        let rendered = html.is_some();
+        let blocks = html.map(|h| vec![(self.key(), h)]).unwrap_or_default();
         let msg = Msg {
             key: self.key(),
             role,
             content: RwSignal::new(content.to_owned()),
             blocks: RwSignal::new(blocks),
             tail: RwSignal::new(Arc::from("")),
+            rendered: RwSignal::new(rendered),
             streaming: RwSignal::new(streaming),
             interrupted: RwSignal::new(false),
         };
         self.messages.update(|list| list.push(msg));
-        if role == Role::Assistant && render::contains_math(content) {
-            self.ensure_math();
+        if answer {
+            match markdown {
+                Some(m) if m.contains_math(content) => self.ensure_math(),
+                Some(_) => {}
+                None if !render::is_plain_text(content) => self.ensure_markdown(),
+                None => {}
+            }
         }
         self.follow(true);
         msg
@@ -227,6 +255,8 @@ impl Chat {
         }
         self.error.set(None);
         self.busy.set(true);
+        // Fetched now at the latest, so its download overlaps the wait for the first token.
+        self.ensure_markdown();
         let reply = self.push(Role::Assistant, "", true);
         let inner = self.inner();
         match inner.client.send(&text).await {
@@ -235,23 +265,14 @@ impl Chat {
                 self.fail(e, Some(Retry::Send(text)));
             }
             Ok(mut stream) => {
-                let mut renderer = render::Streaming::new(self.math().as_ref());
+                let mut renderer: Option<Streaming> = None;
                 let mut math_requested = false;
                 loop {
                     match stream.next().await {
                         Some(StreamEvent::Delta(delta)) => {
                             reply.content.update(|c| c.push_str(&delta));
-                            let (finished, tail) = renderer.push(&delta);
-                            if !finished.is_empty() {
-                                let keyed: Vec<_> = finished
-                                    .into_iter()
-                                    .map(|html| (self.key(), html))
-                                    .collect();
-                                reply.blocks.update(|b| b.extend(keyed));
-                            }
-                            reply.tail.set(tail);
-                            if !math_requested
-                                && reply.content.with_untracked(|c| render::contains_math(c))
+                            self.stream_delta(reply, &mut renderer, &delta);
+                            if !math_requested && renderer.as_ref().is_some_and(Streaming::has_math)
                             {
                                 math_requested = true;
                                 self.ensure_math();
@@ -279,20 +300,73 @@ impl Chat {
         self.busy.set(false);
     }
 
-    /// Replaces the streamed blocks with one whole render (now with math, if loaded) and
-    /// reads the answer out to screen readers.
+    /// Shows one more delta of a streamed answer: through the markdown module's `Stream`
+    /// once the module is in (what arrived before goes in as one delta), else as text.
+    fn stream_delta(self, msg: Msg, renderer: &mut Option<Streaming>, delta: &str) {
+        let pushed = match renderer {
+            Some(r) => r.push(delta),
+            None => match self.markdown().and_then(|m| m.stream(self.math().as_ref())) {
+                Some(r) => renderer.insert(r).push(&msg.content.get_untracked()),
+                None => return,
+            },
+        };
+        let Some((finished, tail)) = pushed else {
+            // The module failed: the answer goes on as text.
+            *renderer = None;
+            *self.inner().markdown.borrow_mut() = Lazy::Failed;
+            msg.blocks.set(Vec::new());
+            msg.tail.set(Arc::from(""));
+            msg.rendered.set(false);
+            return;
+        };
+        if !finished.is_empty() {
+            let keyed: Vec<_> = finished
+                .into_iter()
+                .map(|html| (self.key(), html))
+                .collect();
+            msg.blocks.update(|b| b.extend(keyed));
+        }
+        msg.tail.set(tail);
+        if !msg.rendered.get_untracked() {
+            msg.rendered.set(true);
+        }
+    }
+
+    /// Replaces the streamed blocks with one whole render (now with math, if loaded; as text
+    /// if the markdown module is not in yet) and reads the answer out to screen readers.
     fn finish(self, msg: Msg, interrupted: bool) {
+        msg.streaming.set(false);
+        msg.interrupted.set(interrupted);
+        let spoken = match self.render_message(msg) {
+            Some(html) => plain_text(&html),
+            None => {
+                msg.blocks.set(Vec::new());
+                msg.tail.set(Arc::from(""));
+                msg.rendered.set(false);
+                msg.content.get_untracked()
+            }
+        };
+        self.announcement
+            .set(format!("{}: {}", self.t.assistant, spoken));
+        self.follow(false);
+    }
+
+    /// Renders a finished answer as a whole into its blocks (the HTML, if the markdown
+    /// module is in); asks for the math module when the answer has formulas.
+    fn render_message(self, msg: Msg) -> Option<Arc<str>> {
+        let markdown = self.markdown()?;
+        let math = self.math();
         let html = msg
             .content
-            .with_untracked(|c| render::message(c, self.math().as_ref()));
+            .with_untracked(|c| markdown.message(c, math.as_ref()))?;
         let key = self.key();
         msg.blocks.set(vec![(key, html.clone())]);
         msg.tail.set(Arc::from(""));
-        msg.streaming.set(false);
-        msg.interrupted.set(interrupted);
-        self.announcement
-            .set(format!("{}: {}", self.t.assistant, plain_text(&html)));
-        self.follow(false);
+        msg.rendered.set(true);
+        if math.is_none() && msg.content.with_untracked(|c| markdown.contains_math(c)) {
+            self.ensure_math();
+        }
+        Some(html)
     }
 
     fn finish_broken(self, msg: Msg) {
@@ -338,59 +412,78 @@ impl Chat {
         }
     }
 
-    fn math(self) -> Option<JsMath> {
-        match &*self.inner().math.borrow() {
-            MathState::Ready(m) => Some(m.clone()),
-            _ => None,
+    fn math(self) -> Option<js_sys::Function> {
+        self.inner().math.borrow().ready()
+    }
+
+    fn markdown(self) -> Option<Markdown> {
+        self.inner().markdown.borrow().ready()
+    }
+
+    /// Starts loading the markdown module once: when an answer needs rendering (history,
+    /// a greeting with markup), when the visitor starts typing, at the latest on send.
+    /// Answers shown as text until then are rendered when it is in; if it cannot load, they
+    /// stay text.
+    fn ensure_markdown(self) {
+        let inner = self.inner();
+        if !matches!(*inner.markdown.borrow(), Lazy::Idle) {
+            return;
         }
+        *inner.markdown.borrow_mut() = Lazy::Loading;
+        spawn_local(async move {
+            let markdown = load(&inner.load_markdown)
+                .await
+                .and_then(|m| Markdown::from_module(&m));
+            *inner.markdown.borrow_mut() = match markdown {
+                Some(m) => Lazy::Ready(m),
+                None => Lazy::Failed,
+            };
+            self.rerender(false);
+        });
     }
 
     /// Starts loading the math module once; answers with formulas re-render when it is in.
     /// If it cannot load, formulas stay as TeX source.
     fn ensure_math(self) {
         let inner = self.inner();
-        if !matches!(*inner.math.borrow(), MathState::Idle) {
+        if !matches!(*inner.math.borrow(), Lazy::Idle) {
             return;
         }
-        *inner.math.borrow_mut() = MathState::Loading;
+        *inner.math.borrow_mut() = Lazy::Loading;
         spawn_local(async move {
-            let promise = inner
-                .load_math
-                .call0(&JsValue::NULL)
-                .ok()
-                .and_then(|p| p.dyn_into::<js_sys::Promise>().ok());
-            let function = match promise {
-                Some(p) => JsFuture::from(p)
-                    .await
-                    .ok()
-                    .and_then(|f| f.dyn_into::<js_sys::Function>().ok()),
-                None => None,
-            };
+            let function = load(&inner.load_math)
+                .await
+                .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
             *inner.math.borrow_mut() = match function {
-                Some(f) => MathState::Ready(JsMath(f)),
-                None => MathState::Failed,
+                Some(f) => Lazy::Ready(f),
+                None => Lazy::Failed,
             };
-            self.rerender_math();
+            self.rerender(true);
         });
     }
 
-    fn rerender_math(self) {
-        let Some(math) = self.math() else {
+    /// Re-renders the finished answers after a module came in: those with formulas (the
+    /// math module) or all of them (the markdown module). A streaming answer picks the
+    /// markdown module up with its next delta and is rendered whole when it ends.
+    fn rerender(self, math_only: bool) {
+        let Some(markdown) = self.markdown() else {
             return;
         };
         for msg in self.messages.get_untracked() {
             let redo = msg.role == Role::Assistant
                 && !msg.streaming.get_untracked()
-                && msg.content.with_untracked(|c| render::contains_math(c));
+                && (!math_only || msg.content.with_untracked(|c| markdown.contains_math(c)));
             if redo {
-                let html = msg
-                    .content
-                    .with_untracked(|c| render::message(c, Some(&math)));
-                let key = self.key();
-                msg.blocks.set(vec![(key, html)]);
+                self.render_message(msg);
             }
         }
     }
+}
+
+/// Calls a loader function handed over by `widget.js`; what its promise resolves to.
+async fn load(loader: &js_sys::Function) -> Option<JsValue> {
+    let promise: js_sys::Promise = loader.call0(&JsValue::NULL).ok()?.dyn_into().ok()?;
+    JsFuture::from(promise).await.ok()
 }
 
 /// Builds the whole widget; `host` is the element inside the shadow root it renders into.
@@ -401,7 +494,9 @@ pub fn widget(config: Config, host: web_sys::HtmlElement) -> impl IntoView {
         inner: StoredValue::new_local(Rc::new(Inner {
             client: Client::new(config.origin, config.bot),
             load_math: config.load_math,
-            math: RefCell::new(MathState::Idle),
+            math: RefCell::new(Lazy::Idle),
+            load_markdown: config.load_markdown,
+            markdown: RefCell::new(Lazy::Idle),
             retry: RefCell::new(None),
             next_key: Cell::new(0),
         })),
@@ -591,6 +686,7 @@ pub fn widget(config: Config, host: web_sys::HtmlElement) -> impl IntoView {
                     aria-label=t.message_label
                     placeholder=t.placeholder
                     on:keydown=on_key
+                    on:input=move |_| chat.ensure_markdown()
                 ></textarea>
                 <button
                     type="submit"
@@ -621,6 +717,10 @@ fn message(msg: Msg, t: &'static Text) -> impl IntoView {
                     children=|(_, html)| view! { <div inner_html=html></div> }
                 />
                 <div inner_html=move || msg.tail.get()></div>
+                {move || {
+                    (!msg.rendered.get() && !msg.content.with(String::is_empty))
+                        .then(|| view! { <div><p class="text">{move || msg.content.get()}</p></div> })
+                }}
                 {move || {
                     (msg.streaming.get() && msg.content.with(String::is_empty))
                         .then(|| view! { <p class="quiet">{t.writing}</p> })

@@ -25,13 +25,18 @@ struct Args {
 
 const USAGE: &str = "usage: parlo-publish --version X.Y.Z --staging DIR --loader widget/loader/widget.js --dist dist";
 
-/// The wasm-bindgen outputs a bundle must contain.
-const REQUIRED: [&str; 4] = [
-    "parlo_widget.js",
-    "parlo_widget_bg.wasm",
-    "parlo_math.js",
-    "parlo_math_bg.wasm",
+/// The WASM modules a bundle must contain, each as wasm-bindgen's glue `<name>.js` and
+/// `<name>_bg.wasm`, with what they are for (in the size table).
+const MODULES: [(&str, &str); 3] = [
+    ("parlo_widget", "first open"),
+    ("parlo_markdown", "markdown module"),
+    ("parlo_math", "math module"),
 ];
+
+/// The files of one module.
+fn module_files(module: &str) -> [String; 2] {
+    [format!("{module}.js"), format!("{module}_bg.wasm")]
+}
 
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
@@ -91,10 +96,10 @@ fn publish(args: &Args) -> Result<(), String> {
     }
 
     let mut contents: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for name in REQUIRED {
-        let path = args.staging.join(name);
+    for name in MODULES.iter().flat_map(|(module, _)| module_files(module)) {
+        let path = args.staging.join(&name);
         let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        contents.insert(name.to_owned(), bytes);
+        contents.insert(name, bytes);
     }
     let hashes: BTreeMap<&str, String> = contents
         .iter()
@@ -257,21 +262,14 @@ fn print_sizes(files: &BTreeMap<String, BundleFile>) {
     for (name, file) in files {
         row(name, sizes(file));
     }
-    let sum = |names: &[&str]| {
-        names
+    for (module, what) in MODULES {
+        let sum = module_files(module)
             .iter()
-            .filter_map(|n| files.get(*n))
+            .filter_map(|n| files.get(n))
             .map(sizes)
-            .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
-    };
-    row(
-        "= first open",
-        sum(&["parlo_widget.js", "parlo_widget_bg.wasm"]),
-    );
-    row(
-        "= math module",
-        sum(&["parlo_math.js", "parlo_math_bg.wasm"]),
-    );
+            .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2));
+        row(&format!("= {what}"), sum);
+    }
 }
 
 #[cfg(test)]

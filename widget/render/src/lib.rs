@@ -48,9 +48,11 @@
 //!
 //! # Lazy math
 //!
-//! The widget's main WASM module builds with `--no-default-features` (no KaTeX). It calls
-//! [`contains_math`] (or [`StreamRenderer::has_math`]) to know when to fetch the math
-//! module, and plugs it in through [`render_with`] or [`StreamRenderer::set_math`].
+//! The widget's markdown module (`widget/markdown`, a WASM file of its own that the main
+//! module fetches when there is something to render) builds with `--no-default-features`
+//! (no KaTeX). Through it the widget calls [`contains_math`] (or
+//! [`StreamRenderer::has_math`]) to know when to fetch the math module, which is then
+//! plugged in through [`render_with`] or [`StreamRenderer::with_math`].
 
 mod markdown;
 mod math;
