@@ -40,6 +40,26 @@ pub struct PgStore {
     counters: PgPool,
 }
 
+/// A pooled connection idle for longer than this is pinged before it is used again.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
+
+/// Checks a pooled connection before use only when it has sat idle: one used moments ago is
+/// alive, and skipping sqlx's default ping saves a round trip on every unit of work (a chat
+/// turn has two). An idle one may have outlived a database restart, so it is pinged and, if
+/// dead, replaced. A restart within the last few seconds can still fail the requests that
+/// were using the pool at that moment, once per connection; they get a clean 503.
+fn ping_if_idle(
+    conn: &mut PgConnection,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> futures_util::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    Box::pin(async move {
+        if meta.idle_for > PING_AFTER_IDLE {
+            conn.ping().await?;
+        }
+        Ok(true)
+    })
+}
+
 fn options(url: &DatabaseUrl) -> anyhow::Result<PgConnectOptions> {
     Ok(PgConnectOptions::from_str(url.expose())
         .context("parsing the PostgreSQL URL")?
@@ -56,6 +76,8 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
+            .before_acquire(ping_if_idle)
             .connect_with(options(url)?)
             .await
             .with_context(|| format!("connecting to {}", url.redacted()))?;
@@ -64,6 +86,8 @@ impl PgStore {
         let counters = PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
+            .before_acquire(ping_if_idle)
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     sqlx::Executor::execute(conn, "SET synchronous_commit = off")

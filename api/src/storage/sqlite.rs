@@ -44,6 +44,9 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // An open SQLite connection cannot go stale (no server, no network): no ping
+            // round trip to the connection's worker thread before each unit of work.
+            .test_before_acquire(false)
             .connect_with(opts)
             .await?;
         MIGRATOR.run(&pool).await?;
