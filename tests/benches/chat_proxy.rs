@@ -29,29 +29,32 @@ use sqlx::Connection;
 const SHOP: &str = "https://shop.example";
 const KEY: &str = "bench-key-0123456789abcdef";
 
-async fn first_chunk_after(resp: reqwest::Response, marker: &str, start: Instant) -> Duration {
+/// Whether to read an answer to its end after its first token is timed.
+#[derive(Clone, Copy)]
+enum Rest {
+    /// Drain it, so the connection ends cleanly and is reused.
+    Drain,
+    /// Drop the stream (the answer is still running, e.g. with a slow fake).
+    Drop,
+}
+
+/// Time from `start` to the first token (`marker`) in the response.
+async fn first_chunk(
+    resp: reqwest::Response,
+    marker: &str,
+    start: Instant,
+    rest: Rest,
+) -> Duration {
     let mut stream = resp.bytes_stream();
     let mut seen = String::new();
     while let Some(chunk) = stream.next().await {
         seen.push_str(&String::from_utf8_lossy(&chunk.expect("stream")));
         if seen.contains(marker) {
             let t = start.elapsed();
-            // Drain so the connection ends cleanly.
-            while stream.next().await.is_some() {}
+            if let Rest::Drain = rest {
+                while stream.next().await.is_some() {}
+            }
             return t;
-        }
-    }
-    panic!("no first token in: {seen}");
-}
-
-/// Time to the first token; the rest of the answer is not read (the stream is dropped).
-async fn first_chunk_only(resp: reqwest::Response, marker: &str, start: Instant) -> Duration {
-    let mut stream = resp.bytes_stream();
-    let mut seen = String::new();
-    while let Some(chunk) = stream.next().await {
-        seen.push_str(&String::from_utf8_lossy(&chunk.expect("stream")));
-        if seen.contains(marker) {
-            return start.elapsed();
         }
     }
     panic!("no first token in: {seen}");
@@ -59,28 +62,24 @@ async fn first_chunk_only(resp: reqwest::Response, marker: &str, start: Instant)
 
 async fn direct(client: &reqwest::Client, fake: &FakeMistral) -> Duration {
     let start = Instant::now();
-    let resp = client
-        .post(fake.base_url.join("v1/chat/completions").unwrap())
-        .bearer_auth(KEY)
-        .json(&json!({"model": "mistral-small-latest", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
-    first_chunk_after(resp, "\"content\"", start).await
+    first_chunk(
+        direct_request(client, fake).await,
+        "\"content\"",
+        start,
+        Rest::Drain,
+    )
+    .await
 }
 
 async fn proxied(client: &reqwest::Client, app: &TestApp, token: &str) -> Duration {
     let start = Instant::now();
-    let resp = client
-        .post(app.url("/api/widget/v1/messages"))
-        .header("origin", SHOP)
-        .bearer_auth(token)
-        .json(&json!({"content": "hi"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    first_chunk_after(resp, "event: delta", start).await
+    first_chunk(
+        proxied_request(client, app, token).await,
+        "event: delta",
+        start,
+        Rest::Drain,
+    )
+    .await
 }
 
 async fn direct_request(client: &reqwest::Client, fake: &FakeMistral) -> reqwest::Response {
@@ -351,13 +350,22 @@ async fn run(db: Db, concurrency: usize, rounds: usize) {
     let (mut d, mut p) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         let start = Instant::now();
-        d.push(first_chunk_only(direct_request(&client, &fake).await, "\"content\"", start).await);
+        d.push(
+            first_chunk(
+                direct_request(&client, &fake).await,
+                "\"content\"",
+                start,
+                Rest::Drop,
+            )
+            .await,
+        );
         let start = Instant::now();
         p.push(
-            first_chunk_only(
+            first_chunk(
                 proxied_request(&client, &app, &toks[0]).await,
                 "event: delta",
                 start,
+                Rest::Drop,
             )
             .await,
         );
