@@ -43,24 +43,26 @@ impl RateLimiter {
     /// when any of them is exceeded (with the longest wait among those). Every counter is
     /// incremented either way, as separate [`Self::hit`] calls would. Keys must differ.
     pub async fn hit_all(&self, limits: &[Limit<'_>]) -> Result<(), RetryAfter> {
+        debug_assert!(
+            limits
+                .iter()
+                .enumerate()
+                .all(|(i, a)| limits[..i].iter().all(|b| a.key != b.key)),
+            "rate-limit keys of one request must differ"
+        );
         let now = Timestamp::now();
-        let windows: Vec<(i64, Timestamp)> = limits
+        let hits: Vec<RateLimitHit> = limits
             .iter()
             .map(|l| {
                 let window_ms = i64::try_from(l.window.as_millis())
                     .unwrap_or(i64::MAX)
                     .max(1000);
                 let start = now.0 - now.0.rem_euclid(window_ms);
-                (start, Timestamp(start + window_ms))
-            })
-            .collect();
-        let hits: Vec<RateLimitHit> = limits
-            .iter()
-            .zip(&windows)
-            .map(|(l, &(start, expires_at))| RateLimitHit {
-                key_hash: sha256(l.key.as_bytes()),
-                window_start: Timestamp(start),
-                expires_at,
+                RateLimitHit {
+                    key_hash: sha256(l.key.as_bytes()),
+                    window_start: Timestamp(start),
+                    expires_at: Timestamp(start + window_ms),
+                }
             })
             .collect();
         let counts = match self.store.hit_rate_limits(&hits).await {
@@ -72,10 +74,10 @@ impl RateLimiter {
         };
         let wait = limits
             .iter()
-            .zip(&windows)
+            .zip(&hits)
             .zip(counts)
             .filter(|((l, _), count)| *count > i64::from(l.limit))
-            .map(|((_, &(_, expires)), _)| ((expires.0 - now.0) as u64).div_ceil(1000).max(1))
+            .map(|((_, h), _)| ((h.expires_at.0 - now.0) as u64).div_ceil(1000).max(1))
             .max();
         match wait {
             Some(secs) => Err(RetryAfter { secs }),

@@ -373,12 +373,12 @@ both_backends! {
             (MessageRole::Assistant, "hi"),
             (MessageRole::User, "Do you ship?"),
         ]);
-        assert_eq!(t.context.last().unwrap().id, t.user_message.id);
+        assert_eq!(t.context.last().unwrap().id, t.question);
         // Both rows are stored: the question complete, the answer pending and empty.
         let stored = s.messages(w.a.id, w.conv_a.id).await.unwrap();
         let last_two: Vec<_> = stored[stored.len() - 2..].iter().map(|m| (m.id, m.role, m.status, m.content.as_str())).collect();
         assert_eq!(last_two, vec![
-            (t.user_message.id, MessageRole::User, MessageStatus::Complete, "Do you ship?"),
+            (t.question, MessageRole::User, MessageStatus::Complete, "Do you ship?"),
             (t.answer, MessageRole::Assistant, MessageStatus::Pending, ""),
         ]);
         // A tenant without a stored key gets none.

@@ -66,6 +66,16 @@ pub fn invitation_tenant(token: &str) -> Option<TenantId> {
     tenant.parse().ok()
 }
 
+/// Where a completed login goes: back to the invitation being accepted (already checked by
+/// [`clean_invite`]), else the workspace list.
+fn landing_after_login(invite: &str) -> String {
+    if invite.is_empty() {
+        "/app".to_owned()
+    } else {
+        format!("/invite/{invite}")
+    }
+}
+
 fn clean_invite(token: &str) -> String {
     if invitation_tenant(token).is_some() {
         token.to_owned()
@@ -302,14 +312,10 @@ async fn login(
         audit_user(&state, &user, "login.success", json!({"mfa": false})).await;
     }
     let cookie = session::start(&state, &user, false).await?;
-    let to = if mfa && !invite.is_empty() {
-        format!("/login/mfa?invite={invite}")
-    } else if mfa {
-        "/login/mfa".to_owned()
-    } else if !invite.is_empty() {
-        format!("/invite/{invite}")
-    } else {
-        "/app".to_owned()
+    let to = match (mfa, invite.is_empty()) {
+        (true, false) => format!("/login/mfa?invite={invite}"),
+        (true, true) => "/login/mfa".to_owned(),
+        (false, _) => landing_after_login(&invite),
     };
     Ok(with_cookie(see_other(&to), Some(cookie)))
 }
@@ -402,12 +408,7 @@ async fn mfa_submit(
         .await?;
     let cookie = session::start(&state, &s.user, true).await?;
     audit_user(&state, &s.user, "login.success", json!({"mfa": method})).await;
-    let invite = clean_invite(&form.invite);
-    let to = if invite.is_empty() {
-        "/app".to_owned()
-    } else {
-        format!("/invite/{invite}")
-    };
+    let to = landing_after_login(&clean_invite(&form.invite));
     Ok(with_cookie(see_other(&to), Some(cookie)))
 }
 

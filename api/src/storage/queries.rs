@@ -118,7 +118,7 @@ pub(super) fn parse_role(s: &str) -> StoreResult<Role> {
     Role::parse(s).map_err(|_| corrupt("memberships.role"))
 }
 
-pub(super) fn corrupt(what: &str) -> StoreError {
+fn corrupt(what: &str) -> StoreError {
     StoreError::Database(sqlx::Error::Decode(
         format!("unexpected value in {what}").into(),
     ))
@@ -953,21 +953,10 @@ macro_rules! impl_store {
                     .fetch_all(&mut *tx).await?;
                 tx.commit().await?;
                 let context = rows.into_iter().rev().map(MessageRow::into_message).collect::<StoreResult<Vec<_>>>()?;
-                let user_message = Message {
-                    id: question,
-                    conversation_id: turn.conversation,
-                    role: MessageRole::User,
-                    content: turn.content.clone(),
-                    status: MessageStatus::Complete,
-                    prompt_tokens: None,
-                    completion_tokens: None,
-                    created_at: now,
-                    completed_at: Some(now),
-                };
                 let key = head.key(turn.provider);
                 Ok(TurnStart::Started(Box::new(Turn {
                     bot: head.bot.into_bot()?,
-                    user_message,
+                    question,
                     answer,
                     context,
                     key,

@@ -479,10 +479,11 @@ pub enum TurnStart {
 #[derive(Debug)]
 pub struct Turn {
     pub bot: Bot,
-    pub user_message: Message,
+    /// The user's message just stored.
+    pub question: MessageId,
     /// The `pending` assistant message the answer is finished into.
     pub answer: MessageId,
-    /// The latest usable messages, oldest first, ending with `user_message`.
+    /// The latest usable messages, oldest first, ending with the question.
     pub context: Vec<Message>,
     /// The tenant's stored key for the turn's provider, if any.
     pub key: Option<ProviderKey>,
