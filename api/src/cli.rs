@@ -9,11 +9,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::app::{self, AppState};
+use crate::app;
 use crate::config::{Config, Settings};
 use crate::keys::{self, KeyOrigin};
 use crate::lifecycle;
 use crate::logging::{self, Redactor};
+use crate::state::AppState;
 use crate::storage;
 
 const SECRETS_HELP: &str = "\

@@ -12,5 +12,6 @@ pub mod logging;
 pub mod mistral;
 pub mod ratelimit;
 pub mod site;
+pub mod state;
 pub mod storage;
 pub mod widget;

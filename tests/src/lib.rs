@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use parlo::app::{self, AppState, RunningServer};
+use parlo::app::{self, RunningServer};
 use parlo::config::{Config, DatabaseUrl, Settings};
+use parlo::state::AppState;
 use parlo::storage::{self, PgStore, SqliteStore, Store};
 
 pub mod browser;

@@ -11,8 +11,8 @@ use parlo_site::{
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::crypto::{self, Purpose};
+use crate::state::AppState;
 use crate::storage::WorkspaceName;
 
 use super::audit::audit_user;

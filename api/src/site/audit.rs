@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::storage::{NewAuditEntry, TenantId, User, UserId};
 
 pub async fn audit_in(

@@ -10,8 +10,8 @@ use parlo_site::{Chrome, InvitePage, LandingPage, LoginMfaPage, LoginPage, Signu
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::crypto;
+use crate::state::AppState;
 use crate::storage::{Email, StoreError, TenantId, User, WorkspaceName};
 
 use super::audit::audit_user;

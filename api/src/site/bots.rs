@@ -13,8 +13,8 @@ use parlo_site::{
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::config::Config;
+use crate::state::AppState;
 use crate::storage::{
     Bot, BotId, BotInput, BotSettings, DEFAULT_MODEL, DEFAULT_THEME_COLOR, Provider,
 };

@@ -21,10 +21,10 @@ use serde::de::DeserializeOwned;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::app::AppState;
 use crate::config::Config;
 use crate::crypto;
 use crate::keys::KeyRing;
+use crate::state::AppState;
 
 use super::page::PageError;
 use super::session;

@@ -10,9 +10,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::crypto::{self, Purpose};
 use crate::mistral::UpstreamError;
+use crate::state::AppState;
 use crate::storage::{Provider, ProviderKey, Timestamp};
 
 use super::account::NoticeQuery;

@@ -8,8 +8,8 @@ use parlo_site::{InvitationRow, MemberRow, MembersPage, notice_text};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::crypto;
+use crate::state::AppState;
 use crate::storage::{InvitationId, NewInvitation, Role, Timestamp, UserId};
 
 use super::account::NoticeQuery;

@@ -28,7 +28,7 @@ mod workspace;
 
 use axum::Router;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub use bots::MODELS;
 

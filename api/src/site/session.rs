@@ -7,15 +7,14 @@
 //! A user with TOTP gets a session that is not yet `mfa_verified` after the password step;
 //! such a session opens only `/login/mfa`.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 
-use crate::app::AppState;
 use crate::config::Config;
 use crate::crypto;
+use crate::http::client_ip;
+use crate::state::AppState;
 use crate::storage::{LoginSession, NewLoginSession, Timestamp, User};
 
 use super::csrf;
@@ -122,22 +121,8 @@ pub async fn start(
 /// The client's address for rate limits: the socket peer, or behind one of the operator's
 /// trusted proxies the address it forwarded (the same rule as the widget API).
 pub fn client_ip(parts: &Parts, state: &AppState) -> String {
-    let Some(peer) = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-    else {
-        return "unknown".to_owned();
-    };
-    let forwarded: Vec<&str> = parts
-        .headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let joined = forwarded.join(",");
-    let header = (!forwarded.is_empty()).then_some(joined.as_str());
-    crate::widget::client_ip::resolve(peer, header, &state.config.trusted_proxies).to_string()
+    client_ip::of_request(parts, &state.config.trusted_proxies)
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 /// A valid session of some user, whatever its MFA state.

@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use parlo_site::{Chrome, WorkspaceLink};
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::storage::{NewAuditEntry, Role, TenantId};
 
 use super::page::PageError;

@@ -15,11 +15,11 @@ use axum::routing::{delete, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::client_ip::ClientIp;
 use super::token::{self, TokenError, WidgetClaims};
-use crate::app::AppState;
 use crate::crypto::{random_token, sha256};
 use crate::error::{ApiJson, AppError, AppResult};
+use crate::http::client_ip::ClientIp;
+use crate::state::AppState;
 use crate::storage::{
     Bot, ConversationId, Message, MessageRole, MessageStatus, NewConversation, Timestamp,
 };

@@ -27,12 +27,12 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::api::{WidgetAuth, ip_limit_key};
-use super::client_ip::ClientIp;
-use crate::app::AppState;
 use crate::crypto::{self, Purpose, sha256};
 use crate::error::{ApiJson, AppError, AppResult};
+use crate::http::client_ip::ClientIp;
 use crate::mistral::{ChatEvent, ChatMessage, ChatRequest, OcrInput, Role, UpstreamError};
 use crate::ratelimit::Limit;
+use crate::state::AppState;
 use crate::storage::*;
 
 /// Longest message an end user may send, in characters.

@@ -7,12 +7,11 @@
 mod api;
 pub mod assets;
 mod chat;
-pub mod client_ip;
 pub mod token;
 
 use axum::Router;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
