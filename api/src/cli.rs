@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app;
 use crate::config::{Config, Settings};
-use crate::keys::{self, KeyOrigin};
+use crate::keyring::{self, KeyOrigin};
 use crate::lifecycle;
 use crate::logging::{self, Redactor};
 use crate::state::AppState;
@@ -242,7 +242,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCommand::Generate) => {
-            print!("{}", keys::generate_env_lines());
+            print!("{}", keyring::generate_env_lines());
             Ok(())
         }
         Command::Keys(KeysCommand::BackupIdentity) => {
@@ -320,7 +320,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         redactor.register(pw);
     }
     logging::init(&config, redactor.clone())?;
-    let (keys, origin) = keys::load(&config)?;
+    let (keys, origin) =
+        keyring::load(&config.key_source, &config.key_file, config.is_production())?;
     for literal in keys.literals() {
         redactor.register(&literal);
     }

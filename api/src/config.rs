@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use crate::keys::KeySource;
+use crate::keyring::KeySource;
 
 /// Settings that may be given on the command line, in the environment or in the TOML file.
 #[derive(Debug, Default, Clone, clap::Args, Deserialize)]
@@ -299,7 +299,7 @@ pub struct Config {
     pub log: String,
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
-    /// Where the keys come from; resolved (and in development generated) by `keys::load`.
+    /// Where the keys come from; resolved (and in development generated) by `keyring::load`.
     pub key_source: KeySource,
     /// The operator's own Mistral key for workspaces without one (`PARLO_PLATFORM_MISTRAL_KEY`).
     pub platform_mistral_key: Option<SecretString>,
@@ -641,7 +641,7 @@ impl Config {
     }
 
     /// The production rules that do not need the file system (the key file's mode is
-    /// checked when it is read, in `keys::load`).
+    /// checked when it is read, in `keyring::load`).
     fn check_production(&self, key_file_explicit: bool) -> anyhow::Result<()> {
         if !self.is_production() {
             return Ok(());

@@ -6,7 +6,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod http;
-pub mod keys;
+pub mod keyring;
 pub mod lifecycle;
 pub mod logging;
 pub mod mistral;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::keys::KeyRing;
+use crate::keyring::KeyRing;
 use crate::mistral::MistralClient;
 use crate::ratelimit::RateLimiter;
 use crate::storage::Store;

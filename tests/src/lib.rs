@@ -313,7 +313,9 @@ pub async fn spawn_app_on(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> Tes
     };
     adjust(&mut settings);
     let config = Config::load(&settings, None, &test_env).expect("test configuration");
-    let (keys, _) = parlo::keys::load(&config).expect("test keys");
+    let (keys, _) =
+        parlo::keyring::load(&config.key_source, &config.key_file, config.is_production())
+            .expect("test keys");
     let store = storage::open(&config.database_url, None)
         .await
         .context("opening the test store")

@@ -23,11 +23,11 @@ use subtle::ConstantTimeEq;
 
 use crate::config::Config;
 use crate::crypto;
-use crate::keys::KeyRing;
+use crate::keyring::KeyRing;
 use crate::state::AppState;
 
+use super::cookies;
 use super::page::PageError;
-use super::session;
 
 fn csrf_key(keys: &KeyRing) -> [u8; 32] {
     let (_, master) = keys.master.current();
@@ -80,7 +80,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
             tracing::warn!("site form refused: cross-origin request");
             return Err(PageError::Csrf);
         }
-        let binding = session::csrf_binding(config, req.headers());
+        let binding = cookies::csrf_binding(config, req.headers());
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|_| PageError::BadRequest("The form could not be read.".into()))?;

@@ -13,6 +13,7 @@ mod account;
 mod audit;
 mod auth;
 mod bots;
+mod cookies;
 pub mod csrf;
 mod keys;
 mod limits;
