@@ -173,7 +173,7 @@ enum AuditCommand {
         /// The head to check against (`SEQ:HEX`, as printed after each action); defaults to
         /// the head file.
         #[arg(long, value_name = "SEQ:HEX")]
-        head: Option<lifecycle::audit::Head>,
+        head: Option<lifecycle::operator_audit::Head>,
     },
 }
 
@@ -403,7 +403,7 @@ async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()> {
         Some(config.lifecycle.audit_head_file.clone()),
     );
     let recorded = |e: &storage::OperatorAuditEntry| {
-        if let Some(head) = lifecycle::audit::Head::of(e) {
+        if let Some(head) = lifecycle::operator_audit::Head::of(e) {
             eprintln!(
                 "parlo: recorded as operator audit entry {}; head {head}",
                 e.seq

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use parlo::error::AppError;
 use parlo::lifecycle::admin::Operator;
-use parlo::lifecycle::audit::{self, ChainBroken, Head};
+use parlo::lifecycle::operator_audit::{self as audit, ChainBroken, Head};
 use parlo::lifecycle::suspension;
 use parlo::storage::*;
 use parlo_tests::lifecycle::RawDb;

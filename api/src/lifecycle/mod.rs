@@ -7,10 +7,10 @@
 
 pub mod admin;
 pub mod archive;
-pub mod audit;
 pub mod backup;
 pub mod erasure;
 pub mod jobs;
+pub mod operator_audit;
 pub mod restore;
 pub mod retention;
 pub mod suspension;

@@ -14,13 +14,13 @@ use crate::crypto;
 use crate::state::AppState;
 use crate::storage::{Email, StoreError, TenantId, User, WorkspaceName};
 
-use super::audit::audit_user;
 use super::csrf::CsrfForm;
 use super::limits;
 use super::mfa;
 use super::page::{PageError, PageResult, render, render_status, see_other};
 use super::password;
 use super::session::{self, AnySession, CurrentUser, PendingMfa};
+use super::workspace_audit::audit_user;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -482,7 +482,7 @@ async fn invite_accept(
         .await
     {
         Ok(role) => {
-            super::audit::audit_in(
+            super::workspace_audit::audit_in(
                 &state,
                 t,
                 Some(user.user.id),

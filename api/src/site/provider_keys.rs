@@ -1,6 +1,8 @@
-//! The workspace's Mistral API key (BYOK). The key is sealed with the master key, bound to
-//! the workspace and provider, before it reaches the store; pages only ever show its last
-//! four characters. Only owners and admins may set or delete it.
+//! The workspace's Mistral API key (BYOK): the customer's provider key, set and deleted on
+//! the workspace's key page. The key is sealed with the master key, bound to the workspace
+//! and provider, before it reaches the store; pages only ever show its last four
+//! characters. Only owners and admins may set or delete it. (The server's own key rings are
+//! `crate::keyring`.)
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
