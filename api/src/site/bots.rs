@@ -20,7 +20,7 @@ use crate::storage::{
 };
 
 use super::account::NoticeQuery;
-use super::csrf::CsrfForm;
+use super::csrf::{CsrfForm, NoFields};
 use super::page::{PageError, PageResult, render, render_status, see_other};
 use super::workspace::{Manager, Member, Ws};
 
@@ -291,9 +291,6 @@ async fn update(
         &ws.path(&format!("/bots/{}?notice=bot_saved", bot.id)),
     ))
 }
-
-#[derive(Deserialize)]
-struct NoFields {}
 
 async fn delete(
     State(state): State<AppState>,

@@ -67,6 +67,10 @@ struct TokenField {
     csrf: String,
 }
 
+/// The form of a POST whose only field is the CSRF token (logout, delete buttons).
+#[derive(Deserialize)]
+pub struct NoFields {}
+
 /// A URL-encoded form that passed both CSRF checks. Use it as the last extractor of every
 /// POST handler of the site.
 pub struct CsrfForm<T>(pub T);

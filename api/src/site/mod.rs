@@ -14,6 +14,7 @@ mod auth;
 mod bots;
 mod cookies;
 pub mod csrf;
+mod invite;
 mod limits;
 mod logs;
 mod members;
@@ -36,6 +37,7 @@ pub use bots::MODELS;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(auth::router())
+        .merge(invite::router())
         .merge(account::router())
         .merge(bots::router())
         .merge(provider_keys::router())

@@ -18,7 +18,7 @@ use crate::state::AppState;
 use crate::storage::{Provider, ProviderKey, Timestamp};
 
 use super::account::NoticeQuery;
-use super::csrf::CsrfForm;
+use super::csrf::{CsrfForm, NoFields};
 use super::page::{PageResult, render_status, see_other, when};
 use super::workspace::{Manager, Member, Ws};
 
@@ -146,9 +146,6 @@ async fn save(
     .await;
     Ok(see_other(&ws.path(&format!("/keys?notice={notice}"))))
 }
-
-#[derive(Deserialize)]
-struct NoFields {}
 
 async fn delete(
     State(state): State<AppState>,
