@@ -1,40 +1,28 @@
-//! The running application: shared state, the router and the server loop with graceful
-//! shutdown. `spawn` is what `parlo serve` and the integration tests both call.
+//! The running application: the router assembled from every area (the top of the import
+//! graph: it depends on the areas, nothing depends on it but the command line) and the
+//! server loop with graceful shutdown. `spawn` is what `parlo serve` and the integration
+//! tests both call. The state handlers share is `crate::state::AppState`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use anyhow::Context;
+use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::Config;
-use crate::keys::KeyRing;
-use crate::mistral::MistralClient;
-use crate::ratelimit::RateLimiter;
-use crate::storage::Store;
+use crate::state::AppState;
+use crate::{http, site, widget};
 
-/// Everything a handler may need; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: Arc<dyn Store>,
-    pub keys: Arc<KeyRing>,
-    pub limiter: RateLimiter,
-    /// The only upstream client; its base URL is operator configuration.
-    pub mistral: MistralClient,
-}
-
-impl AppState {
-    pub fn new(config: Config, store: Arc<dyn Store>, keys: KeyRing) -> Self {
-        Self {
-            limiter: RateLimiter::new(store.clone()),
-            mistral: MistralClient::new(config.mistral_base_url.clone(), config.upstream_timeouts),
-            config: Arc::new(config),
-            store,
-            keys: Arc::new(keys),
-        }
-    }
+/// The whole HTTP surface: each area's router (health probes, widget API and bundles, the
+/// site) on one state, wrapped in the layers every response goes through.
+pub fn router(state: AppState) -> Router {
+    let config = state.config.clone();
+    let areas = Router::new()
+        .merge(http::health::router())
+        .merge(widget::router(&state))
+        .merge(site::router())
+        .with_state(state);
+    http::layers(areas, &config)
 }
 
 /// A server bound to its socket and running in the background.
@@ -75,7 +63,7 @@ pub async fn spawn(state: AppState) -> anyhow::Result<RunningServer> {
         }
     });
     let grace = state.config.shutdown_grace;
-    let router = crate::http::router(state);
+    let router = router(state);
     let (tx, mut rx) = watch::channel(false);
     let mut rx_grace = rx.clone();
     let task = tokio::spawn(async move {

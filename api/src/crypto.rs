@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-use crate::keys::MasterKeys;
+use crate::keyring::MasterKeys;
 use crate::storage::{Provider, SealedSecret, TenantId, UserId};
 
 /// What a sealed secret is for; part of the associated data.

@@ -1,5 +1,7 @@
 //! One error type for every JSON endpoint. Clients get a status, a stable code and a message
 //! written for a person; internal causes are logged with the request id and never returned.
+//! Domain errors (storage, validation, suspension) are mapped to statuses here, in one place,
+//! so the modules below HTTP never build a response.
 
 use axum::Json;
 use axum::extract::FromRequest;
@@ -8,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::lifecycle::suspension::SuspensionError;
 use crate::storage::{Invalid, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +148,19 @@ impl From<StoreError> for AppError {
             StoreError::NotFound => AppError::NotFound("not_found", "Not found.".into()),
             StoreError::Conflict(what) => AppError::Conflict(capitalise(what)),
             other => AppError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<SuspensionError> for AppError {
+    fn from(e: SuspensionError) -> Self {
+        match e {
+            // The same words whatever the operator's reason: the reason is not the visitor's.
+            SuspensionError::Suspended => AppError::Forbidden(
+                "workspace_suspended",
+                "This assistant is currently unavailable: its workspace has been suspended.".into(),
+            ),
+            SuspensionError::Store(e) => e.into(),
         }
     }
 }

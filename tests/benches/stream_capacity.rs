@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use parlo::config::DatabaseUrl;
 use parlo::crypto::{Purpose, seal};
-use parlo::keys::MasterKeys;
+use parlo::keyring::MasterKeys;
 use parlo::storage::*;
 use parlo_tests::fake_mistral::{FakeMistral, Fault};
 use serde_json::json;

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use parlo::app::{self, AppState, RunningServer};
+use parlo::app::{self, RunningServer};
 use parlo::config::{Config, DatabaseUrl, Settings};
+use parlo::state::AppState;
 use parlo::storage::{self, PgStore, SqliteStore, Store};
 
 pub mod browser;
@@ -312,7 +313,9 @@ pub async fn spawn_app_on(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> Tes
     };
     adjust(&mut settings);
     let config = Config::load(&settings, None, &test_env).expect("test configuration");
-    let (keys, _) = parlo::keys::load(&config).expect("test keys");
+    let (keys, _) =
+        parlo::keyring::load(&config.key_source, &config.key_file, config.is_production())
+            .expect("test keys");
     let store = storage::open(&config.database_url, None)
         .await
         .context("opening the test store")

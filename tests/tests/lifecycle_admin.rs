@@ -6,8 +6,9 @@
 
 use std::sync::Arc;
 
+use parlo::error::AppError;
 use parlo::lifecycle::admin::Operator;
-use parlo::lifecycle::audit::{self, ChainBroken, Head};
+use parlo::lifecycle::operator_audit::{self as audit, ChainBroken, Head};
 use parlo::lifecycle::suspension;
 use parlo::storage::*;
 use parlo_tests::lifecycle::RawDb;
@@ -108,7 +109,7 @@ both_backends! {
         assert_eq!(f.store().suspended_at(f.bolt).await.unwrap(), None);
         let (list, _) = f.op.list_workspaces().await.unwrap();
         assert!(list.iter().any(|w| w.id == f.acme && w.suspended_at.is_some()));
-        let refused = suspension::refuse_if_suspended(f.store().as_ref(), f.acme).await.unwrap_err();
+        let refused = AppError::from(suspension::refuse_if_suspended(f.store().as_ref(), f.acme).await.unwrap_err());
         assert_eq!((refused.status().as_u16(), refused.code()), (403, "workspace_suspended"));
         assert!(suspension::refuse_if_suspended(f.store().as_ref(), f.bolt).await.is_ok());
         f.op.unsuspend(f.acme, None).await.unwrap();

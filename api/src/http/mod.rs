@@ -1,9 +1,11 @@
-//! The HTTP surface: one router built from each area's own router, wrapped in the layers
-//! every response goes through (request id, tracing without secrets, body limits, security
-//! headers, panic safety).
+//! HTTP plumbing below every area: the layers every response goes through (request id,
+//! tracing without secrets, body limits, security headers, panic safety), the client's IP
+//! for rate limits, and the health probes. The areas (`widget`, `site`) may use it; it never
+//! imports an area — `app` assembles the areas' routers and wraps them here.
 
+pub mod client_ip;
 mod headers;
-mod health;
+pub mod health;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -17,21 +19,16 @@ use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::app::AppState;
+use crate::config::Config;
 
-pub use headers::HeaderPolicy;
+use headers::HeaderPolicy;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState) -> Router {
-    let policy = HeaderPolicy::from_config(&state.config);
-    let max_body = state.config.max_body_bytes;
-    Router::new()
-        .merge(health::router())
-        .merge(crate::widget::router(&state))
-        .merge(crate::site::router())
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(max_body))
+/// Wraps the assembled application in the layers every response goes through.
+pub fn layers(app: Router, config: &Config) -> Router {
+    let policy = HeaderPolicy::from_config(config);
+    app.layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             policy,
             headers::security_headers,

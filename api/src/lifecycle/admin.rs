@@ -11,8 +11,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use serde_json::json;
 
-use super::audit::{self, Head, OperatorAction, VerifyReport};
 use super::erasure::{self, AccountErasure};
+use super::operator_audit::{self, Head, OperatorAction, VerifyReport};
 use crate::storage::{Email, OperatorAuditEntry, Store, TenantId, Timestamp, WorkspaceUsage};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -65,7 +65,7 @@ impl Operator {
         target: &str,
         details: serde_json::Value,
     ) -> anyhow::Result<OperatorAuditEntry> {
-        let e = audit::append(
+        let e = operator_audit::append(
             self.store.as_ref(),
             &OperatorAction {
                 actor: self.actor.clone(),
@@ -250,7 +250,7 @@ impl Operator {
             },
         };
         let entries = self.store.operator_audit().await?;
-        audit::verify(&entries, recorded.as_ref())
+        operator_audit::verify(&entries, recorded.as_ref())
             .context("the operator audit log failed verification")
     }
 }

@@ -3,14 +3,15 @@
 //! takes with it, how backups are sealed, how the operator log is chained); the queries stay
 //! in `storage`. Must never bypass row-level security: cross-tenant work iterates
 //! `Store::tenant_ids` and uses tenant transactions, and never writes a backup in plaintext
-//! or without a recipient.
+//! or without a recipient. Returns its own errors and builds no HTTP response: `crate::error`
+//! maps them (e.g. `suspension::SuspensionError`).
 
 pub mod admin;
 pub mod archive;
-pub mod audit;
 pub mod backup;
 pub mod erasure;
 pub mod jobs;
+pub mod operator_audit;
 pub mod restore;
 pub mod retention;
 pub mod suspension;

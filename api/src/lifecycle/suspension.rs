@@ -1,22 +1,23 @@
 //! Suspension as the widget sees it: a suspended workspace's widgets may not start (or
-//! continue) sessions. Owns the refusal the client sees; must never reveal why the operator
-//! suspended the workspace.
+//! continue) sessions. Returns a domain error, [`SuspensionError::Suspended`]; the HTTP
+//! layer (`crate::error`) decides what the client sees, which must never reveal why the
+//! operator suspended the workspace.
 
-use crate::error::AppError;
-use crate::storage::{Store, TenantId};
+use crate::storage::{Store, StoreError, TenantId};
 
-/// `Ok` for an active workspace; a 403 `workspace_suspended` otherwise.
-pub async fn refuse_if_suspended(store: &dyn Store, t: TenantId) -> Result<(), AppError> {
-    match store.suspended_at(t).await? {
-        None => Ok(()),
-        Some(_) => Err(suspended_error()),
-    }
+#[derive(Debug, thiserror::Error)]
+pub enum SuspensionError {
+    /// The operator suspended the workspace.
+    #[error("the workspace is suspended")]
+    Suspended,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// The refusal for a suspended workspace (for callers that learned it another way).
-pub fn suspended_error() -> AppError {
-    AppError::Forbidden(
-        "workspace_suspended",
-        "This assistant is currently unavailable: its workspace has been suspended.".into(),
-    )
+/// `Ok` for an active workspace; [`SuspensionError::Suspended`] otherwise.
+pub async fn refuse_if_suspended(store: &dyn Store, t: TenantId) -> Result<(), SuspensionError> {
+    match store.suspended_at(t).await? {
+        None => Ok(()),
+        Some(_) => Err(SuspensionError::Suspended),
+    }
 }

@@ -11,11 +11,10 @@ use parlo_site::{
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::crypto::{self, Purpose};
+use crate::state::AppState;
 use crate::storage::WorkspaceName;
 
-use super::audit::audit_user;
 use super::csrf::CsrfForm;
 use super::limits;
 use super::mfa;
@@ -23,6 +22,7 @@ use super::page::{PageError, PageResult, render, render_status, see_other};
 use super::password;
 use super::session::{self, CurrentUser};
 use super::trust;
+use super::workspace_audit::audit_user;
 
 pub fn router() -> Router<AppState> {
     Router::new()

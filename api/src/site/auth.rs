@@ -1,26 +1,27 @@
-//! Sign-up, login (password, then TOTP or a recovery code when enabled), logout and joining
-//! a workspace through an invitation link.
+//! Sign-up, login (password, then TOTP or a recovery code when enabled) and logout. An
+//! invitation being accepted (`invite.rs`) is carried through sign-up and login.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::{Router, routing::get, routing::post};
-use parlo_site::{Chrome, InvitePage, LandingPage, LoginMfaPage, LoginPage, SignupPage};
+use parlo_site::{Chrome, LandingPage, LoginMfaPage, LoginPage, SignupPage};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::crypto;
-use crate::storage::{Email, StoreError, TenantId, User, WorkspaceName};
+use crate::state::AppState;
+use crate::storage::{Email, StoreError, User, WorkspaceName};
 
-use super::audit::audit_user;
-use super::csrf::CsrfForm;
+use super::csrf::{CsrfForm, NoFields};
+use super::invite::{clean_invite, invitation_tenant};
 use super::limits;
 use super::mfa;
 use super::page::{PageError, PageResult, render, render_status, see_other};
 use super::password;
 use super::session::{self, AnySession, CurrentUser, PendingMfa};
+use super::workspace_audit::audit_user;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -29,7 +30,6 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(login_page).post(login))
         .route("/login/mfa", get(mfa_page).post(mfa_submit))
         .route("/logout", post(logout))
-        .route("/invite/{token}", get(invite_page).post(invite_accept))
 }
 
 /// Connection facts the login handlers need (the limiter keys on the client address).
@@ -51,21 +51,6 @@ pub struct InviteQuery {
     invite: String,
 }
 
-/// An invitation token as it appears in links: `inv_` + workspace id (hex) + `_` + random.
-pub fn invitation_tenant(token: &str) -> Option<TenantId> {
-    let rest = token.strip_prefix("inv_")?;
-    let (tenant, random) = rest.split_once('_')?;
-    if tenant.len() != 32
-        || random.len() < 32
-        || !random
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return None;
-    }
-    tenant.parse().ok()
-}
-
 /// Where a completed login goes: back to the invitation being accepted (already checked by
 /// [`clean_invite`]), else the workspace list.
 fn landing_after_login(invite: &str) -> String {
@@ -73,14 +58,6 @@ fn landing_after_login(invite: &str) -> String {
         "/app".to_owned()
     } else {
         format!("/invite/{invite}")
-    }
-}
-
-fn clean_invite(token: &str) -> String {
-    if invitation_tenant(token).is_some() {
-        token.to_owned()
-    } else {
-        String::new()
     }
 }
 
@@ -412,9 +389,6 @@ async fn mfa_submit(
     Ok(with_cookie(see_other(&to), Some(cookie)))
 }
 
-#[derive(Deserialize)]
-struct NoFields {}
-
 async fn logout(
     State(state): State<AppState>,
     s: Option<AnySession>,
@@ -432,68 +406,4 @@ async fn logout(
         session::clear_session_cookie(&state.config),
     );
     Ok(resp)
-}
-
-async fn find_invitation(
-    state: &AppState,
-    token: &str,
-) -> PageResult<(TenantId, crate::storage::Invitation)> {
-    let t = invitation_tenant(token).ok_or(PageError::NotFound)?;
-    let inv = state
-        .store
-        .invitation_by_token(t, &crypto::sha256(token.as_bytes()))
-        .await?
-        .ok_or(PageError::NotFound)?;
-    Ok((t, inv))
-}
-
-async fn invite_page(
-    State(state): State<AppState>,
-    user: Option<CurrentUser>,
-    Path(token): Path<String>,
-) -> PageResult {
-    let (t, inv) = find_invitation(&state, &token).await?;
-    let workspace = state.store.workspace(t).await?.ok_or(PageError::NotFound)?;
-    let chrome = Chrome {
-        title: format!("Join {}", workspace.name),
-        csrf: user.as_ref().map(|u| u.csrf.clone()).unwrap_or_default(),
-        user: user.as_ref().map(|u| u.user.email.clone()),
-        ..Chrome::default()
-    };
-    Ok(render(&InvitePage {
-        chrome,
-        workspace: workspace.name,
-        role: inv.role.as_str().to_owned(),
-        token,
-        signed_in: user.is_some(),
-    }))
-}
-
-async fn invite_accept(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path(token): Path<String>,
-    CsrfForm(_): CsrfForm<NoFields>,
-) -> PageResult {
-    let t = invitation_tenant(&token).ok_or(PageError::NotFound)?;
-    match state
-        .store
-        .accept_invitation(t, &crypto::sha256(token.as_bytes()), user.user.id)
-        .await
-    {
-        Ok(role) => {
-            super::audit::audit_in(
-                &state,
-                t,
-                Some(user.user.id),
-                "member.join",
-                &user.user.email,
-                json!({"role": role.as_str()}),
-            )
-            .await;
-            Ok(see_other(&format!("/w/{t}?notice=joined")))
-        }
-        Err(StoreError::Conflict(_)) => Ok(see_other(&format!("/w/{t}"))),
-        Err(e) => Err(e.into()),
-    }
 }

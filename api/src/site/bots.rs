@@ -13,14 +13,14 @@ use parlo_site::{
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::config::Config;
+use crate::state::AppState;
 use crate::storage::{
     Bot, BotId, BotInput, BotSettings, DEFAULT_MODEL, DEFAULT_THEME_COLOR, Provider,
 };
 
 use super::account::NoticeQuery;
-use super::csrf::CsrfForm;
+use super::csrf::{CsrfForm, NoFields};
 use super::page::{PageError, PageResult, render, render_status, see_other};
 use super::workspace::{Manager, Member, Ws};
 
@@ -291,9 +291,6 @@ async fn update(
         &ws.path(&format!("/bots/{}?notice=bot_saved", bot.id)),
     ))
 }
-
-#[derive(Deserialize)]
-struct NoFields {}
 
 async fn delete(
     State(state): State<AppState>,

@@ -21,13 +21,13 @@ use serde::de::DeserializeOwned;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::app::AppState;
 use crate::config::Config;
 use crate::crypto;
-use crate::keys::KeyRing;
+use crate::keyring::KeyRing;
+use crate::state::AppState;
 
+use super::cookies;
 use super::page::PageError;
-use super::session;
 
 fn csrf_key(keys: &KeyRing) -> [u8; 32] {
     let (_, master) = keys.master.current();
@@ -67,6 +67,10 @@ struct TokenField {
     csrf: String,
 }
 
+/// The form of a POST whose only field is the CSRF token (logout, delete buttons).
+#[derive(Deserialize)]
+pub struct NoFields {}
+
 /// A URL-encoded form that passed both CSRF checks. Use it as the last extractor of every
 /// POST handler of the site.
 pub struct CsrfForm<T>(pub T);
@@ -80,7 +84,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
             tracing::warn!("site form refused: cross-origin request");
             return Err(PageError::Csrf);
         }
-        let binding = session::csrf_binding(config, req.headers());
+        let binding = cookies::csrf_binding(config, req.headers());
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|_| PageError::BadRequest("The form could not be read.".into()))?;

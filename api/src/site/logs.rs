@@ -10,7 +10,7 @@ use parlo_site::{ConversationPage, ConversationRow, LogsPage, MessageView, notic
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::storage::{
     BotId, ConversationId, ConversationQuery, MessageRole, MessageStatus, Timestamp,
 };

@@ -8,12 +8,12 @@ use parlo_site::{InvitationRow, MemberRow, MembersPage, notice_text};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::crypto;
+use crate::state::AppState;
 use crate::storage::{InvitationId, NewInvitation, Role, Timestamp, UserId};
 
 use super::account::NoticeQuery;
-use super::csrf::CsrfForm;
+use super::csrf::{CsrfForm, NoFields};
 use super::page::{PageError, PageResult, render, see_other, when};
 use super::workspace::{Manager, Member, Ws};
 
@@ -124,9 +124,6 @@ async fn invite(
     );
     Ok(resp)
 }
-
-#[derive(Deserialize)]
-struct NoFields {}
 
 async fn revoke(
     State(state): State<AppState>,

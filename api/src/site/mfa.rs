@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::crypto::{self, Purpose};
-use crate::keys::MasterKeys;
+use crate::keyring::MasterKeys;
 use crate::storage::{SealedSecret, UserId};
 
 const STEP_SECS: u64 = 30;

@@ -10,34 +10,37 @@
 //! - secrets (passwords, codes, keys, cookies) never reach a log line or the audit log.
 
 mod account;
-mod audit;
 mod auth;
 mod bots;
+mod cookies;
 pub mod csrf;
-mod keys;
+mod invite;
 mod limits;
 mod logs;
 mod members;
 pub mod mfa;
 mod page;
 pub mod password;
+mod provider_keys;
 pub mod session;
 mod settings;
 mod trust;
 mod workspace;
+mod workspace_audit;
 
 use axum::Router;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub use bots::MODELS;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(auth::router())
+        .merge(invite::router())
         .merge(account::router())
         .merge(bots::router())
-        .merge(keys::router())
+        .merge(provider_keys::router())
         .merge(members::router())
         .merge(logs::router())
         .merge(settings::router())

@@ -1,23 +1,22 @@
 //! Login sessions. The cookie holds 256 random bits; the database holds only their SHA-256,
-//! so a leaked database does not log anyone in. Cookies are HttpOnly, SameSite=Lax, Path=/,
-//! and on an https public URL `Secure` with the `__Host-` prefix (which also stops a
-//! sibling subdomain from planting one). Sessions last 12 hours; logging out deletes the row,
-//! so a copied cookie stops working at once.
+//! so a leaked database does not log anyone in (its attributes are in `cookies.rs`).
+//! Sessions last 12 hours; logging out deletes the row, so a copied cookie stops working at
+//! once.
 //!
 //! A user with TOTP gets a session that is not yet `mfa_verified` after the password step;
 //! such a session opens only `/login/mfa`.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue};
 
-use crate::app::AppState;
 use crate::config::Config;
 use crate::crypto;
+use crate::http::client_ip;
+use crate::state::AppState;
 use crate::storage::{LoginSession, NewLoginSession, Timestamp, User};
 
+use super::cookies;
 use super::csrf;
 use super::page::PageError;
 
@@ -25,72 +24,29 @@ pub const SESSION_SECS: i64 = 12 * 3600;
 /// The anonymous cookie that CSRF tokens of the login and sign-up forms are bound to.
 const PRE_SESSION_SECS: i64 = 3600;
 
-pub fn session_cookie_name(config: &Config) -> &'static str {
-    if config.public_is_https() {
-        "__Host-parlo_session"
-    } else {
-        "parlo_session"
-    }
-}
-
-pub fn pre_session_cookie_name(config: &Config) -> &'static str {
-    if config.public_is_https() {
-        "__Host-parlo_presession"
-    } else {
-        "parlo_presession"
-    }
-}
-
-fn cookie(config: &Config, name: &str, value: &str, max_age: i64) -> HeaderValue {
-    let secure = if config.public_is_https() {
-        "; Secure"
-    } else {
-        ""
-    };
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
-    ))
-    .expect("cookie values are URL-safe base64")
-}
-
 pub fn set_session_cookie(config: &Config, value: &str) -> HeaderValue {
-    cookie(config, session_cookie_name(config), value, SESSION_SECS)
+    cookies::cookie(
+        config,
+        cookies::session_cookie_name(config),
+        value,
+        SESSION_SECS,
+    )
 }
 
 pub fn clear_session_cookie(config: &Config) -> HeaderValue {
-    cookie(config, session_cookie_name(config), "", 0)
-}
-
-/// The value of a cookie in the request (the first one of that name).
-pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-}
-
-/// The secret CSRF tokens of this request are bound to: the session cookie if there is one,
-/// else the anonymous pre-session cookie.
-pub fn csrf_binding(config: &Config, headers: &HeaderMap) -> Option<String> {
-    read_cookie(headers, session_cookie_name(config))
-        .or_else(|| read_cookie(headers, pre_session_cookie_name(config)))
+    cookies::cookie(config, cookies::session_cookie_name(config), "", 0)
 }
 
 /// For pages with forms shown to visitors without a session: the CSRF token, and the
 /// pre-session cookie to set if the visitor has none yet.
 pub fn anonymous_csrf(state: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
-    match csrf_binding(&state.config, headers) {
+    match cookies::csrf_binding(&state.config, headers) {
         Some(binding) => (csrf::token(&state.keys, &binding), None),
         None => {
             let value = crypto::random_token("");
-            let set = cookie(
+            let set = cookies::cookie(
                 &state.config,
-                pre_session_cookie_name(&state.config),
+                cookies::pre_session_cookie_name(&state.config),
                 &value,
                 PRE_SESSION_SECS,
             );
@@ -122,22 +78,8 @@ pub async fn start(
 /// The client's address for rate limits: the socket peer, or behind one of the operator's
 /// trusted proxies the address it forwarded (the same rule as the widget API).
 pub fn client_ip(parts: &Parts, state: &AppState) -> String {
-    let Some(peer) = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-    else {
-        return "unknown".to_owned();
-    };
-    let forwarded: Vec<&str> = parts
-        .headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let joined = forwarded.join(",");
-    let header = (!forwarded.is_empty()).then_some(joined.as_str());
-    crate::widget::client_ip::resolve(peer, header, &state.config.trusted_proxies).to_string()
+    client_ip::of_request(parts, &state.config.trusted_proxies)
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 /// A valid session of some user, whatever its MFA state.
@@ -161,25 +103,26 @@ async fn lookup(parts: &mut Parts, state: &AppState) -> Result<Option<AnySession
     if let Some(found) = parts.extensions.get::<Option<AnySession>>() {
         return Ok(found.clone());
     }
-    let found = match read_cookie(&parts.headers, session_cookie_name(&state.config)) {
-        None => None,
-        Some(cookie) => {
-            let hash = crypto::sha256(cookie.as_bytes());
-            match state.store.login_session(&hash).await? {
-                Some(session) if session.expires_at > Timestamp::now() => state
-                    .store
-                    .user(session.user_id)
-                    .await?
-                    .map(|user| AnySession {
-                        csrf: csrf::token(&state.keys, &cookie),
-                        user,
-                        session,
-                        cookie,
-                    }),
-                _ => None,
+    let found =
+        match cookies::read_cookie(&parts.headers, cookies::session_cookie_name(&state.config)) {
+            None => None,
+            Some(cookie) => {
+                let hash = crypto::sha256(cookie.as_bytes());
+                match state.store.login_session(&hash).await? {
+                    Some(session) if session.expires_at > Timestamp::now() => state
+                        .store
+                        .user(session.user_id)
+                        .await?
+                        .map(|user| AnySession {
+                            csrf: csrf::token(&state.keys, &cookie),
+                            user,
+                            session,
+                            cookie,
+                        }),
+                    _ => None,
+                }
             }
-        }
-    };
+        };
     parts.extensions.insert(found.clone());
     Ok(found)
 }

@@ -11,7 +11,7 @@ use parlo_site::{AuditPage, AuditRow, WorkspaceSettingsPage, notice_text};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::storage::{ConversationQuery, Provider, Timestamp, WorkspaceName};
 
 use super::account::NoticeQuery;

@@ -10,8 +10,8 @@ use axum::{Json, Router, routing::get};
 use parlo_site::{Chrome, SubProcessorRow, TrustPage};
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::config::{Config, SubProcessor};
+use crate::state::AppState;
 use crate::storage::{MAX_RETENTION_DAYS, Timestamp};
 
 use super::page::{PageError, PageResult, render};

@@ -11,11 +11,12 @@ use axum::http::request::Parts;
 use parlo_site::{Chrome, WorkspaceLink};
 use serde_json::json;
 
-use crate::app::AppState;
-use crate::storage::{NewAuditEntry, Role, TenantId};
+use crate::state::AppState;
+use crate::storage::{Role, TenantId};
 
 use super::page::PageError;
 use super::session::CurrentUser;
+use super::workspace_audit::audit_in;
 
 /// The signed-in user inside one of their workspaces.
 #[derive(Clone)]
@@ -68,15 +69,15 @@ impl Ws {
         target: &str,
         details: serde_json::Value,
     ) {
-        let entry = NewAuditEntry {
-            actor: Some(self.user.user.id),
-            action: action.to_owned(),
-            target: target.to_owned(),
+        audit_in(
+            state,
+            self.id,
+            Some(self.user.user.id),
+            action,
+            target,
             details,
-        };
-        if let Err(e) = state.store.append_audit(self.id, &entry).await {
-            tracing::error!(error = %e, action, "writing an audit entry");
-        }
+        )
+        .await;
     }
 }
 

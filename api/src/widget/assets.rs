@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use parlo_publish::{LOADER_FILE as LOADER, Manifest, content_type};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 const ROLLING_CACHE: &str = "public, max-age=300";
 const IMMUTABLE_CACHE: &str = "public, max-age=31536000, immutable";

@@ -1,21 +1,47 @@
 //! The widget API (`/api/widget/v1/…`) and the published widget bundles.
 //!
 //! Claims, not URLs: every endpoint after `session` takes workspace, bot and conversation
-//! from the verified token in the Authorization header — never from the path, the query or
-//! the body — and checks the request's Origin against the origin in the token.
+//! from the verified token in the Authorization header ([`auth::WidgetAuth`]) — never from
+//! the path, the query or the body — and checks the request's Origin against the origin in
+//! the token. See docs/widget-api.md.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `session.rs` | start or resume a session, history, clear |
+//! | `chat.rs` | sending a message: limits, the turn's transaction, the SSE response |
+//! | `turn.rs` | the turn between storage and upstream: key, context, streaming, finishing |
+//! | `attachments.rs` | uploads read by OCR |
+//! | `auth.rs`, `token.rs` | the `WidgetAuth` extractor and the HMAC session tokens |
+//! | `cors.rs`, `limits.rs` | CORS and origins; per-IP and per-conversation rate limits |
+//! | `assets.rs` | the published bundles from `dist/` |
 
-mod api;
 pub mod assets;
+mod attachments;
+mod auth;
 mod chat;
-pub mod client_ip;
+mod cors;
+mod limits;
+mod session;
 pub mod token;
+mod turn;
 
 use axum::Router;
+use axum::routing::{delete, post};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .merge(api::router())
-        .merge(assets::router(state))
+    let api = Router::new()
+        .route("/api/widget/v1/session", post(session::start_session))
+        .route(
+            "/api/widget/v1/messages",
+            post(chat::send_message).get(session::history),
+        )
+        .route(
+            "/api/widget/v1/conversation",
+            delete(session::clear_conversation),
+        )
+        .merge(attachments::router())
+        .layer(axum::middleware::from_fn(cors::cors));
+    Router::new().merge(api).merge(assets::router(state))
 }

@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::keys::TokenKeys;
+use crate::keyring::TokenKeys;
 use crate::storage::{BotId, ConversationId, TenantId, Timestamp};
 
 const VERSION: &str = "pw1";

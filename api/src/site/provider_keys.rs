@@ -1,6 +1,8 @@
-//! The workspace's Mistral API key (BYOK). The key is sealed with the master key, bound to
-//! the workspace and provider, before it reaches the store; pages only ever show its last
-//! four characters. Only owners and admins may set or delete it.
+//! The workspace's Mistral API key (BYOK): the customer's provider key, set and deleted on
+//! the workspace's key page. The key is sealed with the master key, bound to the workspace
+//! and provider, before it reaches the store; pages only ever show its last four
+//! characters. Only owners and admins may set or delete it. (The server's own key rings are
+//! `crate::keyring`.)
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -10,13 +12,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::crypto::{self, Purpose};
 use crate::mistral::UpstreamError;
+use crate::state::AppState;
 use crate::storage::{Provider, ProviderKey, Timestamp};
 
 use super::account::NoticeQuery;
-use super::csrf::CsrfForm;
+use super::csrf::{CsrfForm, NoFields};
 use super::page::{PageResult, render_status, see_other, when};
 use super::workspace::{Manager, Member, Ws};
 
@@ -144,9 +146,6 @@ async fn save(
     .await;
     Ok(see_other(&ws.path(&format!("/keys?notice={notice}"))))
 }
-
-#[derive(Deserialize)]
-struct NoFields {}
 
 async fn delete(
     State(state): State<AppState>,

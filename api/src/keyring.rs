@@ -1,7 +1,8 @@
-//! The server's own secrets: the master key ring (encrypts tenants' provider keys) and the
-//! token key ring (signs widget session tokens). They come from the environment or from a
-//! key file outside the database, never from the database. In development a missing key file
-//! is generated once (mode 0600) with a warning; production refuses to generate keys.
+//! The server's own secrets in two key rings: the master key ring (encrypts tenants' provider
+//! keys) and the token key ring (signs widget session tokens). They come from the environment
+//! or from a key file outside the database, never from the database. In development a missing
+//! key file is generated once (mode 0600) with a warning; production refuses to generate keys.
+//! (Customers' own provider keys are `site/provider_keys.rs`; sealing is `crypto.rs`.)
 //!
 //! Formats (both comma-separated, base64 of 32 random bytes per key):
 //! - `PARLO_MASTER_KEYS=2:<key>,1:<key>` — `version:key`; the highest version encrypts,
@@ -221,11 +222,15 @@ struct KeyFile {
     token_keys: Option<SecretString>,
 }
 
-/// Resolves the key ring: environment first, then the key file; in development a missing
-/// key file is created. Production never generates and rejects a key file others can read.
-pub fn load(config: &crate::config::Config) -> anyhow::Result<(KeyRing, KeyOrigin)> {
-    let src = &config.key_source;
-    if let (Some(m), Some(t)) = (&src.master, &src.token) {
+/// Resolves the key ring: the environment (`source`) first, then `key_file`; in development a
+/// missing key file is created. Production never generates and rejects a key file others can
+/// read. Takes only what it needs, so the key ring does not depend on the configuration.
+pub fn load(
+    source: &KeySource,
+    key_file: &Path,
+    production: bool,
+) -> anyhow::Result<(KeyRing, KeyOrigin)> {
+    if let (Some(m), Some(t)) = (&source.master, &source.token) {
         return Ok((
             KeyRing {
                 master: MasterKeys::parse(m.expose_secret())?,
@@ -234,41 +239,40 @@ pub fn load(config: &crate::config::Config) -> anyhow::Result<(KeyRing, KeyOrigi
             KeyOrigin::Environment,
         ));
     }
-    let path = &config.key_file;
-    let origin = if path.exists() {
+    let origin = if key_file.exists() {
         KeyOrigin::KeyFile
-    } else if config.is_production() {
+    } else if production {
         bail!(
             "PARLO_ENV=production and no keys: set PARLO_MASTER_KEYS and PARLO_TOKEN_KEYS, or \
              PARLO_KEY_FILE to an existing key file (mode 0600); `parlo keys generate` prints new keys"
         );
     } else {
-        write_new_key_file(path)?;
+        write_new_key_file(key_file)?;
         KeyOrigin::Generated
     };
-    check_private(path, config.is_production())?;
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading key file {}", path.display()))?;
-    let file: KeyFile =
-        toml::from_str(&text).with_context(|| format!("parsing key file {}", path.display()))?;
-    let master = src
+    check_private(key_file, production)?;
+    let text = std::fs::read_to_string(key_file)
+        .with_context(|| format!("reading key file {}", key_file.display()))?;
+    let file: KeyFile = toml::from_str(&text)
+        .with_context(|| format!("parsing key file {}", key_file.display()))?;
+    let master = source
         .master
         .as_ref()
         .or(file.master_keys.as_ref())
         .with_context(|| {
             format!(
                 "no master keys: set PARLO_MASTER_KEYS or add master_keys to {}",
-                path.display()
+                key_file.display()
             )
         })?;
-    let token = src
+    let token = source
         .token
         .as_ref()
         .or(file.token_keys.as_ref())
         .with_context(|| {
             format!(
                 "no token keys: set PARLO_TOKEN_KEYS or add token_keys to {}",
-                path.display()
+                key_file.display()
             )
         })?;
     Ok((

@@ -1,5 +1,5 @@
 //! The operator audit log: every `parlo admin` action, kept apart from tenant data (the
-//! global `operator_audit` table) and chained: entry n's hash is
+//! global `operator_audit` table, not the workspaces' own `audit_log`) and chained: entry n's hash is
 //! `SHA-256(hash of entry n-1 ‖ canonical encoding of entry n)`, the first entry chaining
 //! from 32 zero bytes. Sequence numbers start at 1 and have no gaps.
 //!

@@ -1,10 +1,12 @@
-//! Security events into the audit log. Account-level events (logins, MFA and password
-//! changes) go to every workspace the user belongs to, so each workspace's admins see them.
-//! Details never hold secrets: no passwords, codes, keys or cookies.
+//! Security events into each workspace's audit log (the tenant table `audit_log`, which the
+//! workspace's admins read). Account-level events (logins, MFA and password changes) go to
+//! every workspace the user belongs to, so each workspace's admins see them. Details never
+//! hold secrets: no passwords, codes, keys or cookies. (The operator's hash-chained log of
+//! `parlo admin` actions is `crate::lifecycle::operator_audit`.)
 
 use serde_json::Value;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::storage::{NewAuditEntry, TenantId, User, UserId};
 
 pub async fn audit_in(

@@ -1,14 +1,15 @@
-//! The client's IP for rate limiting: the socket peer, or — only when the peer is one of the
-//! operator's trusted proxies — the right-most X-Forwarded-For entry that is not itself a
-//! trusted proxy. A client cannot choose its own rate-limit bucket by sending the header.
+//! The client's IP for rate limiting, one rule for the widget API and the site: the socket
+//! peer, or — only when the peer is one of the operator's trusted proxies — the right-most
+//! X-Forwarded-For entry that is not itself a trusted proxy. A client cannot choose its own
+//! rate-limit bucket by sending the header.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
@@ -26,28 +27,31 @@ pub fn resolve(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[ipnet::IpNe
         .unwrap_or(peer)
 }
 
+/// The client's IP of a request, or `None` when the server was not given the peer address
+/// (a router served without `into_make_service_with_connect_info`).
+pub fn of_request(parts: &Parts, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())?;
+    let xff: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let joined = xff.join(",");
+    let header = (!xff.is_empty()).then_some(joined.as_str());
+    Some(resolve(peer, header, trusted))
+}
+
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no peer address")))?;
-        let xff: Vec<&str> = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let joined = xff.join(",");
-        let header = (!xff.is_empty()).then_some(joined.as_str());
-        Ok(ClientIp(resolve(
-            peer,
-            header,
-            &state.config.trusted_proxies,
-        )))
+        of_request(parts, &state.config.trusted_proxies)
+            .map(ClientIp)
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no peer address")))
     }
 }
 

@@ -1,0 +1,215 @@
+//! `parlo admin …`: the operator's actions across workspaces (list, usage, suspend,
+//! unsuspend, delete; delete an account; verify the audit chain), each run through
+//! `lifecycle::admin::Operator`, which records it in the operator audit log. This file only
+//! parses the arguments and prints tables, JSON and the new audit head.
+
+use clap::Subcommand;
+
+use crate::config::Config;
+use crate::lifecycle;
+use crate::storage;
+
+#[derive(Debug, clap::Args)]
+pub(super) struct AdminArgs {
+    /// Who is acting, for the audit log (default: $SUDO_USER or $USER).
+    #[arg(long, value_name = "NAME")]
+    actor: Option<String>,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Workspaces (tenants).
+    #[command(subcommand)]
+    Workspaces(WorkspacesCommand),
+    /// User accounts.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// The operator audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkspacesCommand {
+    /// List every workspace.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Members, bots, conversations, messages and tokens per workspace.
+    Usage {
+        id: Option<storage::TenantId>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a workspace's widgets from starting sessions.
+    Suspend {
+        id: storage::TenantId,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a suspension.
+    Unsuspend {
+        id: storage::TenantId,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Delete a workspace and every row of its data.
+    Delete {
+        id: storage::TenantId,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Confirms the deletion (it cannot be undone, except from a backup).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountsCommand {
+    /// Erase an account: its sessions, memberships, and workspaces where it is the only
+    /// member. Refuses if it is the only owner of a workspace with other members.
+    Delete {
+        email: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain, and that it still contains the recorded head.
+    Verify {
+        /// The head to check against (`SEQ:HEX`, as printed after each action); defaults to
+        /// the head file.
+        #[arg(long, value_name = "SEQ:HEX")]
+        head: Option<lifecycle::operator_audit::Head>,
+    },
+}
+
+pub(super) async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()> {
+    use lifecycle::admin::Operator;
+    let store = storage::open(&config.database_url, None).await?;
+    let op = Operator::new(
+        store,
+        args.actor.unwrap_or_else(Operator::default_actor),
+        Some(config.lifecycle.audit_head_file.clone()),
+    );
+    let recorded = |e: &storage::OperatorAuditEntry| {
+        if let Some(head) = lifecycle::operator_audit::Head::of(e) {
+            eprintln!(
+                "parlo: recorded as operator audit entry {}; head {head}",
+                e.seq
+            );
+        }
+    };
+    let when = |t: Option<storage::Timestamp>| t.map_or("-".to_owned(), |t| t.to_rfc3339());
+    match args.command {
+        AdminCommand::Workspaces(WorkspacesCommand::List { json }) => {
+            let (rows, e) = op.list_workspaces().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:<36}  {:<24}  {:<24}  NAME", "ID", "CREATED", "SUSPENDED");
+                for w in &rows {
+                    println!(
+                        "{:<36}  {:<24}  {:<24}  {}",
+                        w.id,
+                        when(Some(w.created_at)),
+                        when(w.suspended_at),
+                        w.name
+                    );
+                }
+            }
+            recorded(&e);
+        }
+        AdminCommand::Workspaces(WorkspacesCommand::Usage { id, json }) => {
+            let (rows, e) = op.usage(id).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "{:<36}  {:>7} {:>5} {:>13} {:>10} {:>11} {:>14}  LAST ACTIVITY",
+                    "ID", "MEMBERS", "BOTS", "CONVERSATIONS", "MESSAGES", "ATTACHMENTS", "TOKENS"
+                );
+                for r in &rows {
+                    let u = &r.usage;
+                    println!(
+                        "{:<36}  {:>7} {:>5} {:>13} {:>10} {:>11} {:>14}  {}",
+                        r.workspace.id,
+                        u.members,
+                        u.bots,
+                        u.conversations,
+                        u.messages,
+                        u.attachments,
+                        u.prompt_tokens + u.completion_tokens,
+                        when(u.last_activity_at)
+                    );
+                }
+            }
+            recorded(&e);
+        }
+        AdminCommand::Workspaces(WorkspacesCommand::Suspend { id, reason }) => {
+            let e = op
+                .suspend(id, reason.as_deref(), storage::Timestamp::now())
+                .await?;
+            eprintln!("parlo: workspace {id} suspended");
+            recorded(&e);
+        }
+        AdminCommand::Workspaces(WorkspacesCommand::Unsuspend { id, reason }) => {
+            let e = op.unsuspend(id, reason.as_deref()).await?;
+            eprintln!("parlo: workspace {id} is active again");
+            recorded(&e);
+        }
+        AdminCommand::Workspaces(WorkspacesCommand::Delete { id, reason, yes }) => {
+            if !yes {
+                anyhow::bail!(
+                    "deleting workspace {id} removes all of its data; repeat with --yes to confirm"
+                );
+            }
+            let e = op.delete_workspace(id, reason.as_deref()).await?;
+            eprintln!("parlo: workspace {id} and all of its data deleted");
+            recorded(&e);
+        }
+        AdminCommand::Accounts(AccountsCommand::Delete { email, reason, yes }) => {
+            let email =
+                storage::Email::parse(&email).map_err(|e| anyhow::anyhow!("{email:?}: {e}"))?;
+            if !yes {
+                anyhow::bail!(
+                    "deleting the account {} cannot be undone; repeat with --yes to confirm",
+                    email.as_str()
+                );
+            }
+            let (r, e) = op.delete_account(&email, reason.as_deref()).await?;
+            eprintln!(
+                "parlo: account deleted ({} workspaces deleted with it, {} memberships and {} sessions removed)",
+                r.workspaces_deleted.len(),
+                r.memberships_removed,
+                r.sessions_deleted
+            );
+            recorded(&e);
+        }
+        AdminCommand::Audit(AuditCommand::Verify { head }) => {
+            let r = op.verify_audit(head).await?;
+            let head = r.head.map_or("(empty)".to_owned(), |h| h.to_string());
+            println!("{head}");
+            if r.anchored {
+                eprintln!(
+                    "parlo: operator audit log intact: {} entries, head {head}",
+                    r.entries
+                );
+            } else {
+                eprintln!(
+                    "parlo: operator audit chain intact: {} entries, head {head}. No recorded                      head was given (--head or {}), so removal of the newest entries cannot be                      ruled out",
+                    r.entries,
+                    config.lifecycle.audit_head_file.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! `AppState`: what every handler may reach (configuration, storage, the key ring, the rate
+//! limiter and the upstream client), built once at start and cheap to clone. It sits below
+//! every area of the HTTP surface: handlers import it, it imports no handler, router or
+//! HTTP layer.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::keyring::KeyRing;
+use crate::mistral::MistralClient;
+use crate::ratelimit::RateLimiter;
+use crate::storage::Store;
+
+/// Everything a handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<KeyRing>,
+    pub limiter: RateLimiter,
+    /// The only upstream client; its base URL is operator configuration.
+    pub mistral: MistralClient,
+}
+
+impl AppState {
+    pub fn new(config: Config, store: Arc<dyn Store>, keys: KeyRing) -> Self {
+        Self {
+            limiter: RateLimiter::new(store.clone()),
+            mistral: MistralClient::new(config.mistral_base_url.clone(), config.upstream_timeouts),
+            config: Arc::new(config),
+            store,
+            keys: Arc::new(keys),
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Attachments (`POST /attachments`): an image or a PDF is checked by its first bytes (never
+//! by its name or declared type), recorded as metadata only, read by the upstream OCR with
+//! the tenant's key, and its text stored as the end user's message. The file itself is not
+//! kept.
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+
+use super::auth::WidgetAuth;
+use super::limits::limit_turn;
+use super::session::conversation_gone;
+use super::token::WidgetClaims;
+use super::turn::stored_api_key;
+use crate::crypto::sha256;
+use crate::error::{AppError, AppResult};
+use crate::http::client_ip::ClientIp;
+use crate::mistral::{OcrInput, UpstreamError};
+use crate::state::AppState;
+use crate::storage::{Message, MessageRole, MessageStatus, NewAttachment, NewMessage, StoreError};
+
+pub const MAX_ATTACHMENT_BYTES: usize = 10 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(
+        "/api/widget/v1/attachments",
+        post(upload_attachment).layer(DefaultBodyLimit::max(MAX_ATTACHMENT_BYTES + 64 * 1024)),
+    )
+}
+
+/// The content type a file really has, from its first bytes; `None` for anything else.
+pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"%PDF-") {
+        Some("application/pdf")
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
+}
+
+fn clean_file_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(120).collect();
+    if cleaned.trim().is_empty() {
+        "attachment".into()
+    } else {
+        cleaned
+    }
+}
+
+/// Stores what the end user said (typed, or read from an attachment) in the token's
+/// conversation; a conversation cleared in the meantime is `conversation_gone`.
+async fn append_user_message(
+    state: &AppState,
+    claims: &WidgetClaims,
+    content: String,
+) -> AppResult<Message> {
+    let m = NewMessage {
+        conversation_id: claims.conversation,
+        role: MessageRole::User,
+        content,
+        status: MessageStatus::Complete,
+    };
+    match state.store.append_message(claims.tenant, &m).await {
+        Err(StoreError::NotFound) => Err(conversation_gone()),
+        other => Ok(other?),
+    }
+}
+
+async fn upload_attachment(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    WidgetAuth(claims): WidgetAuth,
+    mut multipart: Multipart,
+) -> AppResult<Response> {
+    limit_turn(&state, ip, claims.conversation).await?;
+    let too_large = || AppError::PayloadTooLarge;
+    let mut file = None;
+    while let Some(field) = multipart.next_field().await.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            AppError::BadRequest("bad_upload", "The upload could not be read.".into())
+        }
+    })? {
+        if field.name() == Some("file") {
+            let name = clean_file_name(field.file_name().unwrap_or("attachment"));
+            let bytes = field.bytes().await.map_err(|_| too_large())?;
+            file = Some((name, bytes));
+            break;
+        }
+    }
+    let (file_name, bytes) = file.ok_or_else(|| {
+        AppError::BadRequest("no_file", "Choose an image or a PDF to attach.".into())
+    })?;
+    if bytes.len() > MAX_ATTACHMENT_BYTES {
+        return Err(too_large());
+    }
+    let content_type = sniff(&bytes).ok_or_else(|| {
+        AppError::UnsupportedMediaType(
+            "Only images (PNG, JPEG, WebP) and PDF files can be attached.".into(),
+        )
+    })?;
+    let t = claims.tenant;
+    if state
+        .store
+        .conversation(t, claims.conversation)
+        .await?
+        .is_none()
+    {
+        return Err(conversation_gone());
+    }
+    let attachment = state
+        .store
+        .add_attachment(
+            t,
+            &NewAttachment {
+                conversation_id: claims.conversation,
+                message_id: None,
+                file_name: file_name.clone(),
+                content_type: content_type.into(),
+                size_bytes: bytes.len() as i64,
+                sha256: sha256(&bytes),
+            },
+        )
+        .await?;
+    let key = stored_api_key(&state, t)
+        .await
+        .map_err(|f| AppError::Upstream(f.code(), f.message()))?;
+    let text = state
+        .mistral
+        .ocr(
+            &key,
+            OcrInput {
+                content_type: content_type.into(),
+                bytes: bytes.to_vec(),
+                file_name: Some(file_name.clone()),
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            UpstreamError::RateLimited { retry_after_secs } => AppError::RateLimited {
+                retry_after_secs: retry_after_secs.unwrap_or(30),
+            },
+            other => AppError::Upstream(other.code(), other.to_string()),
+        })?;
+    append_user_message(&state, &claims, format!("Attached {file_name}:\n\n{text}")).await?;
+    Ok(axum::Json(json!({
+        "attachment": { "id": attachment.id.to_string(), "file_name": attachment.file_name },
+        "text": text,
+    }))
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffing_trusts_bytes_not_names() {
+        assert_eq!(sniff(b"%PDF-1.7 ..."), Some("application/pdf"));
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n...."), Some("image/png"));
+        assert_eq!(sniff(b"<svg onload=alert(1)>"), None);
+        assert_eq!(sniff(b"MZ\x90\x00"), None);
+    }
+
+    #[test]
+    fn file_names_lose_paths_and_control_characters() {
+        assert_eq!(clean_file_name("../../etc/passwd"), "passwd");
+        assert_eq!(clean_file_name("C:\\x\\scan\u{0}.pdf"), "scan.pdf");
+        assert_eq!(clean_file_name(""), "attachment");
+    }
+}

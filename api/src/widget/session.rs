@@ -1,0 +1,210 @@
+//! The widget's session endpoints: start or resume a session (`POST /session`, which
+//! issues the token for one conversation of one bot on one origin), read its history
+//! (`GET /messages`) and clear it (`DELETE /conversation`). Sending a message is `chat.rs`,
+//! attachments `attachments.rs`; the routes are assembled in `mod.rs`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::auth::WidgetAuth;
+use super::cors::{origin_refused, own_origin, request_origin};
+use super::limits::limit_ip;
+use super::token::{self, WidgetClaims};
+use crate::crypto::{random_token, sha256};
+use crate::error::{ApiJson, AppError, AppResult};
+use crate::http::client_ip::ClientIp;
+use crate::state::AppState;
+use crate::storage::{
+    Bot, ConversationId, Message, MessageRole, MessageStatus, NewConversation, Timestamp,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    bot: String,
+    #[serde(default)]
+    resume: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SessionResponse {
+    token: String,
+    expires_in: i64,
+    conversation: ConversationId,
+    resume: String,
+    bot: BotPresentation,
+}
+
+#[derive(Serialize)]
+struct BotPresentation {
+    name: String,
+    greeting: String,
+    theme_color: String,
+    language: &'static str,
+}
+
+fn unknown_bot() -> AppError {
+    AppError::NotFound(
+        "unknown_bot",
+        "This assistant does not exist (check data-bot in the embed code).".into(),
+    )
+}
+
+pub async fn start_session(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<SessionRequest>,
+) -> Result<Response, AppError> {
+    limit_ip(&state, ip).await?;
+    let Some(origin) = request_origin(&headers) else {
+        return Ok(origin_refused(
+            "origin_required",
+            "The request has no valid Origin header; the widget must be loaded in a browser."
+                .into(),
+        ));
+    };
+    let tenant = Bot::tenant_of_public_id(&req.bot).ok_or_else(unknown_bot)?;
+    let bot = state
+        .store
+        .bot_by_public_id(tenant, &req.bot)
+        .await?
+        .ok_or_else(unknown_bot)?;
+    crate::lifecycle::suspension::refuse_if_suspended(state.store.as_ref(), tenant).await?;
+    let allowed = bot
+        .settings
+        .allowed_origins
+        .iter()
+        .any(|o| o.as_str() == origin)
+        || origin == own_origin(&state);
+    if !allowed {
+        // Readable by the page (CORS headers stay on): the site owner who forgot to add
+        // their origin must see "not enabled on this website", not "offline". It reveals
+        // nothing an unknown-bot 404 would not, and no session or data is handed out.
+        return Err(AppError::Forbidden(
+            "origin_not_allowed",
+            format!(
+                "This website ({origin}) is not allowed to use this assistant. Its owner can add the origin in the assistant's settings."
+            ),
+        ));
+    }
+    // Resume only a conversation of this bot started from this origin; otherwise start anew
+    // (the old one may have been cleared or deleted by retention).
+    let resumed = match req.resume.as_deref().filter(|r| r.len() <= 128) {
+        Some(secret) => state
+            .store
+            .conversation_by_resume(tenant, bot.id, &sha256(secret.as_bytes()))
+            .await?
+            .filter(|c| c.origin == origin)
+            .map(|c| (c, secret.to_owned())),
+        None => None,
+    };
+    let (conversation, resume) = match resumed {
+        Some(found) => found,
+        None => {
+            let secret = random_token("rs_");
+            let c = state
+                .store
+                .create_conversation(
+                    tenant,
+                    &NewConversation {
+                        bot_id: bot.id,
+                        origin: origin.clone(),
+                        resume_hash: sha256(secret.as_bytes()),
+                    },
+                )
+                .await?;
+            (c, secret)
+        }
+    };
+    let now = Timestamp::now().0 / 1000;
+    let claims = WidgetClaims {
+        tenant,
+        bot: bot.id,
+        conversation: conversation.id,
+        origin,
+        iat: now,
+        exp: now + token::MAX_LIFETIME_SECS,
+    };
+    let body = SessionResponse {
+        token: token::issue(&state.keys.token, &claims),
+        expires_in: token::MAX_LIFETIME_SECS,
+        conversation: conversation.id,
+        resume,
+        bot: BotPresentation {
+            name: bot.settings.name,
+            greeting: bot.settings.greeting,
+            theme_color: bot.settings.theme_color,
+            language: bot.settings.language.as_str(),
+        },
+    };
+    let mut resp = Json(body).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+#[derive(Serialize)]
+pub struct HistoryMessage {
+    pub id: String,
+    pub role: MessageRole,
+    pub content: String,
+    pub status: MessageStatus,
+    pub created_at: String,
+}
+
+impl From<Message> for HistoryMessage {
+    fn from(m: Message) -> Self {
+        HistoryMessage {
+            id: m.id.to_string(),
+            role: m.role,
+            content: m.content,
+            status: m.status,
+            created_at: m.created_at.to_rfc3339(),
+        }
+    }
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    WidgetAuth(claims): WidgetAuth,
+) -> AppResult<Response> {
+    limit_ip(&state, ip).await?;
+    let messages: Vec<HistoryMessage> = state
+        .store
+        .messages(claims.tenant, claims.conversation)
+        .await?
+        .into_iter()
+        .filter(|m| m.role != MessageRole::System && m.status != MessageStatus::Failed)
+        .map(Into::into)
+        .collect();
+    let mut resp = Json(serde_json::json!({ "messages": messages })).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+pub async fn clear_conversation(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    WidgetAuth(claims): WidgetAuth,
+) -> AppResult<StatusCode> {
+    limit_ip(&state, ip).await?;
+    state
+        .store
+        .delete_conversation(claims.tenant, claims.conversation)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The token's conversation was cleared (or deleted by retention) since it was issued.
+pub fn conversation_gone() -> AppError {
+    AppError::NotFound(
+        "conversation_gone",
+        "This conversation was cleared. Start a new one.".into(),
+    )
+}

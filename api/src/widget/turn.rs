@@ -1,0 +1,225 @@
+//! The turn between storage and upstream, after the handler (`chat.rs`) has stored the
+//! question and the pending answer: resolve the key (the tenant's own, else the operator's
+//! platform key), build the upstream request from the bot and the context, and drive the
+//! streamed answer into the SSE channel while accumulating it, then finish the stored answer
+//! as `complete` (with token usage), `interrupted` (stream broke or the end user left: the
+//! partial answer is kept) or `failed` (no answer).
+//!
+//! If the end user goes away, the SSE channel closes, the driver drops the upstream stream
+//! (which cancels the upstream request) and stores what it had.
+
+use axum::response::sse::Event;
+use futures_util::StreamExt;
+use secrecy::SecretString;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::crypto::{self, Purpose};
+use crate::mistral::{ChatEvent, ChatMessage, ChatRequest, Role, UpstreamError};
+use crate::state::AppState;
+use crate::storage::{
+    Bot, FinishedMessage, Message, MessageId, MessageRole, MessageStatus, Provider, ProviderKey,
+    TenantId, TokenUsage,
+};
+
+/// Why there is no answer, in words an end user understands.
+#[derive(Debug)]
+pub enum Failure {
+    NoKey,
+    Upstream(UpstreamError),
+    Storage,
+}
+
+impl Failure {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Failure::NoKey => "no_api_key",
+            Failure::Upstream(e) => e.code(),
+            Failure::Storage => "unavailable",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Failure::NoKey => {
+                "This assistant is not set up yet (no API key). Please try again later.".into()
+            }
+            Failure::Upstream(e) => e.to_string(),
+            Failure::Storage => {
+                "The assistant is temporarily unavailable. Please try again.".into()
+            }
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Failure::Upstream(UpstreamError::RateLimited { retry_after_secs }) => *retry_after_secs,
+            _ => None,
+        }
+    }
+}
+
+/// The tenant's own key (as read with the turn), else the operator's platform key, else
+/// `NoKey`.
+pub fn api_key(
+    state: &AppState,
+    t: TenantId,
+    stored: Option<ProviderKey>,
+) -> Result<SecretString, Failure> {
+    match stored {
+        Some(k) => crypto::open(
+            &state.keys.master,
+            Purpose::ProviderKey(t, Provider::Mistral),
+            &k.sealed,
+        )
+        .map_err(|e| {
+            tracing::error!(tenant = %t, error = %e, "a stored provider key cannot be opened");
+            Failure::NoKey
+        }),
+        None => state
+            .config
+            .platform_mistral_key
+            .clone()
+            .ok_or(Failure::NoKey),
+    }
+}
+
+/// Reads the tenant's key on its own (for OCR, which has no turn).
+pub async fn stored_api_key(state: &AppState, t: TenantId) -> Result<SecretString, Failure> {
+    match state.store.provider_key(t, Provider::Mistral).await {
+        Ok(k) => api_key(state, t, k),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the provider key failed");
+            Err(Failure::Storage)
+        }
+    }
+}
+
+fn event(name: &str, data: serde_json::Value) -> Event {
+    Event::default().event(name).data(data.to_string())
+}
+
+/// The upstream request: the bot's system prompt, then the context the store read back
+/// (already limited to the latest usable messages, oldest first).
+pub fn chat_request(bot: &Bot, context: Vec<Message>) -> ChatRequest {
+    let mut messages = Vec::with_capacity(context.len() + 1);
+    if !bot.settings.system_prompt.is_empty() {
+        messages.push(ChatMessage {
+            role: Role::System,
+            content: bot.settings.system_prompt.clone(),
+        });
+    }
+    messages.extend(context.into_iter().map(|m| ChatMessage {
+        role: match m.role {
+            MessageRole::User => Role::User,
+            MessageRole::Assistant => Role::Assistant,
+            MessageRole::System => Role::System,
+        },
+        content: m.content,
+    }));
+    ChatRequest {
+        model: bot.settings.model.clone(),
+        messages,
+    }
+}
+
+enum Ending {
+    Done,
+    ClientGone,
+    Failed(Failure),
+}
+
+pub async fn drive_answer(
+    state: AppState,
+    t: TenantId,
+    message: MessageId,
+    key: Result<SecretString, Failure>,
+    request: ChatRequest,
+    tx: mpsc::Sender<Event>,
+) {
+    let mut answer = String::new();
+    let mut usage = TokenUsage::default();
+    let ending = async {
+        let key = match key {
+            Ok(k) => k,
+            Err(f) => return Ending::Failed(f),
+        };
+        let mut upstream = match state.mistral.chat_stream(&key, &request).await {
+            Ok(s) => s,
+            Err(e) => return Ending::Failed(Failure::Upstream(e)),
+        };
+        drop(key);
+        loop {
+            let item = tokio::select! {
+                _ = tx.closed() => return Ending::ClientGone,
+                item = upstream.next() => item,
+            };
+            match item {
+                Some(Ok(ChatEvent::Delta(text))) => {
+                    answer.push_str(&text);
+                    if tx
+                        .send(event("delta", json!({ "text": text })))
+                        .await
+                        .is_err()
+                    {
+                        return Ending::ClientGone;
+                    }
+                }
+                Some(Ok(ChatEvent::Usage {
+                    prompt_tokens,
+                    completion_tokens,
+                })) => {
+                    usage = TokenUsage {
+                        prompt_tokens: Some(prompt_tokens),
+                        completion_tokens: Some(completion_tokens),
+                    };
+                }
+                Some(Ok(ChatEvent::Done)) => return Ending::Done,
+                Some(Err(e)) => return Ending::Failed(Failure::Upstream(e)),
+                None => return Ending::Failed(Failure::Upstream(UpstreamError::Interrupted)),
+            }
+        }
+    }
+    .await;
+    // Dropping the upstream stream above cancelled the upstream request if it was running.
+    let status = match &ending {
+        Ending::Done => MessageStatus::Complete,
+        Ending::Failed(_) if answer.is_empty() => MessageStatus::Failed,
+        Ending::Failed(_) | Ending::ClientGone => MessageStatus::Interrupted,
+    };
+    let stored = state
+        .store
+        .finish_message(
+            t,
+            message,
+            &FinishedMessage {
+                content: answer,
+                status,
+                usage,
+            },
+        )
+        .await;
+    if let Err(e) = &stored {
+        tracing::error!(error = %e, "storing the answer failed");
+    }
+    let last = match ending {
+        Ending::Done if stored.is_ok() => event(
+            "done",
+            json!({ "message_id": message.to_string(), "status": "complete" }),
+        ),
+        Ending::Done => error_event(&Failure::Storage),
+        Ending::Failed(f) => {
+            tracing::warn!(code = f.code(), "answer failed");
+            error_event(&f)
+        }
+        Ending::ClientGone => return,
+    };
+    let _ = tx.send(last).await;
+}
+
+fn error_event(f: &Failure) -> Event {
+    event(
+        "error",
+        json!({ "code": f.code(), "message": f.message(), "retry_after": f.retry_after() }),
+    )
+}
