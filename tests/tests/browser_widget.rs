@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use parlo::storage::{ConversationQuery, MessageRole, MessageStatus};
 use parlo_tests::browser::{Browser, spawn_app_at_public_url};
 use parlo_tests::fake_mistral::FakeMistral;
+use parlo_tests::fixture::{NewTenant, Tenant};
 use parlo_tests::host_page::{HostSite, Page, Shadow, console_log, page_html};
-use parlo_tests::{Backend, Tenant, TestApp, seal_key, tenant_with_bot};
+use parlo_tests::{Backend, TestApp};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -81,11 +82,11 @@ impl Setup {
         })
         .await;
         let site = HostSite::start().await;
-        let t = tenant_with_bot(app.store(), "owner@example.com", &site.origin()).await;
-        app.store()
-            .put_provider_key(t.tenant, &seal_key(&app, t.tenant, KEY))
-            .await
-            .unwrap();
+        let t = NewTenant::owned_by("owner@example.com")
+            .allowed_on(&site.origin())
+            .with_key(KEY)
+            .create(app.store())
+            .await;
         let browser = Browser::start().await;
         let w = Shadow::new(&browser.client);
         Setup {
