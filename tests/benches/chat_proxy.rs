@@ -22,7 +22,8 @@ use parlo::storage::{
     FinishedMessage, MessageStatus, NewConversation, NewTurn, Provider, TokenUsage, TurnStart,
 };
 use parlo_tests::fake_mistral::FakeMistral;
-use parlo_tests::{Backend, TestApp, TestDb, seal_key, spawn_app_on, tenant_with_bot};
+use parlo_tests::fixture::{NewTenant, Tenant};
+use parlo_tests::{Backend, TestApp, TestDb, spawn_app_on};
 use serde_json::json;
 use sqlx::Connection;
 
@@ -126,12 +127,11 @@ fn report(label: &str, mut d: Vec<Duration>) -> (Duration, Duration) {
     (p50, p99)
 }
 
-async fn tokens(app: &TestApp, bot: &str, n: usize) -> Vec<String> {
+async fn tokens(app: &TestApp, t: &Tenant, n: usize) -> Vec<String> {
+    let widget = t.widget(app, SHOP);
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let (status, s, _) = app.start_session(SHOP, bot, None).await;
-        assert_eq!(status, 200);
-        out.push(s["token"].as_str().unwrap().to_owned());
+        out.push(widget.session().await.token);
     }
     out
 }
@@ -165,11 +165,7 @@ async fn database(db: Db) -> TestDb {
 
 /// The database work the endpoint does before its upstream call, without HTTP or upstream.
 /// Returns the times of the whole work and of its rate-limit part.
-async fn database_work(
-    app: &TestApp,
-    t: &parlo_tests::Tenant,
-    rounds: usize,
-) -> (Vec<Duration>, Vec<Duration>) {
+async fn database_work(app: &TestApp, t: &Tenant, rounds: usize) -> (Vec<Duration>, Vec<Duration>) {
     let store = app.store();
     let conv = store
         .create_conversation(
@@ -262,16 +258,16 @@ async fn run(db: Db, concurrency: usize, rounds: usize) {
         })
         .await,
     );
-    let t = tenant_with_bot(app.store(), "bench@example.com", SHOP).await;
-    app.store()
-        .put_provider_key(t.tenant, &seal_key(&app, t.tenant, KEY))
-        .await
-        .unwrap();
+    let t = NewTenant::owned_by("bench@example.com")
+        .allowed_on(SHOP)
+        .with_key(KEY)
+        .create(app.store())
+        .await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency.max(1))
         .build()
         .unwrap();
-    let toks = Arc::new(tokens(&app, &t.bot.public_id, concurrency).await);
+    let toks = Arc::new(tokens(&app, &t, concurrency).await);
 
     // Warm up both paths.
     for _ in 0..20 {

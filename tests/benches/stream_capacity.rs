@@ -20,15 +20,14 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use parlo::config::DatabaseUrl;
-use parlo::crypto::{Purpose, seal};
-use parlo::keyring::MasterKeys;
 use parlo::storage::*;
 use parlo_tests::fake_mistral::{FakeMistral, Fault};
+use parlo_tests::fixture::NewTenant;
+use parlo_tests::{AnyStore, TEST_MASTER_KEYS};
 use serde_json::json;
 
 const SHOP: &str = "https://shop.example";
 const KEY: &str = "bench-key-0123456789abcdef";
-const MASTER: &str = "1:YmVuY2gtbWFzdGVyLWtleS0wMTIzNDU2Nzg5YWJjZGU=";
 const TOKEN: &str = "b1:YmVuY2gtdG9rZW4ta2V5LTAxMjM0NTY3ODlhYmNkZWY=";
 
 fn rss_kib(pid: u32) -> u64 {
@@ -79,47 +78,24 @@ fn main() {
             "sqlite://{}?mode=rwc",
             dir.path().join("parlo.db").display()
         );
-        let store = SqliteStore::open(&DatabaseUrl::new(db.clone()))
-            .await
-            .unwrap();
-        let user = store
-            .create_user(&Email::parse("bench@example.com").unwrap(), "h")
-            .await
-            .unwrap();
-        let ws = store
-            .create_workspace(&WorkspaceName::parse("Bench").unwrap(), user.id)
-            .await
-            .unwrap();
-        let bot = store
-            .create_bot(
-                ws.id,
-                &BotSettings::parse(&BotInput {
-                    name: "B".into(),
-                    allowed_origins: SHOP.into(),
-                    ..BotInput::default()
-                })
+        let sqlite = Arc::new(
+            SqliteStore::open(&DatabaseUrl::new(db.clone()))
+                .await
                 .unwrap(),
-            )
-            .await
-            .unwrap();
-        let master = MasterKeys::parse(MASTER).unwrap();
-        store
-            .put_provider_key(
-                ws.id,
-                &ProviderKey {
-                    provider: Provider::Mistral,
-                    sealed: seal(
-                        &master,
-                        Purpose::ProviderKey(ws.id, Provider::Mistral),
-                        KEY.as_bytes(),
-                    ),
-                    last_four: "cdef".into(),
-                    updated_at: Timestamp::now(),
-                },
-            )
-            .await
-            .unwrap();
-        store.pool().close().await;
+        );
+        let store: AnyStore = sqlite.clone();
+        let t = NewTenant::owned_by("bench@example.com")
+            .workspace("Bench")
+            .bot(BotInput {
+                name: "B".into(),
+                allowed_origins: SHOP.into(),
+                ..BotInput::default()
+            })
+            .with_key(KEY)
+            .create(&store)
+            .await;
+        drop(store);
+        sqlite.pool().close().await;
 
         let mut fake = Command::new(std::env::current_exe().unwrap())
             .arg("serve-fake")
@@ -143,7 +119,8 @@ fn main() {
             .current_dir(dir.path())
             .env("PARLO_DATABASE_URL", &db)
             .env("PARLO_LISTEN", format!("127.0.0.1:{port}"))
-            .env("PARLO_MASTER_KEYS", MASTER)
+            // The fixture sealed the key with the harness's master keys.
+            .env("PARLO_MASTER_KEYS", TEST_MASTER_KEYS)
             .env("PARLO_TOKEN_KEYS", TOKEN)
             .env("PARLO_MISTRAL_BASE_URL", &fake_url)
             .env("PARLO_UPSTREAM_READ_TIMEOUT_SECS", "600")
@@ -174,7 +151,7 @@ fn main() {
             let s: serde_json::Value = client
                 .post(format!("{base}/api/widget/v1/session"))
                 .header("origin", SHOP)
-                .json(&json!({"bot": bot.public_id}))
+                .json(&json!({"bot": t.bot.public_id}))
                 .send()
                 .await
                 .unwrap()

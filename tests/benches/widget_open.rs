@@ -9,9 +9,10 @@
 
 use std::time::{Duration, Instant};
 
+use parlo_tests::Backend;
 use parlo_tests::browser::{Browser, spawn_app_at_public_url};
+use parlo_tests::fixture::NewTenant;
 use parlo_tests::host_page::{HostSite, Page, Shadow, page_html};
-use parlo_tests::{Backend, tenant_with_bot};
 use serde_json::Value;
 
 const RECORD_CLICK: &str = "<script>document.addEventListener('click', \
@@ -53,7 +54,7 @@ fn main() {
         })
         .await;
         let site = HostSite::start().await;
-        let t = tenant_with_bot(app.store(), "bench@example.com", &site.origin()).await;
+        let t = NewTenant::owned_by("bench@example.com").allowed_on(&site.origin()).create(app.store()).await;
         let embed = format!("<script src=\"{}/widget.js\" data-bot=\"{}\"></script>", app.base, t.bot.public_id);
         site.set_page("/", Page::html(page_html("Shop", RECORD_CLICK, &embed)));
         let browser = Browser::start().await;

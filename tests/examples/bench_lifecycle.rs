@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 
 use parlo::lifecycle::retention::{self, RetentionOptions, RetentionOutcome};
 use parlo::storage::*;
+use parlo_tests::fixture::NewTenant;
 use parlo_tests::lifecycle::RawDb;
-use parlo_tests::{Backend, spawn_app_with, tenant_with_bot};
+use parlo_tests::{Backend, spawn_app_with};
 
 const SHOP: &str = "https://shop.example";
 const DAY: i64 = 86_400_000;
@@ -203,28 +204,20 @@ async fn main() {
     })
     .await;
     let store = app.store().clone();
-    let live = tenant_with_bot(&store, "live@shop.example", SHOP).await;
-    let old_owner = store
-        .create_user(&Email::parse("old@old.example").unwrap(), "h")
-        .await
-        .unwrap();
-    let old = store
-        .create_workspace(&WorkspaceName::parse("Old").unwrap(), old_owner.id)
-        .await
-        .unwrap()
-        .id;
-    let old_bot = store
-        .create_bot(
-            old,
-            &BotSettings::parse(&BotInput {
-                name: "Old".into(),
-                retention_days: Some(30),
-                ..BotInput::default()
-            })
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    let live = NewTenant::owned_by("live@shop.example")
+        .allowed_on(SHOP)
+        .create(&store)
+        .await;
+    let old = NewTenant::owned_by("old@old.example")
+        .workspace("Old")
+        .bot(BotInput {
+            name: "Old".into(),
+            retention_days: Some(30),
+            ..BotInput::default()
+        })
+        .create(&store)
+        .await;
+    let (old, old_bot) = (old.tenant, old.bot);
     let raw = RawDb::of(&app.db).await;
     let started = Instant::now();
     let now = Timestamp::now();

@@ -1,5 +1,7 @@
 //! The shared test harness: fresh databases for both backends and `spawn_app`, which runs
 //! the real application on port 0 and returns its address, as a client would see it.
+//! Tenants, signed-in site clients and widget clients come from [`fixture`]; one test per
+//! backend from [`both_backends!`].
 //!
 //! PostgreSQL is required, never skipped: the admin URL comes from `PARLO_TEST_PG_URL`
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`) and an unreachable server fails
@@ -15,12 +17,21 @@ use parlo::app::{self, RunningServer};
 use parlo::config::{Config, DatabaseUrl, Settings};
 use parlo::state::AppState;
 use parlo::storage::{self, PgStore, SqliteStore, Store};
-
-pub mod browser;
 use sqlx::{Connection, PgConnection};
 
+pub mod browser;
 pub mod fake_mistral;
+pub mod fixture;
 pub mod host_page;
+pub mod lifecycle;
+
+/// Lets `both_backends!` name its tests without every test file depending on `paste`.
+#[doc(hidden)]
+pub use paste;
+
+/// The store as tests hold it, on either backend. The one place the harness names the
+/// store's type.
+pub type AnyStore = Arc<dyn Store>;
 
 pub const APP_ROLE: &str = "parlo_test_app";
 pub const OWNER_ROLE: &str = "parlo_test_owner";
@@ -206,7 +217,7 @@ impl Drop for PgTestDb {
 
 /// A store on a fresh database of the given backend, plus what keeps that database alive.
 pub struct TestStore {
-    pub store: Arc<dyn Store>,
+    pub store: AnyStore,
     pub db: TestDb,
 }
 
@@ -245,7 +256,7 @@ impl TestDb {
 pub async fn test_store(backend: Backend) -> TestStore {
     let db = TestDb::new(backend).await;
     let url = DatabaseUrl::new(db.app_url());
-    let store: Arc<dyn Store> = match backend {
+    let store: AnyStore = match backend {
         Backend::Sqlite => Arc::new(SqliteStore::open(&url).await.unwrap()),
         Backend::Postgres => Arc::new(PgStore::connect(&url).await.unwrap()),
     };
@@ -268,7 +279,7 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &AnyStore {
         &self.state.store
     }
 
@@ -337,107 +348,25 @@ pub async fn spawn_app_on(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> Tes
     }
 }
 
-/// Declares one async test per backend: `both_backends!(name, |backend| async { … })`.
+/// Declares one test per backend for each named `async fn name(backend: Backend)`:
+/// `both_backends!(tenants_are_isolated, …);` expands to `tenants_are_isolated_sqlite` and
+/// `tenants_are_isolated_postgres`. The bodies stay ordinary functions, so rustfmt formats
+/// them and a failure points at a line of the test, not of a macro.
 #[macro_export]
 macro_rules! both_backends {
-    ($($name:ident => $body:expr;)*) => {
-        mod sqlite {
-            #[allow(unused_imports)]
-            use super::*;
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { ($body)($crate::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            #[allow(unused_imports)]
-            use super::*;
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { ($body)($crate::Backend::Postgres).await })*
+    ($($name:ident),* $(,)?) => {
+        $crate::paste::paste! {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn [<$name _sqlite>]() {
+                    $name($crate::Backend::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn [<$name _postgres>]() {
+                    $name($crate::Backend::Postgres).await
+                }
+            )*
         }
     };
 }
-
-/// A workspace with one bot allowed on `origin`, created through the store.
-pub struct Tenant {
-    pub tenant: parlo::storage::TenantId,
-    pub user: parlo::storage::UserId,
-    pub bot: parlo::storage::Bot,
-}
-
-pub async fn tenant_with_bot(store: &Arc<dyn Store>, email: &str, origin: &str) -> Tenant {
-    use parlo::storage::*;
-    let user = store
-        .create_user(&Email::parse(email).unwrap(), "$argon2id$test")
-        .await
-        .unwrap();
-    let ws = store
-        .create_workspace(&WorkspaceName::parse("Test workspace").unwrap(), user.id)
-        .await
-        .unwrap();
-    let bot = store
-        .create_bot(
-            ws.id,
-            &BotSettings::parse(&BotInput {
-                name: "Helper".into(),
-                greeting: "Hello! Ask me about **anything**, even $x^2$.".into(),
-                system_prompt: "You are a test assistant.".into(),
-                allowed_origins: origin.into(),
-                ..BotInput::default()
-            })
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    Tenant {
-        tenant: ws.id,
-        user: user.id,
-        bot,
-    }
-}
-
-/// Stores `key` as the tenant's Mistral key, sealed as the site does it.
-pub fn seal_key(
-    app: &TestApp,
-    tenant: parlo::storage::TenantId,
-    key: &str,
-) -> parlo::storage::ProviderKey {
-    use parlo::crypto::{Purpose, seal};
-    use parlo::storage::{Provider, ProviderKey, Timestamp};
-    ProviderKey {
-        provider: Provider::Mistral,
-        sealed: seal(
-            &app.state.keys.master,
-            Purpose::ProviderKey(tenant, Provider::Mistral),
-            key.as_bytes(),
-        ),
-        last_four: key[key.len().saturating_sub(4)..].to_owned(),
-        updated_at: Timestamp::now(),
-    }
-}
-
-impl TestApp {
-    /// Starts a widget session from `origin`; returns the status and JSON body.
-    pub async fn start_session(
-        &self,
-        origin: &str,
-        bot: &str,
-        resume: Option<&str>,
-    ) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
-        let r = self
-            .client
-            .post(self.url("/api/widget/v1/session"))
-            .header("origin", origin)
-            .json(&serde_json::json!({ "bot": bot, "resume": resume }))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        (
-            status,
-            r.json().await.unwrap_or(serde_json::Value::Null),
-            headers,
-        )
-    }
-}
-
-pub mod lifecycle;

@@ -42,6 +42,29 @@ impl RawDb {
         }
     }
 
+    /// Like [`RawDb::of`], but on PostgreSQL as the application role (grants and row-level
+    /// security apply), as the server connects.
+    pub async fn as_app(db: &TestDb) -> RawDb {
+        match db {
+            TestDb::Sqlite(_) => RawDb::of(db).await,
+            TestDb::Postgres(pg) => RawDb::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&pg.app_url)
+                    .await
+                    .unwrap(),
+            ),
+        }
+    }
+
+    /// Runs one statement; its error, if any, for the test to inspect.
+    pub async fn try_exec(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        match self {
+            RawDb::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()),
+            RawDb::Postgres(p) => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()),
+        }
+    }
+
     /// Every table of the schema, migrations history included.
     pub async fn tables(&self) -> Vec<String> {
         match self {

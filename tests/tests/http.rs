@@ -3,40 +3,59 @@
 
 use parlo_tests::{Backend, both_backends, spawn_app};
 
-both_backends! {
-    health_and_readiness => |backend| async move {
-        let app = spawn_app(backend).await;
-        let r = app.client.get(app.url("/healthz")).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        let r = app.client.get(app.url("/readyz")).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["status"], "ready");
-        app.stop().await;
-    };
+both_backends!(
+    health_and_readiness,
+    security_headers_on_every_response,
+    request_ids_are_generated_and_echoed
+);
 
-    security_headers_on_every_response => |backend| async move {
-        let app = spawn_app(backend).await;
-        for path in ["/healthz", "/does-not-exist"] {
-            let r = app.client.get(app.url(path)).send().await.unwrap();
-            let h = r.headers();
-            assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
-            assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
-            let csp = h["content-security-policy"].to_str().unwrap();
-            assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
-            assert!(h.get("strict-transport-security").is_none(), "no HSTS on a plain-http public URL");
-        }
-        app.stop().await;
-    };
+async fn health_and_readiness(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["status"],
+        "ready"
+    );
+    app.stop().await;
+}
 
-    request_ids_are_generated_and_echoed => |backend| async move {
-        let app = spawn_app(backend).await;
-        let r = app.client.get(app.url("/healthz")).send().await.unwrap();
-        let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
-        assert_eq!(id.len(), 36, "a UUID: {id}");
-        let r = app.client.get(app.url("/healthz")).header("x-request-id", "trace-me-123").send().await.unwrap();
-        assert_eq!(r.headers()["x-request-id"], "trace-me-123");
-        app.stop().await;
-    };
+async fn security_headers_on_every_response(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for path in ["/healthz", "/does-not-exist"] {
+        let r = app.client.get(app.url(path)).send().await.unwrap();
+        let h = r.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert!(
+            h.get("strict-transport-security").is_none(),
+            "no HSTS on a plain-http public URL"
+        );
+    }
+    app.stop().await;
+}
+
+async fn request_ids_are_generated_and_echoed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let r = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-me-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-me-123");
+    app.stop().await;
 }
 
 #[tokio::test]

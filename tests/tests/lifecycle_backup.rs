@@ -10,8 +10,9 @@ use parlo::config::{Config, DatabaseUrl, Settings};
 use parlo::lifecycle::archive::{self, Progress, Sealer};
 use parlo::lifecycle::{backup, restore};
 use parlo::storage::*;
+use parlo_tests::fixture::NewTenant;
 use parlo_tests::lifecycle::RawDb;
-use parlo_tests::{Backend, TestStore, both_backends, test_env, test_store};
+use parlo_tests::{AnyStore, Backend, TestStore, both_backends, test_env, test_store};
 use sqlx::Connection;
 
 struct Keys {
@@ -61,34 +62,19 @@ fn config(
 }
 
 /// Two workspaces with chat data; the message text is what must not appear in the file.
-async fn populate(store: &dyn Store) -> TenantId {
+async fn populate(store: &AnyStore) -> TenantId {
     let mut first = None;
     for (email, name) in [("ann@a.example", "Acme"), ("bob@b.example", "Bolt")] {
-        let u = store
-            .create_user(&Email::parse(email).unwrap(), "h")
-            .await
-            .unwrap();
-        let w = store
-            .create_workspace(&WorkspaceName::parse(name).unwrap(), u.id)
-            .await
-            .unwrap();
-        let bot = store
-            .create_bot(
-                w.id,
-                &BotSettings::parse(&BotInput {
-                    name: "Help".into(),
-                    ..BotInput::default()
-                })
-                .unwrap(),
-            )
-            .await
-            .unwrap();
+        let t = NewTenant::owned_by(email)
+            .workspace(name)
+            .create(store)
+            .await;
         for i in 0..5 {
             let c = store
                 .create_conversation(
-                    w.id,
+                    t.tenant,
                     &NewConversation {
-                        bot_id: bot.id,
+                        bot_id: t.bot.id,
                         origin: "https://x.example".into(),
                         resume_hash: vec![i; 32],
                     },
@@ -98,7 +84,7 @@ async fn populate(store: &dyn Store) -> TenantId {
             for role in [MessageRole::User, MessageRole::Assistant] {
                 store
                     .append_message(
-                        w.id,
+                        t.tenant,
                         &NewMessage {
                             conversation_id: c.id,
                             role,
@@ -110,7 +96,7 @@ async fn populate(store: &dyn Store) -> TenantId {
                     .unwrap();
             }
         }
-        first.get_or_insert(w.id);
+        first.get_or_insert(t.tenant);
     }
     first.unwrap()
 }
@@ -119,178 +105,291 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-both_backends! {
-    backup_round_trips_through_the_restore_drill => |backend: Backend| async move {
-        let ts = test_store(backend).await;
-        let acme = populate(ts.store.as_ref()).await;
-        let raw = RawDb::of(&ts.db).await;
-        let keys = Keys::new();
-        let data = tempfile::tempdir().unwrap();
-        let offsite = tempfile::tempdir().unwrap();
-        let command = format!("cp \"$1\" '{}'/", offsite.path().display());
-        let config = config(&ts, data.path(), &keys.recipients, |s| s.backup_command = Some(command));
+both_backends!(
+    backup_round_trips_through_the_restore_drill,
+    a_backup_is_never_written_without_a_recipient,
+    tampering_and_count_mismatches_fail_the_drill,
+    restore_goes_only_into_an_empty_target,
+    old_local_backups_are_pruned
+);
 
-        let r = backup::run(&config, Progress::Quiet).await.unwrap();
-        assert!(r.path.starts_with(data.path().join("backups")));
-        let name = r.path.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(name.starts_with("parlo-") && name.ends_with(".age"), "{name}");
-        // The manifest holds every table's count, equal to what the database holds.
-        for table in raw.tables().await {
-            assert_eq!(r.manifest.tables.get(&table), Some(&raw.count(&table).await), "{table}");
-        }
-        assert_eq!(r.manifest.tables["messages"], 20);
-        // Encrypted: neither chat text nor the manifest is readable in the file.
-        let bytes = std::fs::read(&r.path).unwrap();
-        assert!(bytes.starts_with(b"age-encryption.org/v1"));
-        assert!(!contains(&bytes, b"PLAINTEXT-CANARY"));
-        assert!(!contains(&bytes, b"workspace_profiles"));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&r.path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o077, 0, "backup readable by others: {mode:o}");
-        }
-        // Handed to the off-site command.
-        assert_eq!(std::fs::read(offsite.path().join(&name)).unwrap(), bytes);
+async fn backup_round_trips_through_the_restore_drill(backend: Backend) {
+    let ts = test_store(backend).await;
+    let acme = populate(&ts.store).await;
+    let raw = RawDb::of(&ts.db).await;
+    let keys = Keys::new();
+    let data = tempfile::tempdir().unwrap();
+    let offsite = tempfile::tempdir().unwrap();
+    let command = format!("cp \"$1\" '{}'/", offsite.path().display());
+    let config = config(&ts, data.path(), &keys.recipients, |s| {
+        s.backup_command = Some(command)
+    });
 
-        // The drill passes with either recipient's identity.
-        for id in ["ops", "escrow"] {
-            let report = restore::verify(&config, &r.path, &keys.identity(id), Progress::Quiet).await.unwrap();
-            assert!(report.ok());
-            assert_eq!(report.integrity, "ok");
-            assert_eq!(report.tables.len(), r.manifest.tables.len());
-            assert!(report.tables.iter().all(|t| t.expected == t.found && t.found.is_some()));
-        }
-        if let Some(pg) = ts.db.pg() {
-            // The drill's temporary database is gone.
-            let mut admin = sqlx::PgConnection::connect(&pg.admin_url).await.unwrap();
-            let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'parlo_restore_verify_%'")
-                .fetch_one(&mut admin).await.unwrap();
-            assert_eq!(left, 0);
-        }
+    let r = backup::run(&config, Progress::Quiet).await.unwrap();
+    assert!(r.path.starts_with(data.path().join("backups")));
+    let name = r.path.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("parlo-") && name.ends_with(".age"),
+        "{name}"
+    );
+    // The manifest holds every table's count, equal to what the database holds.
+    for table in raw.tables().await {
+        assert_eq!(
+            r.manifest.tables.get(&table),
+            Some(&raw.count(&table).await),
+            "{table}"
+        );
+    }
+    assert_eq!(r.manifest.tables["messages"], 20);
+    // Encrypted: neither chat text nor the manifest is readable in the file.
+    let bytes = std::fs::read(&r.path).unwrap();
+    assert!(bytes.starts_with(b"age-encryption.org/v1"));
+    assert!(!contains(&bytes, b"PLAINTEXT-CANARY"));
+    assert!(!contains(&bytes, b"workspace_profiles"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&r.path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "backup readable by others: {mode:o}");
+    }
+    // Handed to the off-site command.
+    assert_eq!(std::fs::read(offsite.path().join(&name)).unwrap(), bytes);
 
-        // Unreadable with the wrong identity.
-        let err = restore::verify(&config, &r.path, &keys.identity("stranger"), Progress::Quiet).await.unwrap_err();
-        assert!(format!("{err:#}").contains("none of the identities"), "{err:#}");
-        let err = archive::open(&r.path, &keys.identity("stranger"), Progress::Quiet).err().unwrap();
-        assert!(format!("{err:#}").contains("none of the identities"), "{err:#}");
-        let _ = acme;
-        raw.close().await;
-    };
-
-    a_backup_is_never_written_without_a_recipient => |backend: Backend| async move {
-        let ts = test_store(backend).await;
-        populate(ts.store.as_ref()).await;
-        let data = tempfile::tempdir().unwrap();
-        let config = config(&ts, data.path(), &[], |_| {});
-        let err = backup::run(&config, Progress::Quiet).await.unwrap_err();
-        assert!(format!("{err:#}").contains("no recipient is configured"), "{err:#}");
-        assert!(!data.path().join("backups").exists(), "nothing may be written");
-    };
-
-    tampering_and_count_mismatches_fail_the_drill => |backend: Backend| async move {
-        let ts = test_store(backend).await;
-        populate(ts.store.as_ref()).await;
-        let keys = Keys::new();
-        let data = tempfile::tempdir().unwrap();
-        let config = config(&ts, data.path(), &keys.recipients, |_| {});
-        let r = backup::run(&config, Progress::Quiet).await.unwrap();
-        let ops = keys.identity("ops");
-
-        // One flipped bit in the ciphertext: age's authentication refuses it.
-        let mut bytes = std::fs::read(&r.path).unwrap();
-        let mid = bytes.len() / 2;
-        bytes[mid] ^= 1;
-        let flipped = data.path().join("flipped.age");
-        std::fs::write(&flipped, &bytes).unwrap();
-        assert!(restore::verify(&config, &flipped, &ops, Progress::Quiet).await.is_err());
-
-        // Truncated.
-        let truncated = data.path().join("truncated.age");
-        std::fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
-        assert!(restore::verify(&config, &truncated, &ops, Progress::Quiet).await.is_err());
-
-        // Validly encrypted, but the manifest claims a row the payload lacks.
-        let opened = archive::open(&r.path, &ops, Progress::Quiet).unwrap();
-        let mut manifest = opened.manifest.clone();
-        *manifest.tables.get_mut("messages").unwrap() += 1;
-        let recipients = archive::recipients(&keys.recipients).unwrap();
-        let lying = data.path().join("backups/parlo-lying.age");
-        let mut sealer = Sealer::create(&lying, &recipients, Progress::Quiet, None).unwrap();
-        std::io::copy(&mut std::fs::File::open(&opened.payload).unwrap(), &mut sealer).unwrap();
-        sealer.finish(manifest).unwrap();
-        let err = restore::verify(&config, &lying, &ops, Progress::Quiet).await.unwrap_err();
-        assert!(format!("{err:#}").contains("messages expected Some(21) found Some(20)"), "{err:#}");
-    };
-
-    restore_goes_only_into_an_empty_target => |backend: Backend| async move {
-        let ts = test_store(backend).await;
-        let acme = populate(ts.store.as_ref()).await;
-        let keys = Keys::new();
-        let data = tempfile::tempdir().unwrap();
-        let config = config(&ts, data.path(), &keys.recipients, |_| {});
-        let r = backup::run(&config, Progress::Quiet).await.unwrap();
-        let ops = keys.identity("ops");
-
-        // Into the live database: refused, it is not empty.
-        let err = restore::restore(&config, &r.path, &ops, None, Progress::Quiet).await.unwrap_err();
-        assert!(format!("{err:#}").contains("not empty"), "{err:#}");
-
-        let (target, cleanup) = match ts.db.pg() {
-            None => (format!("sqlite://{}", data.path().join("restored/parlo.db").display()), None),
-            Some(pg) => {
-                let name = format!("{}_restored", pg.name);
-                let mut admin = sqlx::PgConnection::connect(&pg.admin_url).await.unwrap();
-                sqlx::query(&format!("CREATE DATABASE {name} OWNER {}", parlo_tests::OWNER_ROLE))
-                    .execute(&mut admin).await.unwrap();
-                let mut u = url::Url::parse(&pg.admin_url).unwrap();
-                u.set_path(&name);
-                (u.to_string(), Some(name))
-            }
-        };
-        let report = restore::restore(&config, &r.path, &ops, Some(&target), Progress::Quiet).await.unwrap();
+    // The drill passes with either recipient's identity.
+    for id in ["ops", "escrow"] {
+        let report = restore::verify(&config, &r.path, &keys.identity(id), Progress::Quiet)
+            .await
+            .unwrap();
         assert!(report.ok());
-        assert_eq!(report.tables.iter().find(|t| t.table == "messages").unwrap().found, Some(20));
+        assert_eq!(report.integrity, "ok");
+        assert_eq!(report.tables.len(), r.manifest.tables.len());
+        assert!(
+            report
+                .tables
+                .iter()
+                .all(|t| t.expected == t.found && t.found.is_some())
+        );
+    }
+    if let Some(pg) = ts.db.pg() {
+        // The drill's temporary database is gone.
+        let mut admin = sqlx::PgConnection::connect(&pg.admin_url).await.unwrap();
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'parlo_restore_verify_%'",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        assert_eq!(left, 0);
+    }
 
-        // The restored database serves the application as it was, RLS and grants included.
-        let restored: std::sync::Arc<dyn Store> = match ts.db.pg() {
-            None => std::sync::Arc::new(SqliteStore::open(&DatabaseUrl::new(&target)).await.unwrap()),
-            Some(_) => {
-                let mut u = url::Url::parse(&target).unwrap();
-                u.set_username(parlo_tests::APP_ROLE).unwrap();
-                std::sync::Arc::new(PgStore::connect(&DatabaseUrl::new(u.to_string())).await.unwrap())
-            }
-        };
-        assert_eq!(restored.workspace(acme).await.unwrap().unwrap().name, "Acme");
-        let convs = restored.conversations(acme, &ConversationQuery { limit: 100, ..ConversationQuery::default() }).await.unwrap();
-        assert_eq!(convs.len(), 5);
+    // Unreadable with the wrong identity.
+    let err = restore::verify(
+        &config,
+        &r.path,
+        &keys.identity("stranger"),
+        Progress::Quiet,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("none of the identities"),
+        "{err:#}"
+    );
+    let err = archive::open(&r.path, &keys.identity("stranger"), Progress::Quiet)
+        .err()
+        .unwrap();
+    assert!(
+        format!("{err:#}").contains("none of the identities"),
+        "{err:#}"
+    );
+    let _ = acme;
+    raw.close().await;
+}
 
-        // Restoring again: refused, the target is no longer empty.
-        let err = restore::restore(&config, &r.path, &ops, Some(&target), Progress::Quiet).await.unwrap_err();
-        assert!(format!("{err:#}").contains("not empty"), "{err:#}");
-        drop(restored);
-        if let (Some(name), Some(pg)) = (cleanup, ts.db.pg()) {
+async fn a_backup_is_never_written_without_a_recipient(backend: Backend) {
+    let ts = test_store(backend).await;
+    populate(&ts.store).await;
+    let data = tempfile::tempdir().unwrap();
+    let config = config(&ts, data.path(), &[], |_| {});
+    let err = backup::run(&config, Progress::Quiet).await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains("no recipient is configured"),
+        "{err:#}"
+    );
+    assert!(
+        !data.path().join("backups").exists(),
+        "nothing may be written"
+    );
+}
+
+async fn tampering_and_count_mismatches_fail_the_drill(backend: Backend) {
+    let ts = test_store(backend).await;
+    populate(&ts.store).await;
+    let keys = Keys::new();
+    let data = tempfile::tempdir().unwrap();
+    let config = config(&ts, data.path(), &keys.recipients, |_| {});
+    let r = backup::run(&config, Progress::Quiet).await.unwrap();
+    let ops = keys.identity("ops");
+
+    // One flipped bit in the ciphertext: age's authentication refuses it.
+    let mut bytes = std::fs::read(&r.path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    let flipped = data.path().join("flipped.age");
+    std::fs::write(&flipped, &bytes).unwrap();
+    assert!(
+        restore::verify(&config, &flipped, &ops, Progress::Quiet)
+            .await
+            .is_err()
+    );
+
+    // Truncated.
+    let truncated = data.path().join("truncated.age");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
+    assert!(
+        restore::verify(&config, &truncated, &ops, Progress::Quiet)
+            .await
+            .is_err()
+    );
+
+    // Validly encrypted, but the manifest claims a row the payload lacks.
+    let opened = archive::open(&r.path, &ops, Progress::Quiet).unwrap();
+    let mut manifest = opened.manifest.clone();
+    *manifest.tables.get_mut("messages").unwrap() += 1;
+    let recipients = archive::recipients(&keys.recipients).unwrap();
+    let lying = data.path().join("backups/parlo-lying.age");
+    let mut sealer = Sealer::create(&lying, &recipients, Progress::Quiet, None).unwrap();
+    std::io::copy(
+        &mut std::fs::File::open(&opened.payload).unwrap(),
+        &mut sealer,
+    )
+    .unwrap();
+    sealer.finish(manifest).unwrap();
+    let err = restore::verify(&config, &lying, &ops, Progress::Quiet)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("messages expected Some(21) found Some(20)"),
+        "{err:#}"
+    );
+}
+
+async fn restore_goes_only_into_an_empty_target(backend: Backend) {
+    let ts = test_store(backend).await;
+    let acme = populate(&ts.store).await;
+    let keys = Keys::new();
+    let data = tempfile::tempdir().unwrap();
+    let config = config(&ts, data.path(), &keys.recipients, |_| {});
+    let r = backup::run(&config, Progress::Quiet).await.unwrap();
+    let ops = keys.identity("ops");
+
+    // Into the live database: refused, it is not empty.
+    let err = restore::restore(&config, &r.path, &ops, None, Progress::Quiet)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("not empty"), "{err:#}");
+
+    let (target, cleanup) = match ts.db.pg() {
+        None => (
+            format!(
+                "sqlite://{}",
+                data.path().join("restored/parlo.db").display()
+            ),
+            None,
+        ),
+        Some(pg) => {
+            let name = format!("{}_restored", pg.name);
             let mut admin = sqlx::PgConnection::connect(&pg.admin_url).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await.unwrap();
+            sqlx::query(&format!(
+                "CREATE DATABASE {name} OWNER {}",
+                parlo_tests::OWNER_ROLE
+            ))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+            let mut u = url::Url::parse(&pg.admin_url).unwrap();
+            u.set_path(&name);
+            (u.to_string(), Some(name))
         }
     };
+    let report = restore::restore(&config, &r.path, &ops, Some(&target), Progress::Quiet)
+        .await
+        .unwrap();
+    assert!(report.ok());
+    assert_eq!(
+        report
+            .tables
+            .iter()
+            .find(|t| t.table == "messages")
+            .unwrap()
+            .found,
+        Some(20)
+    );
 
-    old_local_backups_are_pruned => |backend: Backend| async move {
-        let ts = test_store(backend).await;
-        let keys = Keys::new();
-        let data = tempfile::tempdir().unwrap();
-        let config = config(&ts, data.path(), &keys.recipients, |s| s.backup_keep_days = Some(7));
-        let dir = data.path().join("backups");
-        std::fs::create_dir_all(&dir).unwrap();
-        let old = dir.join("parlo-sqlite-20200101T000000000Z.age");
-        let recent = dir.join("parlo-sqlite-20200102T000000000Z.age");
-        let unrelated = dir.join("notes.txt");
-        for (p, days) in [(&old, 8u64), (&recent, 6), (&unrelated, 30)] {
-            let f = std::fs::File::create(p).unwrap();
-            f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400)).unwrap();
+    // The restored database serves the application as it was, RLS and grants included.
+    let restored: AnyStore = match ts.db.pg() {
+        None => std::sync::Arc::new(SqliteStore::open(&DatabaseUrl::new(&target)).await.unwrap()),
+        Some(_) => {
+            let mut u = url::Url::parse(&target).unwrap();
+            u.set_username(parlo_tests::APP_ROLE).unwrap();
+            std::sync::Arc::new(
+                PgStore::connect(&DatabaseUrl::new(u.to_string()))
+                    .await
+                    .unwrap(),
+            )
         }
-        let r = backup::run(&config, Progress::Quiet).await.unwrap();
-        assert_eq!(r.pruned, vec![old.clone()]);
-        assert!(!old.exists() && recent.exists() && unrelated.exists() && r.path.exists());
     };
+    assert_eq!(
+        restored.workspace(acme).await.unwrap().unwrap().name,
+        "Acme"
+    );
+    let convs = restored
+        .conversations(
+            acme,
+            &ConversationQuery {
+                limit: 100,
+                ..ConversationQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(convs.len(), 5);
+
+    // Restoring again: refused, the target is no longer empty.
+    let err = restore::restore(&config, &r.path, &ops, Some(&target), Progress::Quiet)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("not empty"), "{err:#}");
+    drop(restored);
+    if let (Some(name), Some(pg)) = (cleanup, ts.db.pg()) {
+        let mut admin = sqlx::PgConnection::connect(&pg.admin_url).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+}
+
+async fn old_local_backups_are_pruned(backend: Backend) {
+    let ts = test_store(backend).await;
+    let keys = Keys::new();
+    let data = tempfile::tempdir().unwrap();
+    let config = config(&ts, data.path(), &keys.recipients, |s| {
+        s.backup_keep_days = Some(7)
+    });
+    let dir = data.path().join("backups");
+    std::fs::create_dir_all(&dir).unwrap();
+    let old = dir.join("parlo-sqlite-20200101T000000000Z.age");
+    let recent = dir.join("parlo-sqlite-20200102T000000000Z.age");
+    let unrelated = dir.join("notes.txt");
+    for (p, days) in [(&old, 8u64), (&recent, 6), (&unrelated, 30)] {
+        let f = std::fs::File::create(p).unwrap();
+        f.set_modified(
+            std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400),
+        )
+        .unwrap();
+    }
+    let r = backup::run(&config, Progress::Quiet).await.unwrap();
+    assert_eq!(r.pruned, vec![old.clone()]);
+    assert!(!old.exists() && recent.exists() && unrelated.exists() && r.path.exists());
 }

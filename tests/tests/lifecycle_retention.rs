@@ -1,23 +1,33 @@
 //! Retention on both backends, with time travel: the purge takes `now` as a parameter, and
 //! conversations are staged at chosen ages by setting their last activity directly.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use parlo::lifecycle::retention::{self, RetentionOptions, RetentionOutcome, RetentionReport};
 use parlo::storage::*;
+use parlo_tests::fixture::{NewTenant, Tenant};
 use parlo_tests::lifecycle::RawDb;
-use parlo_tests::{Backend, both_backends, test_store};
+use parlo_tests::{AnyStore, Backend, both_backends, test_store};
 
 const DAY: i64 = 86_400_000;
 
-fn settings(name: &str, retention_days: u16) -> BotSettings {
-    BotSettings::parse(&BotInput {
+fn bot_input(name: &str, retention_days: u16) -> BotInput {
+    BotInput {
         name: name.into(),
         allowed_origins: "https://shop.example".into(),
         retention_days: Some(retention_days),
         ..BotInput::default()
-    })
-    .unwrap()
+    }
+}
+
+/// A workspace "Acme" of Ann's with one bot keeping conversations for `retention_days`.
+async fn acme(store: &AnyStore, retention_days: u16) -> Tenant {
+    NewTenant::owned_by("ann@a.example")
+        .workspace("Acme")
+        .bot(bot_input("A", retention_days))
+        .create(store)
+        .await
 }
 
 /// A conversation with `messages` messages and one attachment.
@@ -102,106 +112,150 @@ async fn alive(store: &dyn Store, t: TenantId, c: ConversationId) -> bool {
     exists
 }
 
-both_backends! {
-    old_conversations_go_young_ones_stay => |backend: Backend| async move {
-        let ts = test_store(backend).await;
-        let store = ts.store.as_ref();
-        let raw = RawDb::of(&ts.db).await;
-        let ann = store.create_user(&Email::parse("ann@a.example").unwrap(), "h").await.unwrap();
-        let bob = store.create_user(&Email::parse("bob@b.example").unwrap(), "h").await.unwrap();
-        let w1 = store.create_workspace(&WorkspaceName::parse("Acme").unwrap(), ann.id).await.unwrap().id;
-        let w2 = store.create_workspace(&WorkspaceName::parse("Bolt").unwrap(), bob.id).await.unwrap().id;
-        let a = store.create_bot(w1, &settings("A", 30)).await.unwrap().id;
-        let b = store.create_bot(w1, &settings("B", 90)).await.unwrap().id;
-        let c = store.create_bot(w2, &settings("C", 365)).await.unwrap().id;
+both_backends!(
+    old_conversations_go_young_ones_stay,
+    purge_works_in_small_transactions,
+    a_held_lock_keeps_a_second_run_out
+);
 
-        let a_old = conversation(store, w1, a, 3).await;
-        let a_edge = conversation(store, w1, a, 2).await;
-        let a_young = conversation(store, w1, a, 2).await;
-        let b_mid = conversation(store, w1, b, 2).await;
-        let b_old = conversation(store, w1, b, 2).await;
-        let c_old = conversation(store, w2, c, 2).await;
-        let c_young = conversation(store, w2, c, 2).await;
-        let t0 = Timestamp::now();
-        raw.set_last_activity(w1.0, a_old.0, t0.0 - 30 * DAY - 1).await;
-        raw.set_last_activity(w1.0, a_edge.0, t0.0 - 30 * DAY).await;
-        raw.set_last_activity(w1.0, a_young.0, t0.0 - 29 * DAY).await;
-        raw.set_last_activity(w1.0, b_mid.0, t0.0 - 31 * DAY).await;
-        raw.set_last_activity(w1.0, b_old.0, t0.0 - 91 * DAY).await;
-        raw.set_last_activity(w2.0, c_old.0, t0.0 - 300 * DAY).await;
-        raw.set_last_activity(w2.0, c_young.0, t0.0).await;
-        let messages_before = raw.count("messages").await;
+async fn old_conversations_go_young_ones_stay(backend: Backend) {
+    let ts = test_store(backend).await;
+    let store = ts.store.as_ref();
+    let raw = RawDb::of(&ts.db).await;
+    let acme = acme(&ts.store, 30).await;
+    let bolt = NewTenant::owned_by("bob@b.example")
+        .workspace("Bolt")
+        .bot(bot_input("C", 365))
+        .create(&ts.store)
+        .await;
+    let (w1, w2) = (acme.tenant, bolt.tenant);
+    let a = acme.bot.id;
+    let b = store
+        .create_bot(w1, &BotSettings::parse(&bot_input("B", 90)).unwrap())
+        .await
+        .unwrap()
+        .id;
+    let c = bolt.bot.id;
 
-        // Now: exactly what is older than its own bot's retention goes.
-        let r = ran(store, t0, 1000).await;
-        assert_eq!(r.deleted, PurgeCounts { conversations: 2, messages: 5, attachments: 2 });
-        assert_eq!((r.workspaces, r.bots), (2, 3));
-        assert!(!alive(store, w1, a_old).await);
-        assert!(!alive(store, w1, b_old).await);
-        for (t, conv) in [(w1, a_edge), (w1, a_young), (w1, b_mid), (w2, c_old), (w2, c_young)] {
-            assert!(alive(store, t, conv).await, "{conv} is within its retention");
-            assert!(!store.messages(t, conv).await.unwrap().is_empty());
-            assert_eq!(store.attachments(t, conv).await.unwrap().len(), 1);
+    let a_old = conversation(store, w1, a, 3).await;
+    let a_edge = conversation(store, w1, a, 2).await;
+    let a_young = conversation(store, w1, a, 2).await;
+    let b_mid = conversation(store, w1, b, 2).await;
+    let b_old = conversation(store, w1, b, 2).await;
+    let c_old = conversation(store, w2, c, 2).await;
+    let c_young = conversation(store, w2, c, 2).await;
+    let t0 = Timestamp::now();
+    raw.set_last_activity(w1.0, a_old.0, t0.0 - 30 * DAY - 1)
+        .await;
+    raw.set_last_activity(w1.0, a_edge.0, t0.0 - 30 * DAY).await;
+    raw.set_last_activity(w1.0, a_young.0, t0.0 - 29 * DAY)
+        .await;
+    raw.set_last_activity(w1.0, b_mid.0, t0.0 - 31 * DAY).await;
+    raw.set_last_activity(w1.0, b_old.0, t0.0 - 91 * DAY).await;
+    raw.set_last_activity(w2.0, c_old.0, t0.0 - 300 * DAY).await;
+    raw.set_last_activity(w2.0, c_young.0, t0.0).await;
+    let messages_before = raw.count("messages").await;
+
+    // Now: exactly what is older than its own bot's retention goes.
+    let r = ran(store, t0, 1000).await;
+    assert_eq!(
+        r.deleted,
+        PurgeCounts {
+            conversations: 2,
+            messages: 5,
+            attachments: 2
         }
-        assert_eq!(raw.count("messages").await, messages_before - 5);
+    );
+    assert_eq!((r.workspaces, r.bots), (2, 3));
+    assert!(!alive(store, w1, a_old).await);
+    assert!(!alive(store, w1, b_old).await);
+    for (t, conv) in [
+        (w1, a_edge),
+        (w1, a_young),
+        (w1, b_mid),
+        (w2, c_old),
+        (w2, c_young),
+    ] {
+        assert!(
+            alive(store, t, conv).await,
+            "{conv} is within its retention"
+        );
+        assert!(!store.messages(t, conv).await.unwrap().is_empty());
+        assert_eq!(store.attachments(t, conv).await.unwrap().len(), 1);
+    }
+    assert_eq!(raw.count("messages").await, messages_before - 5);
 
-        // Running again at the same instant finds nothing.
-        assert_eq!(ran(store, t0, 1000).await.deleted, PurgeCounts::default());
+    // Running again at the same instant finds nothing.
+    assert_eq!(ran(store, t0, 1000).await.deleted, PurgeCounts::default());
 
-        // Travel two days: bot A's edge and young conversations are now too old; B and the
-        // other workspace are untouched.
-        let r = ran(store, Timestamp(t0.0 + 2 * DAY), 1000).await;
-        assert_eq!(r.deleted.conversations, 2);
-        assert!(!alive(store, w1, a_edge).await && !alive(store, w1, a_young).await);
-        assert!(alive(store, w1, b_mid).await);
-        assert!(alive(store, w2, c_old).await && alive(store, w2, c_young).await);
+    // Travel two days: bot A's edge and young conversations are now too old; B and the
+    // other workspace are untouched.
+    let r = ran(store, Timestamp(t0.0 + 2 * DAY), 1000).await;
+    assert_eq!(r.deleted.conversations, 2);
+    assert!(!alive(store, w1, a_edge).await && !alive(store, w1, a_young).await);
+    assert!(alive(store, w1, b_mid).await);
+    assert!(alive(store, w2, c_old).await && alive(store, w2, c_young).await);
 
-        // A year later everything is gone; bots and workspaces stay.
-        let r = ran(store, Timestamp(t0.0 + 366 * DAY), 1000).await;
-        assert_eq!(r.deleted.conversations, 3);
-        for table in ["conversations", "messages", "attachments"] {
-            assert_eq!(raw.count(table).await, 0, "{table}");
+    // A year later everything is gone; bots and workspaces stay.
+    let r = ran(store, Timestamp(t0.0 + 366 * DAY), 1000).await;
+    assert_eq!(r.deleted.conversations, 3);
+    for table in ["conversations", "messages", "attachments"] {
+        assert_eq!(raw.count(table).await, 0, "{table}");
+    }
+    assert_eq!(raw.count("bots").await, 3);
+    assert_eq!(raw.count("workspaces").await, 2);
+    raw.close().await;
+}
+
+async fn purge_works_in_small_transactions(backend: Backend) {
+    let ts = test_store(backend).await;
+    let store = ts.store.as_ref();
+    let t = acme(&ts.store, 1).await;
+    let (w, bot) = (t.tenant, t.bot.id);
+    for _ in 0..3 {
+        conversation(store, w, bot, 12).await;
+    }
+    // 36 messages and 3 attachments with at most 10 rows per transaction.
+    let r = ran(store, Timestamp(Timestamp::now().0 + 2 * DAY), 10).await;
+    assert_eq!(
+        r.deleted,
+        PurgeCounts {
+            conversations: 3,
+            messages: 36,
+            attachments: 3
         }
-        assert_eq!(raw.count("bots").await, 3);
-        assert_eq!(raw.count("workspaces").await, 2);
-        raw.close().await;
-    };
+    );
+    assert!(r.transactions >= 5, "{r:?}");
+}
 
-    purge_works_in_small_transactions => |backend: Backend| async move {
-        let ts = test_store(backend).await;
-        let store = ts.store.as_ref();
-        let ann = store.create_user(&Email::parse("ann@a.example").unwrap(), "h").await.unwrap();
-        let w = store.create_workspace(&WorkspaceName::parse("Acme").unwrap(), ann.id).await.unwrap().id;
-        let bot = store.create_bot(w, &settings("A", 1)).await.unwrap().id;
-        for _ in 0..3 {
-            conversation(store, w, bot, 12).await;
-        }
-        // 36 messages and 3 attachments with at most 10 rows per transaction.
-        let r = ran(store, Timestamp(Timestamp::now().0 + 2 * DAY), 10).await;
-        assert_eq!(r.deleted, PurgeCounts { conversations: 3, messages: 36, attachments: 3 });
-        assert!(r.transactions >= 5, "{r:?}");
-    };
+async fn a_held_lock_keeps_a_second_run_out(backend: Backend) {
+    let ts = test_store(backend).await;
+    let store = ts.store.as_ref();
+    let t = acme(&ts.store, 1).await;
+    let (w, bot) = (t.tenant, t.bot.id);
+    let conv = conversation(store, w, bot, 2).await;
+    let later = Timestamp(Timestamp::now().0 + 2 * DAY);
 
-    a_held_lock_keeps_a_second_run_out => |backend: Backend| async move {
-        let ts = test_store(backend).await;
-        let store = ts.store.as_ref();
-        let ann = store.create_user(&Email::parse("ann@a.example").unwrap(), "h").await.unwrap();
-        let w = store.create_workspace(&WorkspaceName::parse("Acme").unwrap(), ann.id).await.unwrap().id;
-        let bot = store.create_bot(w, &settings("A", 1)).await.unwrap().id;
-        let conv = conversation(store, w, bot, 2).await;
-        let later = Timestamp(Timestamp::now().0 + 2 * DAY);
-
-        let lock = store.try_lock_job(Job::Retention).await.unwrap().expect("free");
-        assert!(store.try_lock_job(Job::Retention).await.unwrap().is_none());
-        // Another job's lock is independent.
-        let other = store.try_lock_job(Job::Backup).await.unwrap().expect("backup lock is separate");
-        other.release().await;
-        let outcome = retention::run(store, later, RetentionOptions::default()).await.unwrap();
-        assert!(matches!(outcome, RetentionOutcome::AlreadyRunning));
-        assert!(alive(store, w, conv).await, "a refused run deletes nothing");
-        lock.release().await;
-        assert_eq!(ran(store, later, 1000).await.deleted.conversations, 1);
-    };
+    let lock = store
+        .try_lock_job(Job::Retention)
+        .await
+        .unwrap()
+        .expect("free");
+    assert!(store.try_lock_job(Job::Retention).await.unwrap().is_none());
+    // Another job's lock is independent.
+    let other = store
+        .try_lock_job(Job::Backup)
+        .await
+        .unwrap()
+        .expect("backup lock is separate");
+    other.release().await;
+    let outcome = retention::run(store, later, RetentionOptions::default())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, RetentionOutcome::AlreadyRunning));
+    assert!(alive(store, w, conv).await, "a refused run deletes nothing");
+    lock.release().await;
+    assert_eq!(ran(store, later, 1000).await.deleted.conversations, 1);
 }
 
 mod postgres_only {
@@ -213,20 +267,12 @@ mod postgres_only {
     async fn advisory_lock_lets_one_process_run_at_a_time() {
         let ts = test_store(Backend::Postgres).await;
         let url = DatabaseUrl::new(ts.db.app_url());
-        let first = PgStore::connect(&url).await.unwrap();
+        let first: AnyStore = Arc::new(PgStore::connect(&url).await.unwrap());
         let second = PgStore::connect(&url).await.unwrap();
-        let ann = first
-            .create_user(&Email::parse("ann@a.example").unwrap(), "h")
-            .await
-            .unwrap();
-        let w = first
-            .create_workspace(&WorkspaceName::parse("Acme").unwrap(), ann.id)
-            .await
-            .unwrap()
-            .id;
-        let bot = first.create_bot(w, &settings("A", 1)).await.unwrap().id;
+        let t = acme(&first, 1).await;
+        let (w, bot) = (t.tenant, t.bot.id);
         for _ in 0..2 {
-            conversation(&first, w, bot, 4).await;
+            conversation(first.as_ref(), w, bot, 4).await;
         }
         let later = Timestamp(Timestamp::now().0 + 2 * DAY);
         // One row per transaction and a pause: the first run lasts a while.
@@ -235,7 +281,7 @@ mod postgres_only {
             pause: Duration::from_millis(100),
         };
         let running =
-            tokio::spawn(async move { retention::run(&first, later, slow).await.unwrap() });
+            tokio::spawn(async move { retention::run(first.as_ref(), later, slow).await.unwrap() });
         tokio::time::sleep(Duration::from_millis(250)).await;
         let refused = retention::run(&second, later, RetentionOptions::default())
             .await

@@ -3,9 +3,12 @@
 //! able to fail: it first proves the rows exist (as the superuser) and then that the app
 //! role cannot see or touch them.
 
+use std::sync::Arc;
+
 use parlo::config::DatabaseUrl;
 use parlo::storage::*;
-use parlo_tests::{APP_ROLE, PgTestDb, admin_conn};
+use parlo_tests::fixture::NewTenant;
+use parlo_tests::{APP_ROLE, AnyStore, PgTestDb, admin_conn};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -31,33 +34,23 @@ struct Fixture {
 /// Two tenants with at least one row in every tenant table, written through the store.
 async fn fixture() -> Fixture {
     let db = PgTestDb::new().await;
-    let store = PgStore::connect(&DatabaseUrl::new(db.app_url.clone()))
-        .await
-        .unwrap();
+    let pg = Arc::new(
+        PgStore::connect(&DatabaseUrl::new(db.app_url.clone()))
+            .await
+            .unwrap(),
+    );
+    let store: AnyStore = pg.clone();
     let mut ids = Vec::new();
     for (email, name) in [("ann@a.example", "Acme"), ("bob@b.example", "Bolt")] {
-        let u = store
-            .create_user(&Email::parse(email).unwrap(), "h")
-            .await
-            .unwrap();
-        let w = store
-            .create_workspace(&WorkspaceName::parse(name).unwrap(), u.id)
-            .await
-            .unwrap();
-        let bot = store
-            .create_bot(
-                w.id,
-                &BotSettings::parse(&BotInput {
-                    name: "Help".into(),
-                    ..BotInput::default()
-                })
-                .unwrap(),
-            )
-            .await
-            .unwrap();
+        let t = NewTenant::owned_by(email)
+            .workspace(name)
+            .with_key("sk-rls-test-abcd")
+            .create(&store)
+            .await;
+        let (w, u, bot) = (t.tenant, t.user, t.bot);
         let c = store
             .create_conversation(
-                w.id,
+                w,
                 &NewConversation {
                     bot_id: bot.id,
                     origin: "https://x.example".into(),
@@ -68,7 +61,7 @@ async fn fixture() -> Fixture {
             .unwrap();
         store
             .append_message(
-                w.id,
+                w,
                 &NewMessage {
                     conversation_id: c.id,
                     role: MessageRole::User,
@@ -80,7 +73,7 @@ async fn fixture() -> Fixture {
             .unwrap();
         store
             .add_attachment(
-                w.id,
+                w,
                 &NewAttachment {
                     conversation_id: c.id,
                     message_id: None,
@@ -93,26 +86,10 @@ async fn fixture() -> Fixture {
             .await
             .unwrap();
         store
-            .put_provider_key(
-                w.id,
-                &ProviderKey {
-                    provider: Provider::Mistral,
-                    sealed: SealedSecret {
-                        ciphertext: vec![1],
-                        nonce: vec![2; 12],
-                        key_version: 1,
-                    },
-                    last_four: "abcd".into(),
-                    updated_at: Timestamp::now(),
-                },
-            )
-            .await
-            .unwrap();
-        store
             .append_audit(
-                w.id,
+                w,
                 &NewAuditEntry {
-                    actor: Some(u.id),
+                    actor: Some(u),
                     action: "test".into(),
                     target: "t".into(),
                     details: serde_json::json!({}),
@@ -120,9 +97,10 @@ async fn fixture() -> Fixture {
             )
             .await
             .unwrap();
-        ids.push(w.id);
+        ids.push(w);
     }
-    store.pool().close().await;
+    drop(store);
+    pg.pool().close().await;
     Fixture {
         db,
         a: ids[0],

@@ -2,7 +2,8 @@
 //! fresh database cloned from a migrated template (connected as the RLS-bound app role).
 
 use parlo::storage::*;
-use parlo_tests::{both_backends, test_store};
+use parlo_tests::fixture::{NewTenant, Tenant};
+use parlo_tests::{AnyStore, Backend, both_backends, test_store};
 
 async fn user(store: &dyn Store, email: &str) -> User {
     store
@@ -18,43 +19,45 @@ async fn workspace(store: &dyn Store, name: &str, owner: UserId) -> Workspace {
         .unwrap()
 }
 
-fn bot_settings(name: &str) -> BotSettings {
-    BotSettings::parse(&BotInput {
+fn bot_input(name: &str) -> BotInput {
+    BotInput {
         name: name.into(),
         greeting: "Hi! Ask me about **pricing**.".into(),
         system_prompt: "You are helpful.".into(),
         allowed_origins: "https://shop.example".into(),
         retention_days: Some(30),
         ..BotInput::default()
-    })
-    .unwrap()
+    }
+}
+
+fn bot_settings(name: &str) -> BotSettings {
+    BotSettings::parse(&bot_input(name)).unwrap()
 }
 
 /// Two tenants, each with a bot, a conversation with two messages, a key and an audit entry.
 struct World {
-    a: Workspace,
-    b: Workspace,
+    a: Tenant,
+    b: Tenant,
     bot_a: Bot,
     bot_b: Bot,
     conv_a: Conversation,
     conv_b: Conversation,
 }
 
-async fn world(store: &dyn Store) -> World {
-    let ann = user(store, "ann@a.example").await;
-    let bob = user(store, "bob@b.example").await;
-    let a = workspace(store, "Acme", ann.id).await;
-    let b = workspace(store, "Bolt", bob.id).await;
-    let bot_a = store
-        .create_bot(a.id, &bot_settings("Acme help"))
-        .await
-        .unwrap();
-    let bot_b = store
-        .create_bot(b.id, &bot_settings("Bolt help"))
-        .await
-        .unwrap();
+async fn world(store: &AnyStore) -> World {
+    let a = NewTenant::owned_by("ann@a.example")
+        .workspace("Acme")
+        .bot(bot_input("Acme help"))
+        .create(store)
+        .await;
+    let b = NewTenant::owned_by("bob@b.example")
+        .workspace("Bolt")
+        .bot(bot_input("Bolt help"))
+        .create(store)
+        .await;
+    let (bot_a, bot_b) = (a.bot.clone(), b.bot.clone());
     let mut convs = Vec::new();
-    for (t, bot) in [(a.id, &bot_a), (b.id, &bot_b)] {
+    for (t, bot) in [(a.tenant, &bot_a), (b.tenant, &bot_b)] {
         let c = store
             .create_conversation(
                 t,
@@ -153,294 +156,651 @@ fn started(s: TurnStart) -> Turn {
     }
 }
 
-both_backends! {
-    workspace_owner_and_membership => |backend| async move {
-        let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
-        let ann = user(s, "Ann@Example.com").await;
-        let w = workspace(s, "Acme", ann.id).await;
-        assert_eq!(s.workspace(w.id).await.unwrap().unwrap().name, "Acme");
-        let m = s.memberships_of(ann.id).await.unwrap();
-        assert_eq!(m, vec![Membership { tenant_id: w.id, user_id: ann.id, role: Role::Owner }]);
-        s.rename_workspace(w.id, &WorkspaceName::parse("Acme GmbH").unwrap()).await.unwrap();
-        assert_eq!(s.workspace(w.id).await.unwrap().unwrap().name, "Acme GmbH");
-        assert!(s.tenant_ids().await.unwrap().contains(&w.id));
-        let members = s.members(w.id).await.unwrap();
-        assert_eq!(members[0].email, "ann@example.com");
-    };
+both_backends!(
+    workspace_owner_and_membership,
+    duplicate_email_is_a_conflict,
+    members_roles_change_and_removal,
+    login_sessions_by_hash_and_expiry,
+    totp_secret_round_trips,
+    bots_are_created_updated_and_found_by_public_id,
+    tenants_cannot_reach_each_others_rows,
+    messages_record_status_and_usage,
+    provider_keys_upsert_and_delete,
+    retention_deletes_only_old_conversations_of_that_bot,
+    deleting_a_workspace_deletes_all_its_data,
+    conversations_page_newest_first,
+    a_turn_stores_question_and_pending_answer_and_reads_everything_in_one_go,
+    a_turn_reads_only_the_latest_usable_context,
+    a_refused_turn_stores_nothing,
+    rate_limit_counters_are_hit_together_and_counted_apart
+);
 
-    duplicate_email_is_a_conflict => |backend| async move {
-        let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
-        user(s, "ann@example.com").await;
-        let err = s.create_user(&Email::parse("ANN@example.com").unwrap(), "x").await.unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-    };
+async fn workspace_owner_and_membership(backend: Backend) {
+    let ts = test_store(backend).await;
+    let s = ts.store.as_ref();
+    let ann = user(s, "Ann@Example.com").await;
+    let w = workspace(s, "Acme", ann.id).await;
+    assert_eq!(s.workspace(w.id).await.unwrap().unwrap().name, "Acme");
+    let m = s.memberships_of(ann.id).await.unwrap();
+    assert_eq!(
+        m,
+        vec![Membership {
+            tenant_id: w.id,
+            user_id: ann.id,
+            role: Role::Owner
+        }]
+    );
+    s.rename_workspace(w.id, &WorkspaceName::parse("Acme GmbH").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(s.workspace(w.id).await.unwrap().unwrap().name, "Acme GmbH");
+    assert!(s.tenant_ids().await.unwrap().contains(&w.id));
+    let members = s.members(w.id).await.unwrap();
+    assert_eq!(members[0].email, "ann@example.com");
+}
 
-    members_roles_change_and_removal => |backend| async move {
-        let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
-        let ann = user(s, "ann@example.com").await;
-        let cid = user(s, "cid@example.com").await;
-        let w = workspace(s, "Acme", ann.id).await;
-        s.add_member(w.id, cid.id, Role::Member).await.unwrap();
-        assert!(matches!(s.add_member(w.id, cid.id, Role::Admin).await, Err(StoreError::Conflict(_))));
-        assert!(s.set_member_role(w.id, cid.id, Role::Admin).await.unwrap());
-        assert_eq!(s.memberships_of(cid.id).await.unwrap()[0].role, Role::Admin);
-        assert!(s.remove_member(w.id, cid.id).await.unwrap());
-        assert!(s.memberships_of(cid.id).await.unwrap().is_empty());
-    };
+async fn duplicate_email_is_a_conflict(backend: Backend) {
+    let ts = test_store(backend).await;
+    let s = ts.store.as_ref();
+    user(s, "ann@example.com").await;
+    let err = s
+        .create_user(&Email::parse("ANN@example.com").unwrap(), "x")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+}
 
-    login_sessions_by_hash_and_expiry => |backend| async move {
-        let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
-        let ann = user(s, "ann@example.com").await;
-        let live = s.create_login_session(&NewLoginSession {
-            user_id: ann.id, token_hash: vec![1; 32], mfa_verified: false,
+async fn members_roles_change_and_removal(backend: Backend) {
+    let ts = test_store(backend).await;
+    let s = ts.store.as_ref();
+    let ann = user(s, "ann@example.com").await;
+    let cid = user(s, "cid@example.com").await;
+    let w = workspace(s, "Acme", ann.id).await;
+    s.add_member(w.id, cid.id, Role::Member).await.unwrap();
+    assert!(matches!(
+        s.add_member(w.id, cid.id, Role::Admin).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(s.set_member_role(w.id, cid.id, Role::Admin).await.unwrap());
+    assert_eq!(s.memberships_of(cid.id).await.unwrap()[0].role, Role::Admin);
+    assert!(s.remove_member(w.id, cid.id).await.unwrap());
+    assert!(s.memberships_of(cid.id).await.unwrap().is_empty());
+}
+
+async fn login_sessions_by_hash_and_expiry(backend: Backend) {
+    let ts = test_store(backend).await;
+    let s = ts.store.as_ref();
+    let ann = user(s, "ann@example.com").await;
+    let live = s
+        .create_login_session(&NewLoginSession {
+            user_id: ann.id,
+            token_hash: vec![1; 32],
+            mfa_verified: false,
             expires_at: Timestamp::now().plus_secs(3600),
-        }).await.unwrap();
-        s.create_login_session(&NewLoginSession {
-            user_id: ann.id, token_hash: vec![2; 32], mfa_verified: true,
-            expires_at: Timestamp::now().plus_secs(-1),
-        }).await.unwrap();
-        assert_eq!(s.login_session(&[1; 32]).await.unwrap().unwrap().id, live.id);
-        assert!(s.login_session(&[2; 32]).await.unwrap().is_none(), "expired sessions are not returned");
-        s.mark_login_session_mfa(live.id).await.unwrap();
-        assert!(s.login_session(&[1; 32]).await.unwrap().unwrap().mfa_verified);
-        s.delete_login_session(&[1; 32]).await.unwrap();
-        assert!(s.login_session(&[1; 32]).await.unwrap().is_none());
-        assert_eq!(s.delete_user_sessions(ann.id).await.unwrap(), 1);
-    };
+        })
+        .await
+        .unwrap();
+    s.create_login_session(&NewLoginSession {
+        user_id: ann.id,
+        token_hash: vec![2; 32],
+        mfa_verified: true,
+        expires_at: Timestamp::now().plus_secs(-1),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.login_session(&[1; 32]).await.unwrap().unwrap().id,
+        live.id
+    );
+    assert!(
+        s.login_session(&[2; 32]).await.unwrap().is_none(),
+        "expired sessions are not returned"
+    );
+    s.mark_login_session_mfa(live.id).await.unwrap();
+    assert!(
+        s.login_session(&[1; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .mfa_verified
+    );
+    s.delete_login_session(&[1; 32]).await.unwrap();
+    assert!(s.login_session(&[1; 32]).await.unwrap().is_none());
+    assert_eq!(s.delete_user_sessions(ann.id).await.unwrap(), 1);
+}
 
-    totp_secret_round_trips => |backend| async move {
-        let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
-        let ann = user(s, "ann@example.com").await;
-        let sealed = SealedSecret { ciphertext: vec![1, 2, 3], nonce: vec![4; 12], key_version: 2 };
-        s.set_totp(ann.id, Some(&sealed)).await.unwrap();
-        assert_eq!(s.user(ann.id).await.unwrap().unwrap().totp, Some(sealed));
-        s.set_totp(ann.id, None).await.unwrap();
-        assert_eq!(s.user(ann.id).await.unwrap().unwrap().totp, None);
+async fn totp_secret_round_trips(backend: Backend) {
+    let ts = test_store(backend).await;
+    let s = ts.store.as_ref();
+    let ann = user(s, "ann@example.com").await;
+    let sealed = SealedSecret {
+        ciphertext: vec![1, 2, 3],
+        nonce: vec![4; 12],
+        key_version: 2,
     };
+    s.set_totp(ann.id, Some(&sealed)).await.unwrap();
+    assert_eq!(s.user(ann.id).await.unwrap().unwrap().totp, Some(sealed));
+    s.set_totp(ann.id, None).await.unwrap();
+    assert_eq!(s.user(ann.id).await.unwrap().unwrap().totp, None);
+}
 
-    bots_are_created_updated_and_found_by_public_id => |backend| async move {
-        let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
-        let w = world(s).await;
-        assert_eq!(Bot::tenant_of_public_id(&w.bot_a.public_id), Some(w.a.id));
-        let found = s.bot_by_public_id(w.a.id, &w.bot_a.public_id).await.unwrap().unwrap();
-        assert_eq!(found, w.bot_a);
-        let mut changed = bot_settings("Renamed");
-        changed.retention_days = 365;
-        let updated = s.update_bot(w.a.id, w.bot_a.id, &changed).await.unwrap();
-        assert_eq!(updated.settings, changed);
-        assert_eq!(s.bots(w.a.id).await.unwrap(), vec![updated]);
-    };
+async fn bots_are_created_updated_and_found_by_public_id(backend: Backend) {
+    let ts = test_store(backend).await;
+    let s = ts.store.as_ref();
+    let w = world(&ts.store).await;
+    assert_eq!(
+        Bot::tenant_of_public_id(&w.bot_a.public_id),
+        Some(w.a.tenant)
+    );
+    let found = s
+        .bot_by_public_id(w.a.tenant, &w.bot_a.public_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, w.bot_a);
+    let mut changed = bot_settings("Renamed");
+    changed.retention_days = 365;
+    let updated = s
+        .update_bot(w.a.tenant, w.bot_a.id, &changed)
+        .await
+        .unwrap();
+    assert_eq!(updated.settings, changed);
+    assert_eq!(s.bots(w.a.tenant).await.unwrap(), vec![updated]);
+}
 
-    tenants_cannot_reach_each_others_rows => |backend| async move {
-        let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
-        let w = world(s).await;
-        // Every read, update and delete with tenant A's scope and tenant B's ids misses.
-        assert!(s.bot(w.a.id, w.bot_b.id).await.unwrap().is_none());
-        assert!(s.bot_by_public_id(w.a.id, &w.bot_b.public_id).await.unwrap().is_none());
-        assert!(matches!(s.update_bot(w.a.id, w.bot_b.id, &bot_settings("x")).await, Err(StoreError::NotFound)));
-        assert!(!s.delete_bot(w.a.id, w.bot_b.id).await.unwrap());
-        assert!(s.conversation(w.a.id, w.conv_b.id).await.unwrap().is_none());
-        assert!(s.messages(w.a.id, w.conv_b.id).await.unwrap().is_empty());
-        assert!(s.attachments(w.a.id, w.conv_b.id).await.unwrap().is_empty());
-        assert!(!s.delete_conversation(w.a.id, w.conv_b.id).await.unwrap());
-        let err = s.append_message(w.a.id, &NewMessage {
-            conversation_id: w.conv_b.id, role: MessageRole::User,
-            content: "smuggled".into(), status: MessageStatus::Complete,
-        }).await.unwrap_err();
-        assert!(matches!(err, StoreError::NotFound), "{err:?}");
-        let b_msgs = s.messages(w.b.id, w.conv_b.id).await.unwrap();
-        assert!(matches!(
-            s.finish_message(w.a.id, b_msgs[1].id, &FinishedMessage {
-                content: "overwritten".into(), status: MessageStatus::Complete, usage: TokenUsage::default(),
-            }).await,
-            Err(StoreError::NotFound)
-        ));
-        assert!(s.conversations(w.a.id, &ConversationQuery { bot_id: Some(w.bot_b.id), before: None, limit: 50 }).await.unwrap().is_empty());
-        assert_eq!(s.bots(w.a.id).await.unwrap().len(), 1);
-        assert_eq!(s.audit_log(w.a.id, 10).await.unwrap().len(), 1);
-        assert!(s.members(w.a.id).await.unwrap().iter().all(|m| m.email == "ann@a.example"));
-        // And tenant B's data is untouched.
-        assert_eq!(s.messages(w.b.id, w.conv_b.id).await.unwrap()[1].content, "hi");
-        assert!(s.bot(w.b.id, w.bot_b.id).await.unwrap().is_some());
-    };
+async fn tenants_cannot_reach_each_others_rows(backend: Backend) {
+    let ts = test_store(backend).await;
+    let s = ts.store.as_ref();
+    let w = world(&ts.store).await;
+    // Every read, update and delete with tenant A's scope and tenant B's ids misses.
+    assert!(s.bot(w.a.tenant, w.bot_b.id).await.unwrap().is_none());
+    assert!(
+        s.bot_by_public_id(w.a.tenant, &w.bot_b.public_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        s.update_bot(w.a.tenant, w.bot_b.id, &bot_settings("x"))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(!s.delete_bot(w.a.tenant, w.bot_b.id).await.unwrap());
+    assert!(
+        s.conversation(w.a.tenant, w.conv_b.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.messages(w.a.tenant, w.conv_b.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.attachments(w.a.tenant, w.conv_b.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !s.delete_conversation(w.a.tenant, w.conv_b.id)
+            .await
+            .unwrap()
+    );
+    let err = s
+        .append_message(
+            w.a.tenant,
+            &NewMessage {
+                conversation_id: w.conv_b.id,
+                role: MessageRole::User,
+                content: "smuggled".into(),
+                status: MessageStatus::Complete,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    let b_msgs = s.messages(w.b.tenant, w.conv_b.id).await.unwrap();
+    assert!(matches!(
+        s.finish_message(
+            w.a.tenant,
+            b_msgs[1].id,
+            &FinishedMessage {
+                content: "overwritten".into(),
+                status: MessageStatus::Complete,
+                usage: TokenUsage::default(),
+            }
+        )
+        .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        s.conversations(
+            w.a.tenant,
+            &ConversationQuery {
+                bot_id: Some(w.bot_b.id),
+                before: None,
+                limit: 50
+            }
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+    assert_eq!(s.bots(w.a.tenant).await.unwrap().len(), 1);
+    assert_eq!(s.audit_log(w.a.tenant, 10).await.unwrap().len(), 1);
+    assert!(
+        s.members(w.a.tenant)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.email == "ann@a.example")
+    );
+    // And tenant B's data is untouched.
+    assert_eq!(
+        s.messages(w.b.tenant, w.conv_b.id).await.unwrap()[1].content,
+        "hi"
+    );
+    assert!(s.bot(w.b.tenant, w.bot_b.id).await.unwrap().is_some());
+}
 
-    messages_record_status_and_usage => |backend| async move {
-        let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
-        let w = world(s).await;
-        let pending = s.append_message(w.a.id, &NewMessage {
-            conversation_id: w.conv_a.id, role: MessageRole::Assistant,
-            content: String::new(), status: MessageStatus::Pending,
-        }).await.unwrap();
-        assert_eq!(pending.completed_at, None);
-        s.finish_message(w.a.id, pending.id, &FinishedMessage {
-            content: "partial ans".into(), status: MessageStatus::Interrupted,
-            usage: TokenUsage { prompt_tokens: Some(12), completion_tokens: Some(3) },
-        }).await.unwrap();
-        let msgs = s.messages(w.a.id, w.conv_a.id).await.unwrap();
-        assert_eq!(msgs.len(), 3);
-        assert_eq!(msgs.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(), ["hello", "hi", "partial ans"]);
-        let last = &msgs[2];
-        assert_eq!(last.status, MessageStatus::Interrupted);
-        assert_eq!((last.prompt_tokens, last.completion_tokens), (Some(12), Some(3)));
-        assert!(last.completed_at.is_some());
-        let conv = s.conversation(w.a.id, w.conv_a.id).await.unwrap().unwrap();
-        assert!(conv.last_activity_at >= conv.created_at);
-    };
+async fn messages_record_status_and_usage(backend: Backend) {
+    let ts = test_store(backend).await;
+    let s = ts.store.as_ref();
+    let w = world(&ts.store).await;
+    let pending = s
+        .append_message(
+            w.a.tenant,
+            &NewMessage {
+                conversation_id: w.conv_a.id,
+                role: MessageRole::Assistant,
+                content: String::new(),
+                status: MessageStatus::Pending,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(pending.completed_at, None);
+    s.finish_message(
+        w.a.tenant,
+        pending.id,
+        &FinishedMessage {
+            content: "partial ans".into(),
+            status: MessageStatus::Interrupted,
+            usage: TokenUsage {
+                prompt_tokens: Some(12),
+                completion_tokens: Some(3),
+            },
+        },
+    )
+    .await
+    .unwrap();
+    let msgs = s.messages(w.a.tenant, w.conv_a.id).await.unwrap();
+    assert_eq!(msgs.len(), 3);
+    assert_eq!(
+        msgs.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(),
+        ["hello", "hi", "partial ans"]
+    );
+    let last = &msgs[2];
+    assert_eq!(last.status, MessageStatus::Interrupted);
+    assert_eq!(
+        (last.prompt_tokens, last.completion_tokens),
+        (Some(12), Some(3))
+    );
+    assert!(last.completed_at.is_some());
+    let conv = s
+        .conversation(w.a.tenant, w.conv_a.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(conv.last_activity_at >= conv.created_at);
+}
 
-    provider_keys_upsert_and_delete => |backend| async move {
-        let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
-        let w = world(s).await;
-        let mut k = s.provider_key(w.a.id, Provider::Mistral).await.unwrap().unwrap();
-        assert_eq!(k.last_four, "wxyz");
-        k.last_four = "abcd".into();
-        k.sealed.key_version = 2;
-        s.put_provider_key(w.a.id, &k).await.unwrap();
-        let again = s.provider_key(w.a.id, Provider::Mistral).await.unwrap().unwrap();
-        assert_eq!((again.last_four.as_str(), again.sealed.key_version), ("abcd", 2));
-        assert!(s.delete_provider_key(w.a.id, Provider::Mistral).await.unwrap());
-        assert!(s.provider_key(w.a.id, Provider::Mistral).await.unwrap().is_none());
-        assert!(s.provider_key(w.b.id, Provider::Mistral).await.unwrap().is_some());
-    };
+async fn provider_keys_upsert_and_delete(backend: Backend) {
+    let ts = test_store(backend).await;
+    let s = ts.store.as_ref();
+    let w = world(&ts.store).await;
+    let mut k = s
+        .provider_key(w.a.tenant, Provider::Mistral)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(k.last_four, "wxyz");
+    k.last_four = "abcd".into();
+    k.sealed.key_version = 2;
+    s.put_provider_key(w.a.tenant, &k).await.unwrap();
+    let again = s
+        .provider_key(w.a.tenant, Provider::Mistral)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (again.last_four.as_str(), again.sealed.key_version),
+        ("abcd", 2)
+    );
+    assert!(
+        s.delete_provider_key(w.a.tenant, Provider::Mistral)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.provider_key(w.a.tenant, Provider::Mistral)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.provider_key(w.b.tenant, Provider::Mistral)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
 
-    retention_deletes_only_old_conversations_of_that_bot => |backend| async move {
-        let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
-        let w = world(s).await;
-        let future = Timestamp::now().plus_secs(60);
-        assert_eq!(s.delete_conversations_before(w.a.id, w.bot_a.id, Timestamp(0)).await.unwrap(), 0);
-        assert_eq!(s.delete_conversations_before(w.a.id, w.bot_b.id, future).await.unwrap(), 0);
-        assert_eq!(s.delete_conversations_before(w.a.id, w.bot_a.id, future).await.unwrap(), 1);
-        assert!(s.messages(w.a.id, w.conv_a.id).await.unwrap().is_empty());
-        assert!(s.attachments(w.a.id, w.conv_a.id).await.unwrap().is_empty());
-        assert_eq!(s.messages(w.b.id, w.conv_b.id).await.unwrap().len(), 2);
-        assert_eq!(s.wipe_conversations(w.b.id, None).await.unwrap(), 1);
-    };
+async fn retention_deletes_only_old_conversations_of_that_bot(backend: Backend) {
+    let ts = test_store(backend).await;
+    let s = ts.store.as_ref();
+    let w = world(&ts.store).await;
+    let future = Timestamp::now().plus_secs(60);
+    assert_eq!(
+        s.delete_conversations_before(w.a.tenant, w.bot_a.id, Timestamp(0))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.delete_conversations_before(w.a.tenant, w.bot_b.id, future)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.delete_conversations_before(w.a.tenant, w.bot_a.id, future)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        s.messages(w.a.tenant, w.conv_a.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.attachments(w.a.tenant, w.conv_a.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.messages(w.b.tenant, w.conv_b.id).await.unwrap().len(), 2);
+    assert_eq!(s.wipe_conversations(w.b.tenant, None).await.unwrap(), 1);
+}
 
-    deleting_a_workspace_deletes_all_its_data => |backend| async move {
-        let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
-        let w = world(s).await;
-        assert!(s.delete_workspace(w.a.id).await.unwrap());
-        assert!(s.workspace(w.a.id).await.unwrap().is_none());
-        assert!(s.bots(w.a.id).await.unwrap().is_empty());
-        assert!(s.messages(w.a.id, w.conv_a.id).await.unwrap().is_empty());
-        assert!(s.provider_key(w.a.id, Provider::Mistral).await.unwrap().is_none());
-        assert!(s.audit_log(w.a.id, 10).await.unwrap().is_empty());
-        assert!(!s.tenant_ids().await.unwrap().contains(&w.a.id));
-        // The other tenant keeps everything.
-        assert_eq!(s.bots(w.b.id).await.unwrap().len(), 1);
-        assert_eq!(s.audit_log(w.b.id, 10).await.unwrap().len(), 1);
-        assert_eq!(s.messages(w.b.id, w.conv_b.id).await.unwrap().len(), 2);
-    };
+async fn deleting_a_workspace_deletes_all_its_data(backend: Backend) {
+    let ts = test_store(backend).await;
+    let s = ts.store.as_ref();
+    let w = world(&ts.store).await;
+    assert!(s.delete_workspace(w.a.tenant).await.unwrap());
+    assert!(s.workspace(w.a.tenant).await.unwrap().is_none());
+    assert!(s.bots(w.a.tenant).await.unwrap().is_empty());
+    assert!(
+        s.messages(w.a.tenant, w.conv_a.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.provider_key(w.a.tenant, Provider::Mistral)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(s.audit_log(w.a.tenant, 10).await.unwrap().is_empty());
+    assert!(!s.tenant_ids().await.unwrap().contains(&w.a.tenant));
+    // The other tenant keeps everything.
+    assert_eq!(s.bots(w.b.tenant).await.unwrap().len(), 1);
+    assert_eq!(s.audit_log(w.b.tenant, 10).await.unwrap().len(), 1);
+    assert_eq!(s.messages(w.b.tenant, w.conv_b.id).await.unwrap().len(), 2);
+}
 
-    conversations_page_newest_first => |backend| async move {
-        let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
-        let w = world(s).await;
-        let second = s.create_conversation(w.a.id, &NewConversation {
-            bot_id: w.bot_a.id, origin: "https://shop.example".into(), resume_hash: vec![2; 32],
-        }).await.unwrap();
-        let page = s.conversations(w.a.id, &ConversationQuery { bot_id: None, before: None, limit: 1 }).await.unwrap();
-        assert_eq!(page.len(), 1);
-        let all = s.conversations(w.a.id, &ConversationQuery { bot_id: Some(w.bot_a.id), before: None, limit: 10 }).await.unwrap();
-        assert_eq!(all.len(), 2);
-        assert!(all[0].last_activity_at >= all[1].last_activity_at);
-        assert!(all.iter().any(|c| c.id == second.id));
-    };
+async fn conversations_page_newest_first(backend: Backend) {
+    let ts = test_store(backend).await;
+    let s = ts.store.as_ref();
+    let w = world(&ts.store).await;
+    let second = s
+        .create_conversation(
+            w.a.tenant,
+            &NewConversation {
+                bot_id: w.bot_a.id,
+                origin: "https://shop.example".into(),
+                resume_hash: vec![2; 32],
+            },
+        )
+        .await
+        .unwrap();
+    let page = s
+        .conversations(
+            w.a.tenant,
+            &ConversationQuery {
+                bot_id: None,
+                before: None,
+                limit: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    let all = s
+        .conversations(
+            w.a.tenant,
+            &ConversationQuery {
+                bot_id: Some(w.bot_a.id),
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all[0].last_activity_at >= all[1].last_activity_at);
+    assert!(all.iter().any(|c| c.id == second.id));
+}
 
-    a_turn_stores_question_and_pending_answer_and_reads_everything_in_one_go => |backend| async move {
-        let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
-        let w = world(s).await;
-        let t = started(s.begin_turn(w.a.id, &turn(w.bot_a.id, w.conv_a.id, "Do you ship?")).await.unwrap());
-        assert_eq!(t.bot.id, w.bot_a.id);
-        assert_eq!(t.bot.settings.system_prompt, "You are helpful.");
-        assert_eq!(t.key.as_ref().map(|k| k.last_four.as_str()), Some("wxyz"));
-        assert_eq!(t.key.as_ref().unwrap().sealed.ciphertext, vec![5; 48]);
-        // Context: the earlier exchange, then the new question; the pending answer is not in it.
-        let ctx: Vec<_> = t.context.iter().map(|m| (m.role, m.content.as_str())).collect();
-        assert_eq!(ctx, vec![
+async fn a_turn_stores_question_and_pending_answer_and_reads_everything_in_one_go(
+    backend: Backend,
+) {
+    let ts = test_store(backend).await;
+    let s = ts.store.as_ref();
+    let w = world(&ts.store).await;
+    let t = started(
+        s.begin_turn(w.a.tenant, &turn(w.bot_a.id, w.conv_a.id, "Do you ship?"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(t.bot.id, w.bot_a.id);
+    assert_eq!(t.bot.settings.system_prompt, "You are helpful.");
+    assert_eq!(t.key.as_ref().map(|k| k.last_four.as_str()), Some("wxyz"));
+    assert_eq!(t.key.as_ref().unwrap().sealed.ciphertext, vec![5; 48]);
+    // Context: the earlier exchange, then the new question; the pending answer is not in it.
+    let ctx: Vec<_> = t
+        .context
+        .iter()
+        .map(|m| (m.role, m.content.as_str()))
+        .collect();
+    assert_eq!(
+        ctx,
+        vec![
             (MessageRole::User, "hello"),
             (MessageRole::Assistant, "hi"),
             (MessageRole::User, "Do you ship?"),
-        ]);
-        assert_eq!(t.context.last().unwrap().id, t.question);
-        // Both rows are stored: the question complete, the answer pending and empty.
-        let stored = s.messages(w.a.id, w.conv_a.id).await.unwrap();
-        let last_two: Vec<_> = stored[stored.len() - 2..].iter().map(|m| (m.id, m.role, m.status, m.content.as_str())).collect();
-        assert_eq!(last_two, vec![
-            (t.question, MessageRole::User, MessageStatus::Complete, "Do you ship?"),
+        ]
+    );
+    assert_eq!(t.context.last().unwrap().id, t.question);
+    // Both rows are stored: the question complete, the answer pending and empty.
+    let stored = s.messages(w.a.tenant, w.conv_a.id).await.unwrap();
+    let last_two: Vec<_> = stored[stored.len() - 2..]
+        .iter()
+        .map(|m| (m.id, m.role, m.status, m.content.as_str()))
+        .collect();
+    assert_eq!(
+        last_two,
+        vec![
+            (
+                t.question,
+                MessageRole::User,
+                MessageStatus::Complete,
+                "Do you ship?"
+            ),
             (t.answer, MessageRole::Assistant, MessageStatus::Pending, ""),
-        ]);
-        // A tenant without a stored key gets none.
-        let solo = workspace(s, "Solo", user(s, "solo@example.com").await.id).await;
-        let bot = s.create_bot(solo.id, &bot_settings("Solo")).await.unwrap();
-        let c = s.create_conversation(solo.id, &NewConversation {
-            bot_id: bot.id, origin: "https://shop.example".into(), resume_hash: vec![2; 32],
-        }).await.unwrap();
-        let t = started(s.begin_turn(solo.id, &turn(bot.id, c.id, "hi")).await.unwrap());
-        assert!(t.key.is_none());
-        assert_eq!(t.context.len(), 1);
-    };
+        ]
+    );
+    // A tenant without a stored key gets none.
+    let solo = NewTenant::owned_by("solo@example.com")
+        .workspace("Solo")
+        .bot(bot_input("Solo"))
+        .create(&ts.store)
+        .await;
+    let c = s
+        .create_conversation(
+            solo.tenant,
+            &NewConversation {
+                bot_id: solo.bot.id,
+                origin: "https://shop.example".into(),
+                resume_hash: vec![2; 32],
+            },
+        )
+        .await
+        .unwrap();
+    let t = started(
+        s.begin_turn(solo.tenant, &turn(solo.bot.id, c.id, "hi"))
+            .await
+            .unwrap(),
+    );
+    assert!(t.key.is_none());
+    assert_eq!(t.context.len(), 1);
+}
 
-    a_turn_reads_only_the_latest_usable_context => |backend| async move {
-        let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
-        let w = world(s).await;
-        for (status, content) in [
-            (MessageStatus::Failed, "failed answer"),
-            (MessageStatus::Interrupted, "partial answer"),
-            (MessageStatus::Complete, ""),
-        ] {
-            s.append_message(w.a.id, &NewMessage {
-                conversation_id: w.conv_a.id, role: MessageRole::Assistant, content: content.into(), status,
-            }).await.unwrap();
-        }
-        let mut t = turn(w.bot_a.id, w.conv_a.id, "and now?");
-        t.context = 3;
-        let got = started(s.begin_turn(w.a.id, &t).await.unwrap());
-        let ctx: Vec<_> = got.context.iter().map(|m| m.content.as_str()).collect();
-        assert_eq!(ctx, vec!["hi", "partial answer", "and now?"], "failed, empty and pending messages are not context");
-    };
+async fn a_turn_reads_only_the_latest_usable_context(backend: Backend) {
+    let ts = test_store(backend).await;
+    let s = ts.store.as_ref();
+    let w = world(&ts.store).await;
+    for (status, content) in [
+        (MessageStatus::Failed, "failed answer"),
+        (MessageStatus::Interrupted, "partial answer"),
+        (MessageStatus::Complete, ""),
+    ] {
+        s.append_message(
+            w.a.tenant,
+            &NewMessage {
+                conversation_id: w.conv_a.id,
+                role: MessageRole::Assistant,
+                content: content.into(),
+                status,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let mut t = turn(w.bot_a.id, w.conv_a.id, "and now?");
+    t.context = 3;
+    let got = started(s.begin_turn(w.a.tenant, &t).await.unwrap());
+    let ctx: Vec<_> = got.context.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(
+        ctx,
+        vec!["hi", "partial answer", "and now?"],
+        "failed, empty and pending messages are not context"
+    );
+}
 
-    a_refused_turn_stores_nothing => |backend| async move {
-        let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
-        let w = world(s).await;
-        let count = |t, c| async move { s.messages(t, c).await.unwrap().len() };
-        // Another tenant's bot and conversation are invisible, whatever ids are asked for.
-        assert!(matches!(s.begin_turn(w.a.id, &turn(w.bot_b.id, w.conv_b.id, "x")).await.unwrap(), TurnStart::NoBot));
-        assert!(matches!(s.begin_turn(w.a.id, &turn(w.bot_a.id, w.conv_b.id, "x")).await.unwrap(), TurnStart::NoConversation));
-        assert_eq!(count(w.b.id, w.conv_b.id).await, 2, "tenant b's conversation is untouched");
-        s.set_suspended(w.a.id, Some(Timestamp::now())).await.unwrap();
-        assert!(matches!(s.begin_turn(w.a.id, &turn(w.bot_a.id, w.conv_a.id, "x")).await.unwrap(), TurnStart::Suspended));
-        assert_eq!(count(w.a.id, w.conv_a.id).await, 2, "a suspended workspace stores nothing");
-        s.set_suspended(w.a.id, None).await.unwrap();
-        let other = s.create_bot(w.a.id, &bot_settings("Acme other")).await.unwrap();
-        assert!(s.delete_bot(w.a.id, other.id).await.unwrap());
-        assert!(matches!(s.begin_turn(w.a.id, &turn(other.id, w.conv_a.id, "x")).await.unwrap(), TurnStart::NoBot));
-        assert_eq!(count(w.a.id, w.conv_a.id).await, 2, "a deleted bot stores nothing");
-        assert!(s.delete_conversation(w.a.id, w.conv_a.id).await.unwrap());
-        assert!(matches!(s.begin_turn(w.a.id, &turn(w.bot_a.id, w.conv_a.id, "x")).await.unwrap(), TurnStart::NoConversation));
-        assert_eq!(count(w.a.id, w.conv_a.id).await, 0);
-    };
+async fn a_refused_turn_stores_nothing(backend: Backend) {
+    let ts = test_store(backend).await;
+    let s = ts.store.as_ref();
+    let w = world(&ts.store).await;
+    let count = |t, c| async move { s.messages(t, c).await.unwrap().len() };
+    // Another tenant's bot and conversation are invisible, whatever ids are asked for.
+    assert!(matches!(
+        s.begin_turn(w.a.tenant, &turn(w.bot_b.id, w.conv_b.id, "x"))
+            .await
+            .unwrap(),
+        TurnStart::NoBot
+    ));
+    assert!(matches!(
+        s.begin_turn(w.a.tenant, &turn(w.bot_a.id, w.conv_b.id, "x"))
+            .await
+            .unwrap(),
+        TurnStart::NoConversation
+    ));
+    assert_eq!(
+        count(w.b.tenant, w.conv_b.id).await,
+        2,
+        "tenant b's conversation is untouched"
+    );
+    s.set_suspended(w.a.tenant, Some(Timestamp::now()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.begin_turn(w.a.tenant, &turn(w.bot_a.id, w.conv_a.id, "x"))
+            .await
+            .unwrap(),
+        TurnStart::Suspended
+    ));
+    assert_eq!(
+        count(w.a.tenant, w.conv_a.id).await,
+        2,
+        "a suspended workspace stores nothing"
+    );
+    s.set_suspended(w.a.tenant, None).await.unwrap();
+    let other = s
+        .create_bot(w.a.tenant, &bot_settings("Acme other"))
+        .await
+        .unwrap();
+    assert!(s.delete_bot(w.a.tenant, other.id).await.unwrap());
+    assert!(matches!(
+        s.begin_turn(w.a.tenant, &turn(other.id, w.conv_a.id, "x"))
+            .await
+            .unwrap(),
+        TurnStart::NoBot
+    ));
+    assert_eq!(
+        count(w.a.tenant, w.conv_a.id).await,
+        2,
+        "a deleted bot stores nothing"
+    );
+    assert!(
+        s.delete_conversation(w.a.tenant, w.conv_a.id)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        s.begin_turn(w.a.tenant, &turn(w.bot_a.id, w.conv_a.id, "x"))
+            .await
+            .unwrap(),
+        TurnStart::NoConversation
+    ));
+    assert_eq!(count(w.a.tenant, w.conv_a.id).await, 0);
+}
 
-    rate_limit_counters_are_hit_together_and_counted_apart => |backend| async move {
-        let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
-        let hit = |k: u8| RateLimitHit { key_hash: vec![k; 32], window_start: Timestamp(60_000), expires_at: Timestamp(120_000) };
-        assert_eq!(s.hit_rate_limits(&[hit(1), hit(2)]).await.unwrap(), vec![1, 1]);
-        assert_eq!(s.hit_rate_limits(&[hit(2), hit(1)]).await.unwrap(), vec![2, 2]);
-        assert_eq!(s.hit_rate_limits(&[hit(3), hit(1)]).await.unwrap(), vec![1, 3]);
-        assert_eq!(s.hit_rate_limits(&[]).await.unwrap(), Vec::<i64>::new());
+async fn rate_limit_counters_are_hit_together_and_counted_apart(backend: Backend) {
+    let ts = test_store(backend).await;
+    let s = ts.store.as_ref();
+    let hit = |k: u8| RateLimitHit {
+        key_hash: vec![k; 32],
+        window_start: Timestamp(60_000),
+        expires_at: Timestamp(120_000),
     };
+    assert_eq!(
+        s.hit_rate_limits(&[hit(1), hit(2)]).await.unwrap(),
+        vec![1, 1]
+    );
+    assert_eq!(
+        s.hit_rate_limits(&[hit(2), hit(1)]).await.unwrap(),
+        vec![2, 2]
+    );
+    assert_eq!(
+        s.hit_rate_limits(&[hit(3), hit(1)]).await.unwrap(),
+        vec![1, 3]
+    );
+    assert_eq!(s.hit_rate_limits(&[]).await.unwrap(), Vec::<i64>::new());
 }

@@ -6,18 +6,18 @@ use std::time::Duration;
 
 use parlo::storage::{Message, MessageRole, MessageStatus, TenantId};
 use parlo_tests::fake_mistral::{FakeMistral, Fault};
-use parlo_tests::{Backend, TestApp, both_backends, seal_key, spawn_app_with, tenant_with_bot};
+use parlo_tests::fixture::{NewTenant, SHOP, WidgetSession};
+use parlo_tests::{Backend, TestApp, both_backends, spawn_app_with};
+use reqwest::Method;
 use serde_json::{Value, json};
 
-const SHOP: &str = "https://shop.example";
 const KEY: &str = "mk-tenant-key-0123456789abcdef";
 
 struct Chat {
     app: TestApp,
     fake: FakeMistral,
     tenant: TenantId,
-    token: String,
-    conversation: parlo::storage::ConversationId,
+    widget: WidgetSession,
 }
 
 async fn chat(backend: Backend, with_key: bool) -> Chat {
@@ -31,19 +31,15 @@ async fn chat(backend: Backend, with_key: bool) -> Chat {
         s.rate_limit_ip_per_minute = Some(1000);
     })
     .await;
-    let t = tenant_with_bot(app.store(), "ann@example.com", SHOP).await;
+    let mut tenant = NewTenant::owned_by("ann@example.com");
     if with_key {
-        app.store()
-            .put_provider_key(t.tenant, &seal_key(&app, t.tenant, KEY))
-            .await
-            .unwrap();
+        tenant = tenant.with_key(KEY);
     }
-    let (status, s, _) = app.start_session(SHOP, &t.bot.public_id, None).await;
-    assert_eq!(status, 200);
+    let t = tenant.create(app.store()).await;
+    let widget = t.widget(&app, SHOP).session().await;
     Chat {
-        token: s["token"].as_str().unwrap().to_owned(),
-        conversation: s["conversation"].as_str().unwrap().parse().unwrap(),
         tenant: t.tenant,
+        widget,
         app,
         fake,
     }
@@ -89,15 +85,7 @@ fn parse_sse(body: &str) -> Sse {
 
 impl Chat {
     async fn send(&self, content: &str) -> reqwest::Response {
-        self.app
-            .client
-            .post(self.app.url("/api/widget/v1/messages"))
-            .header("origin", SHOP)
-            .bearer_auth(&self.token)
-            .json(&json!({ "content": content }))
-            .send()
-            .await
-            .unwrap()
+        self.widget.send(content).await
     }
 
     async fn turn(&self, content: &str) -> Sse {
@@ -111,7 +99,7 @@ impl Chat {
     async fn stored(&self) -> Vec<Message> {
         self.app
             .store()
-            .messages(self.tenant, self.conversation)
+            .messages(self.tenant, self.widget.conversation)
             .await
             .unwrap()
     }
@@ -129,154 +117,297 @@ impl Chat {
     }
 }
 
-both_backends! {
-    answer_streams_in_and_is_stored_with_usage => |backend| async move {
-        let c = chat(backend, true).await;
-        c.fake.set_reply_chunks(&["Hello ", "**world**, ", "see $x^2$."]);
-        let sse = c.turn("  Hi there  ").await;
-        assert_eq!(sse.deltas, ["Hello ", "**world**, ", "see $x^2$."]);
-        assert_eq!(sse.last.0, "done", "{:?}", sse.last);
-        assert_eq!(sse.last.1["status"], "complete");
+both_backends!(
+    answer_streams_in_and_is_stored_with_usage,
+    without_a_key_the_message_is_kept_and_nothing_is_sent,
+    upstream_refusals_become_clear_widget_errors,
+    a_broken_stream_keeps_its_partial_answer,
+    an_end_user_leaving_cancels_upstream_and_keeps_the_partial,
+    bad_messages_get_clear_errors_and_store_nothing,
+    attachments_are_read_by_ocr_and_join_the_conversation
+);
+
+async fn answer_streams_in_and_is_stored_with_usage(backend: Backend) {
+    let c = chat(backend, true).await;
+    c.fake
+        .set_reply_chunks(&["Hello ", "**world**, ", "see $x^2$."]);
+    let sse = c.turn("  Hi there  ").await;
+    assert_eq!(sse.deltas, ["Hello ", "**world**, ", "see $x^2$."]);
+    assert_eq!(sse.last.0, "done", "{:?}", sse.last);
+    assert_eq!(sse.last.1["status"], "complete");
+    let m = c.settled().await;
+    assert_eq!(m.len(), 2);
+    assert_eq!(
+        (m[0].role, m[0].content.as_str(), m[0].status),
+        (MessageRole::User, "Hi there", MessageStatus::Complete)
+    );
+    assert_eq!(
+        (m[1].role, m[1].content.as_str(), m[1].status),
+        (
+            MessageRole::Assistant,
+            "Hello **world**, see $x^2$.",
+            MessageStatus::Complete
+        )
+    );
+    assert!(
+        m[1].prompt_tokens.unwrap() > 0 && m[1].completion_tokens.unwrap() > 0,
+        "usage recorded: {:?}",
+        m[1]
+    );
+    assert_eq!(
+        m[1].id.to_string(),
+        sse.last.1["message_id"].as_str().unwrap()
+    );
+    // What the upstream was sent: the tenant's decrypted key, the bot's model and prompt.
+    let reqs = c.fake.requests();
+    assert_eq!(reqs.len(), 1);
+    let req = &reqs[0];
+    assert_eq!(req.path, "/v1/chat/completions");
+    assert_eq!(req.authorization(), Some(format!("Bearer {KEY}").as_str()));
+    assert_eq!(req.body["model"], "mistral-small-latest");
+    assert_eq!(req.body["stream"], true);
+    assert_eq!(
+        req.body["messages"][0],
+        json!({"role": "system", "content": "You are a test assistant."})
+    );
+    assert_eq!(
+        req.body["messages"][1],
+        json!({"role": "user", "content": "Hi there"})
+    );
+    // The next turn carries the history.
+    c.fake.set_reply("Second.");
+    c.turn("And again?").await;
+    let body = &c.fake.requests()[1].body;
+    assert_eq!(body["messages"].as_array().unwrap().len(), 4, "{body}");
+    assert_eq!(
+        body["messages"][2]["content"],
+        "Hello **world**, see $x^2$."
+    );
+}
+
+async fn without_a_key_the_message_is_kept_and_nothing_is_sent(backend: Backend) {
+    let c = chat(backend, false).await;
+    let sse = c.turn("Anyone there?").await;
+    assert_eq!(sse.last.0, "error");
+    assert_eq!(sse.last.1["code"], "no_api_key");
+    assert!(
+        sse.last.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("not set up")
+    );
+    let m = c.settled().await;
+    assert_eq!(m[0].content, "Anyone there?");
+    assert_eq!(m[1].status, MessageStatus::Failed);
+    assert!(c.fake.requests().is_empty());
+}
+
+async fn upstream_refusals_become_clear_widget_errors(backend: Backend) {
+    let c = chat(backend, true).await;
+    for (fault, code, retry) in [
+        (Fault::Status401, "invalid_api_key", Value::Null),
+        (
+            Fault::Status429 {
+                retry_after: Some(7),
+            },
+            "upstream_rate_limited",
+            json!(7),
+        ),
+        (Fault::Status500, "upstream_unavailable", Value::Null),
+    ] {
+        c.fake.set_fault(fault.clone());
+        let sse = c.turn("Hello?").await;
+        assert!(sse.deltas.is_empty());
+        assert_eq!(
+            (sse.last.0.as_str(), &sse.last.1["code"]),
+            ("error", &json!(code)),
+            "{fault:?}: {:?}",
+            sse.last
+        );
+        assert_eq!(sse.last.1["retry_after"], retry, "{fault:?}");
+        let msg = sse.last.1["message"].as_str().unwrap();
+        assert!(
+            !msg.contains(KEY) && !msg.contains("127.0.0.1"),
+            "no key or upstream address: {msg}"
+        );
         let m = c.settled().await;
-        assert_eq!(m.len(), 2);
-        assert_eq!((m[0].role, m[0].content.as_str(), m[0].status), (MessageRole::User, "Hi there", MessageStatus::Complete));
-        assert_eq!((m[1].role, m[1].content.as_str(), m[1].status), (MessageRole::Assistant, "Hello **world**, see $x^2$.", MessageStatus::Complete));
-        assert!(m[1].prompt_tokens.unwrap() > 0 && m[1].completion_tokens.unwrap() > 0, "usage recorded: {:?}", m[1]);
-        assert_eq!(m[1].id.to_string(), sse.last.1["message_id"].as_str().unwrap());
-        // What the upstream was sent: the tenant's decrypted key, the bot's model and prompt.
-        let reqs = c.fake.requests();
-        assert_eq!(reqs.len(), 1);
-        let req = &reqs[0];
-        assert_eq!(req.path, "/v1/chat/completions");
-        assert_eq!(req.authorization(), Some(format!("Bearer {KEY}").as_str()));
-        assert_eq!(req.body["model"], "mistral-small-latest");
-        assert_eq!(req.body["stream"], true);
-        assert_eq!(req.body["messages"][0], json!({"role": "system", "content": "You are a test assistant."}));
-        assert_eq!(req.body["messages"][1], json!({"role": "user", "content": "Hi there"}));
-        // The next turn carries the history.
-        c.fake.set_reply("Second.");
-        c.turn("And again?").await;
-        let body = &c.fake.requests()[1].body;
-        assert_eq!(body["messages"].as_array().unwrap().len(), 4, "{body}");
-        assert_eq!(body["messages"][2]["content"], "Hello **world**, see $x^2$.");
-    };
+        let last = m.last().unwrap();
+        assert_eq!(
+            (last.role, last.status),
+            (MessageRole::Assistant, MessageStatus::Failed),
+            "{fault:?}"
+        );
+        assert_eq!(
+            m[m.len() - 2].content,
+            "Hello?",
+            "the user's message was stored first"
+        );
+    }
+}
 
-    without_a_key_the_message_is_kept_and_nothing_is_sent => |backend| async move {
-        let c = chat(backend, false).await;
-        let sse = c.turn("Anyone there?").await;
-        assert_eq!(sse.last.0, "error");
-        assert_eq!(sse.last.1["code"], "no_api_key");
-        assert!(sse.last.1["message"].as_str().unwrap().contains("not set up"));
-        let m = c.settled().await;
-        assert_eq!(m[0].content, "Anyone there?");
-        assert_eq!(m[1].status, MessageStatus::Failed);
-        assert!(c.fake.requests().is_empty());
-    };
-
-    upstream_refusals_become_clear_widget_errors => |backend| async move {
-        let c = chat(backend, true).await;
-        for (fault, code, retry) in [
-            (Fault::Status401, "invalid_api_key", Value::Null),
-            (Fault::Status429 { retry_after: Some(7) }, "upstream_rate_limited", json!(7)),
-            (Fault::Status500, "upstream_unavailable", Value::Null),
-        ] {
-            c.fake.set_fault(fault.clone());
-            let sse = c.turn("Hello?").await;
-            assert!(sse.deltas.is_empty());
-            assert_eq!((sse.last.0.as_str(), &sse.last.1["code"]), ("error", &json!(code)), "{fault:?}: {:?}", sse.last);
-            assert_eq!(sse.last.1["retry_after"], retry, "{fault:?}");
-            let msg = sse.last.1["message"].as_str().unwrap();
-            assert!(!msg.contains(KEY) && !msg.contains("127.0.0.1"), "no key or upstream address: {msg}");
-            let m = c.settled().await;
-            let last = m.last().unwrap();
-            assert_eq!((last.role, last.status), (MessageRole::Assistant, MessageStatus::Failed), "{fault:?}");
-            assert_eq!(m[m.len() - 2].content, "Hello?", "the user's message was stored first");
-        }
-    };
-
-    a_broken_stream_keeps_its_partial_answer => |backend| async move {
-        let c = chat(backend, true).await;
-        c.fake.set_reply_chunks(&["one ", "two ", "three ", "four"]);
-        for (fault, code) in [
-            (Fault::CutMidStream { after_chunks: 2 }, "interrupted"),
-            (Fault::MalformedChunk { after_chunks: 2 }, "upstream_malformed"),
-            (Fault::Stall { after_chunks: 2 }, "upstream_timeout"),
-        ] {
-            c.fake.set_fault(fault.clone());
-            let sse = c.turn("Count").await;
-            assert_eq!(sse.text(), "one two ", "{fault:?}");
-            assert_eq!((sse.last.0.as_str(), &sse.last.1["code"]), ("error", &json!(code)), "{fault:?}");
-            let last = c.settled().await.pop().unwrap();
-            assert_eq!((last.status, last.content.as_str()), (MessageStatus::Interrupted, "one two "), "{fault:?}");
-        }
-    };
-
-    an_end_user_leaving_cancels_upstream_and_keeps_the_partial => |backend| async move {
-        let c = chat(backend, true).await;
-        let words: Vec<String> = (0..50).map(|i| format!("w{i} ")).collect();
-        c.fake.set_reply_chunks(&words.iter().map(String::as_str).collect::<Vec<_>>());
-        c.fake.set_chunk_delay(Duration::from_millis(100));
-        let mut r = c.send("Tell me a long story").await;
-        let first = r.chunk().await.unwrap().unwrap();
-        assert!(String::from_utf8_lossy(&first).contains("w0"));
-        drop(r);
-        // The upstream stream is abandoned, not run to its end.
-        for _ in 0..100 {
-            if c.fake.stream_stats().dropped == 1 { break; }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(c.fake.stream_stats().dropped, 1, "{:?}", c.fake.stream_stats());
+async fn a_broken_stream_keeps_its_partial_answer(backend: Backend) {
+    let c = chat(backend, true).await;
+    c.fake.set_reply_chunks(&["one ", "two ", "three ", "four"]);
+    for (fault, code) in [
+        (Fault::CutMidStream { after_chunks: 2 }, "interrupted"),
+        (
+            Fault::MalformedChunk { after_chunks: 2 },
+            "upstream_malformed",
+        ),
+        (Fault::Stall { after_chunks: 2 }, "upstream_timeout"),
+    ] {
+        c.fake.set_fault(fault.clone());
+        let sse = c.turn("Count").await;
+        assert_eq!(sse.text(), "one two ", "{fault:?}");
+        assert_eq!(
+            (sse.last.0.as_str(), &sse.last.1["code"]),
+            ("error", &json!(code)),
+            "{fault:?}"
+        );
         let last = c.settled().await.pop().unwrap();
-        assert_eq!(last.status, MessageStatus::Interrupted);
-        assert!(last.content.starts_with("w0 ") && last.content.len() < words.concat().len(), "{}", last.content);
-    };
+        assert_eq!(
+            (last.status, last.content.as_str()),
+            (MessageStatus::Interrupted, "one two "),
+            "{fault:?}"
+        );
+    }
+}
 
-    bad_messages_get_clear_errors_and_store_nothing => |backend| async move {
-        let c = chat(backend, true).await;
-        for (body, status, code) in [
-            (json!({"content": "   "}), 422, "invalid"),
-            (json!({"content": "x".repeat(4001)}), 422, "invalid"),
-            (json!({"text": "wrong field"}), 422, "invalid"),
-        ] {
-            let r = c.app.client.post(c.app.url("/api/widget/v1/messages")).header("origin", SHOP)
-                .bearer_auth(&c.token).json(&body).send().await.unwrap();
-            assert_eq!(r.status().as_u16(), status);
-            assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], code);
+async fn an_end_user_leaving_cancels_upstream_and_keeps_the_partial(backend: Backend) {
+    let c = chat(backend, true).await;
+    let words: Vec<String> = (0..50).map(|i| format!("w{i} ")).collect();
+    c.fake
+        .set_reply_chunks(&words.iter().map(String::as_str).collect::<Vec<_>>());
+    c.fake.set_chunk_delay(Duration::from_millis(100));
+    let mut r = c.send("Tell me a long story").await;
+    let first = r.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("w0"));
+    drop(r);
+    // The upstream stream is abandoned, not run to its end.
+    for _ in 0..100 {
+        if c.fake.stream_stats().dropped == 1 {
+            break;
         }
-        let r = c.app.client.post(c.app.url("/api/widget/v1/messages")).header("origin", SHOP)
-            .bearer_auth(&c.token).header("content-type", "application/json").body("{nope").send().await.unwrap();
-        assert_eq!(r.status(), 400);
-        assert!(c.stored().await.is_empty());
-        assert!(c.fake.requests().is_empty());
-    };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        c.fake.stream_stats().dropped,
+        1,
+        "{:?}",
+        c.fake.stream_stats()
+    );
+    let last = c.settled().await.pop().unwrap();
+    assert_eq!(last.status, MessageStatus::Interrupted);
+    assert!(
+        last.content.starts_with("w0 ") && last.content.len() < words.concat().len(),
+        "{}",
+        last.content
+    );
+}
 
-    attachments_are_read_by_ocr_and_join_the_conversation => |backend| async move {
-        let c = chat(backend, true).await;
-        c.fake.set_ocr_pages(&["# Invoice 42", "Total: 99 EUR"]);
-        let pdf = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n".to_vec();
-        let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(pdf).file_name("invoice.pdf").mime_str("application/pdf").unwrap());
-        let r = c.app.client.post(c.app.url("/api/widget/v1/attachments")).header("origin", SHOP)
-            .bearer_auth(&c.token).multipart(form).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        let body: Value = r.json().await.unwrap();
-        assert!(body["text"].as_str().unwrap().contains("Invoice 42"));
-        assert!(body["text"].as_str().unwrap().contains("Total: 99 EUR"));
-        let ocr = c.fake.requests().into_iter().find(|r| r.path == "/v1/ocr").expect("an OCR call");
-        assert_eq!(ocr.authorization(), Some(format!("Bearer {KEY}").as_str()));
-        let m = c.stored().await;
-        assert!(m[0].content.starts_with("Attached invoice.pdf") && m[0].content.contains("Invoice 42"));
-        let att = c.app.store().attachments(c.tenant, c.conversation).await.unwrap();
-        assert_eq!((att[0].file_name.as_str(), att[0].content_type.as_str()), ("invoice.pdf", "application/pdf"));
-        // A script disguised as an image, and a file over the limit.
-        let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(b"<svg onload=alert(1)>".to_vec()).file_name("x.png").mime_str("image/png").unwrap());
-        let r = c.app.client.post(c.app.url("/api/widget/v1/attachments")).header("origin", SHOP).bearer_auth(&c.token).multipart(form).send().await.unwrap();
-        assert_eq!(r.status(), 415);
-        let mut big = b"%PDF-".to_vec();
-        big.resize(11 * 1024 * 1024, b'x');
-        let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(big).file_name("big.pdf"));
-        let r = c.app.client.post(c.app.url("/api/widget/v1/attachments")).header("origin", SHOP).bearer_auth(&c.token).multipart(form).send().await.unwrap();
-        assert_eq!(r.status(), 413);
-    };
+async fn bad_messages_get_clear_errors_and_store_nothing(backend: Backend) {
+    let c = chat(backend, true).await;
+    for (body, status, code) in [
+        (json!({"content": "   "}), 422, "invalid"),
+        (json!({"content": "x".repeat(4001)}), 422, "invalid"),
+        (json!({"text": "wrong field"}), 422, "invalid"),
+    ] {
+        let r = c
+            .widget
+            .request(Method::POST, "messages")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status);
+        assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], code);
+    }
+    let r = c
+        .widget
+        .request(Method::POST, "messages")
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(c.stored().await.is_empty());
+    assert!(c.fake.requests().is_empty());
+}
+
+async fn attachments_are_read_by_ocr_and_join_the_conversation(backend: Backend) {
+    let c = chat(backend, true).await;
+    c.fake.set_ocr_pages(&["# Invoice 42", "Total: 99 EUR"]);
+    let pdf = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n".to_vec();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(pdf)
+            .file_name("invoice.pdf")
+            .mime_str("application/pdf")
+            .unwrap(),
+    );
+    let r = c
+        .widget
+        .request(Method::POST, "attachments")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["text"].as_str().unwrap().contains("Invoice 42"));
+    assert!(body["text"].as_str().unwrap().contains("Total: 99 EUR"));
+    let ocr = c
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/v1/ocr")
+        .expect("an OCR call");
+    assert_eq!(ocr.authorization(), Some(format!("Bearer {KEY}").as_str()));
+    let m = c.stored().await;
+    assert!(
+        m[0].content.starts_with("Attached invoice.pdf") && m[0].content.contains("Invoice 42")
+    );
+    let att = c
+        .app
+        .store()
+        .attachments(c.tenant, c.widget.conversation)
+        .await
+        .unwrap();
+    assert_eq!(
+        (att[0].file_name.as_str(), att[0].content_type.as_str()),
+        ("invoice.pdf", "application/pdf")
+    );
+    // A script disguised as an image, and a file over the limit.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"<svg onload=alert(1)>".to_vec())
+            .file_name("x.png")
+            .mime_str("image/png")
+            .unwrap(),
+    );
+    let r = c
+        .widget
+        .request(Method::POST, "attachments")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let mut big = b"%PDF-".to_vec();
+    big.resize(11 * 1024 * 1024, b'x');
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(big).file_name("big.pdf"),
+    );
+    let r = c
+        .widget
+        .request(Method::POST, "attachments")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
 }
 
 #[tokio::test]
@@ -287,23 +418,14 @@ async fn conversation_rate_limit_answers_429() {
         s.rate_limit_conversation_per_minute = Some(2);
     })
     .await;
-    let t = tenant_with_bot(app.store(), "bob@example.com", SHOP).await;
-    app.store()
-        .put_provider_key(t.tenant, &seal_key(&app, t.tenant, KEY))
-        .await
-        .unwrap();
-    let (_, s, _) = app.start_session(SHOP, &t.bot.public_id, None).await;
-    let send = || {
-        app.client
-            .post(app.url("/api/widget/v1/messages"))
-            .header("origin", SHOP)
-            .bearer_auth(s["token"].as_str().unwrap())
-            .json(&json!({"content": "hi"}))
-            .send()
-    };
-    assert_eq!(send().await.unwrap().status(), 200);
-    assert_eq!(send().await.unwrap().status(), 200);
-    let r = send().await.unwrap();
+    let t = NewTenant::owned_by("bob@example.com")
+        .with_key(KEY)
+        .create(app.store())
+        .await;
+    let s = t.widget(&app, SHOP).session().await;
+    assert_eq!(s.send("hi").await.status(), 200);
+    assert_eq!(s.send("hi").await.status(), 200);
+    let r = s.send("hi").await;
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
 }
