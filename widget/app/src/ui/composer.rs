@@ -6,7 +6,7 @@ use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use super::icons::{IconAttach, IconSend};
+use super::icons::{icon_attach, icon_send};
 use super::state::Chat;
 
 #[component]
@@ -74,7 +74,7 @@ pub(super) fn Composer(chat: Chat) -> impl IntoView {
                     }
                 }
             >
-                <IconAttach />
+                {icon_attach()}
             </button>
             <textarea
                 rows="1"
@@ -91,7 +91,7 @@ pub(super) fn Composer(chat: Chat) -> impl IntoView {
                 title=t.send
                 prop:disabled=move || !chat.ready()
             >
-                <IconSend />
+                {icon_send()}
             </button>
         </form>
     }

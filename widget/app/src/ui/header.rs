@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use super::icons::{IconClose, IconNew};
+use super::icons::{icon_close, icon_new};
 use super::state::Chat;
 
 #[component]
@@ -20,7 +20,7 @@ pub(super) fn Header(chat: Chat) -> impl IntoView {
                 prop:disabled=move || !chat.ready()
                 on:click=move |_| spawn_local(chat.clear())
             >
-                <IconNew />
+                {icon_new()}
             </button>
             <button
                 type="button"
@@ -29,7 +29,7 @@ pub(super) fn Header(chat: Chat) -> impl IntoView {
                 title=t.close_chat
                 on:click=move |_| chat.open.set(false)
             >
-                <IconClose />
+                {icon_close()}
             </button>
         </header>
     }

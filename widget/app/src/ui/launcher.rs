@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use super::icons::{IconChat, IconClose};
+use super::icons::{icon_chat, icon_close};
 use super::state::Chat;
 
 #[component]
@@ -18,13 +18,7 @@ pub(super) fn Launcher(chat: Chat) -> impl IntoView {
             aria-controls="parlo-panel"
             on:click=move |_| chat.toggle()
         >
-            {move || {
-                if chat.open.get() {
-                    view! { <IconClose /> }.into_any()
-                } else {
-                    view! { <IconChat /> }.into_any()
-                }
-            }}
+            {move || if chat.open.get() { icon_close() } else { icon_chat() }}
         </button>
     }
 }
