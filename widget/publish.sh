@@ -16,15 +16,19 @@
 #                          (default: ../shared/toolchain/cargo-wasm next to the repository)
 #   WASM_OPT               a wasm-opt binary (default: on PATH, else npm's binaryen under
 #                          target/tools, installed there when npm is available)
+#   PARLO_PUBLISH_DIST     where to publish (default: dist). Point it at a copy of dist/ to
+#                          try a build in the browser tests (PARLO_TEST_DIST) without
+#                          publishing it.
 set -euo pipefail
 
 root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 cd "$root"
+dist=${PARLO_PUBLISH_DIST:-dist}
 
 version=$(sed -n 's/^version = "\([^"]*\)"$/\1/p' widget/app/Cargo.toml | head -n1)
 [ -n "$version" ] || { echo "publish: no version in widget/app/Cargo.toml" >&2; exit 1; }
-if [ -e "dist/widget/v$version" ] || grep -q "\"$version\": {" dist/manifest.json 2>/dev/null; then
-  echo "publish: widget v$version is already published (dist/widget/v$version)." >&2
+if [ -e "$dist/widget/v$version" ] || grep -q "\"$version\": {" "$dist/manifest.json" 2>/dev/null; then
+  echo "publish: widget v$version is already published ($dist/widget/v$version)." >&2
   echo "publish: published bundles never change; bump version in widget/app/Cargo.toml." >&2
   exit 1
 fi
@@ -112,4 +116,4 @@ else
 fi
 
 cargo run --quiet --locked --release -p parlo-publish -- \
-  --version "$version" --staging "$staging" --loader widget/loader/widget.js --dist dist
+  --version "$version" --staging "$staging" --loader widget/loader/widget.js --dist "$dist"

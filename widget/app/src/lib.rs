@@ -7,9 +7,9 @@
 //! This crate links no markdown parser, sanitiser or KaTeX: answers are rendered by the
 //! separately loaded markdown module (`parlo-markdown`), formulas by the math module.
 
-pub mod api;
+pub mod client;
 pub mod i18n;
-pub mod render;
+pub mod markdown_module;
 pub mod sse;
 mod style;
 mod ui;

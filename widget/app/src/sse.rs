@@ -3,7 +3,7 @@
 //! Owns turning the bytes of a `fetch` body into `event`/`data` records. It works on bytes,
 //! not strings, so a UTF-8 character split across two network chunks is never mangled
 //! (a newline byte can never sit inside a multi-byte character). It knows nothing about
-//! what the events mean; `api` does.
+//! what the events mean; `client` does.
 
 /// One dispatched event: its `event:` name (`message` when absent) and its joined `data:` lines.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,13 +1,13 @@
 //! The widget's markdown module: an answer's markdown in, sanitised HTML out, compiled to
 //! its own WASM file.
 //!
-//! Owns the exports the main module (`parlo-widget`) drives through the loader: [`render`]
-//! for a whole message, [`Stream`] for an answer arriving in deltas, [`contains_math`] to
-//! know when to fetch the math module. Everything here is `parlo-render` without KaTeX:
-//! pulldown-cmark, then ammonia as the last step. The markdown parser and the sanitiser are
-//! most of the widget's weight, so they live here and are fetched (with their SRI hash) only
-//! when there is something to render; the main module links neither and only ever inserts
-//! HTML that this module returned.
+//! Owns the exports the main module (`parlo-widget`) calls once the loader has fetched this
+//! module and handed over its namespace: [`render`] for a whole message, [`Stream`] for an
+//! answer arriving in deltas, [`contains_math`] to know when to fetch the math module.
+//! Everything here is `parlo-render` without KaTeX: pulldown-cmark, then ammonia as the
+//! last step. The markdown parser and the sanitiser are most of the widget's weight, so they
+//! live here and are fetched (with their SRI hash) only when there is something to render;
+//! the main module links neither and only ever inserts HTML that this module returned.
 //!
 //! Formulas go to the math module's `render_math(tex, display)`, handed in as a JS
 //! function; its output is sanitised here by ammonia like everything else, so neither

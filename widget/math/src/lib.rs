@@ -1,8 +1,10 @@
 //! The widget's math module: TeX in, MathML out, compiled to its own WASM file.
 //!
-//! Owns nothing but the export the loader hands to the main module. KaTeX is large, so it
-//! lives here and is fetched (with its SRI hash) only when an answer contains math. Its
-//! output is never trusted: the main module sanitises it with everything else.
+//! Owns nothing but `render_math`, which the loader hands to the main module and the main
+//! module hands on to the markdown module (`parlo-markdown`), which calls it. KaTeX is
+//! large, so it lives here and is fetched (with its SRI hash) only when an answer contains
+//! math. Its output is never trusted: the markdown module sanitises it with everything else
+//! (ammonia runs last there).
 
 use parlo_render::{KatexMath, MathRenderer};
 use wasm_bindgen::prelude::*;

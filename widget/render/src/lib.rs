@@ -1,7 +1,9 @@
 //! Turns an assistant's markdown into HTML that is safe to put in the widget's shadow DOM.
-//! Pure and deterministic: no I/O, no global state; the same code runs in the browser (WASM)
-//! and on the server (`parlo render`, tests). Nothing this crate returns has skipped the
-//! sanitiser, and nothing in it ever fetches, loads or executes anything.
+//! Pure and deterministic: no I/O, no global state besides a per-thread KaTeX instance
+//! (feature `katex`); the same code runs in the browser (the widget's markdown and math
+//! modules, WASM) and on the server (`parlo render`, the site's pages, tests). Nothing this
+//! crate returns has skipped the sanitiser, and nothing in it ever fetches, loads or
+//! executes anything.
 //!
 //! # Pipeline
 //!
