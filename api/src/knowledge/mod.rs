@@ -1,0 +1,6 @@
+//! Knowledge ingestion and retrieval, the storage-independent core: fetching sources safely,
+//! extracting text by content type, chunking along document structure, parsing sitemaps,
+//! embedding and ranking. Nothing here touches the database, the HTTP server or Mistral:
+//! callers (the ingestion job, the CLI, the chat turn) bring those and call in.
+
+pub mod fetch;
