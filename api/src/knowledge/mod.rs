@@ -3,4 +3,7 @@
 //! embedding and ranking. Nothing here touches the database, the HTTP server or Mistral:
 //! callers (the ingestion job, the CLI, the chat turn) bring those and call in.
 
+pub mod chunk;
+pub mod extract;
 pub mod fetch;
+pub mod sitemap;
