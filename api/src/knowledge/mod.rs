@@ -4,6 +4,9 @@
 //! callers (the ingestion job, the CLI, the chat turn) bring those and call in.
 
 pub mod chunk;
+pub mod embed;
 pub mod extract;
 pub mod fetch;
+pub mod rank;
 pub mod sitemap;
+pub mod vector;
