@@ -136,7 +136,10 @@ mod tests {
         // Word pieces: "installing" still finds "installation", not an unrelated text.
         let install = cosine(&e.embed("installing"), &e.embed("installation guide")).unwrap();
         let refund = cosine(&e.embed("installing"), &e.embed("refund policy")).unwrap();
-        assert!(install > 0.1 && install > refund + 0.1, "{install} vs {refund}");
+        assert!(
+            install > 0.1 && install > refund + 0.1,
+            "{install} vs {refund}"
+        );
         assert!(e.embed("?!").iter().all(|x| *x == 0.0));
     }
 

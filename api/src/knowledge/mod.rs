@@ -10,3 +10,6 @@ pub mod fetch;
 pub mod rank;
 pub mod sitemap;
 pub mod vector;
+
+#[cfg(test)]
+mod eval;

@@ -38,6 +38,13 @@ pub(super) fn looks_like_html(text: &str) -> bool {
         || lower.contains("<body")
 }
 
+/// A whole HTML document (doctype or `<html>` near the top), as opposed to a fragment.
+pub(super) fn is_html_document(text: &str) -> bool {
+    let start: String = text.trim_start().chars().take(1024).collect();
+    let lower = start.to_ascii_lowercase();
+    lower.starts_with("<!doctype html") || lower.contains("<html")
+}
+
 /// Elements whose content is never text a visitor reads.
 const NEVER_TEXT: &[&str] = &[
     "script", "style", "noscript", "template", "svg", "math", "iframe", "object", "embed",

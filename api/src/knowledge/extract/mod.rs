@@ -142,10 +142,15 @@ pub fn sniff(bytes: &[u8]) -> Result<ContentKind, ExtractError> {
 
 fn text_kind(bytes: &[u8]) -> Result<ContentKind, ExtractError> {
     let text = decode_text(bytes)?;
-    Ok(if html::looks_like_html(text) {
+    // A full HTML document says so at the top; a Markdown README may open with an HTML
+    // banner (`<h1 align="center">`) and still be Markdown, so Markdown syntax wins over
+    // a fragment that merely starts with a tag.
+    Ok(if html::is_html_document(text) {
         ContentKind::Html
     } else if markdown::looks_like_markdown(text) {
         ContentKind::Markdown
+    } else if html::looks_like_html(text) {
+        ContentKind::Html
     } else {
         ContentKind::PlainText
     })
