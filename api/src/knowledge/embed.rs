@@ -6,7 +6,7 @@
 //! upstream and in the offline evaluation. It is not a substitute for `mistral-embed`:
 //! it matches words and word pieces, not meanings.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use super::vector::normalize;
 
@@ -30,11 +30,19 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Words without stopwords, for ranking.
+/// Words without stopwords and with a plural `s` removed, for ranking ("timeouts" finds
+/// "timeout"). Deliberately no more stemming than that: it is English-only and the real
+/// full-text engines bring their own per-language stemmers.
 pub fn terms(text: &str) -> Vec<String> {
     words(text)
         .into_iter()
         .filter(|w| !STOPWORDS.contains(&w.as_str()))
+        .map(|w| match w.strip_suffix('s') {
+            Some(stem) if stem.chars().count() >= 3 && !stem.ends_with(['s', 'u', 'i']) => {
+                stem.to_owned()
+            }
+            _ => w,
+        })
         .collect()
 }
 
@@ -74,7 +82,8 @@ impl LocalEmbedder {
     /// The unit vector of `text` (all zeros for text without words).
     pub fn embed(&self, text: &str) -> Vec<f32> {
         let terms = terms(text);
-        let mut features: HashMap<(u8, String), f32> = HashMap::new();
+        // Ordered, so the floating-point sums run in the same order on every run.
+        let mut features: BTreeMap<(u8, String), f32> = BTreeMap::new();
         for term in &terms {
             *features.entry((b'u', term.clone())).or_default() += 1.0;
             // Trigrams of the word with boundary marks: "install" and "installing" share most.
@@ -150,6 +159,10 @@ mod tests {
             vec!["axum", "s", "router", "new"]
         );
         assert_eq!(terms("How do I use the Router?"), vec!["use", "router"]);
+        assert_eq!(
+            terms("routers timeouts class status axis bus"),
+            vec!["router", "timeout", "class", "status", "axis", "bus"]
+        );
         assert_eq!(
             words("Prix à 10 €, déjà payé"),
             vec!["prix", "à", "10", "déjà", "payé"]
