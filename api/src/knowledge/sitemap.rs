@@ -683,4 +683,77 @@ mod tests {
         assert!(!same_site(&root, &url("https://example.com:8443/")));
         assert!(!same_site(&root, &url("ftp://example.com/")));
     }
+
+    #[tokio::test]
+    async fn discover_walks_a_served_sitemap_through_the_fetch_session() {
+        use std::sync::{Arc, OnceLock};
+
+        use crate::knowledge::fetch::tests::{TestServer, config, ok, status};
+        use crate::knowledge::fetch::{FetchSession, Fetcher};
+
+        // The bodies name the server's own address, known only once it listens.
+        let base = Arc::new(OnceLock::<String>::new());
+        let known = base.clone();
+        let server = TestServer::start("127.0.0.1", move |path| {
+            let base = known.get().expect("address set");
+            match path {
+                "/robots.txt" => ok("text/plain", "User-agent: *\nDisallow: /private/\n"),
+                "/ok.xml" => ok("application/xml", &index(&[&format!("{base}/a.xml")])),
+                "/blocked.xml" => ok(
+                    "application/xml",
+                    &index(&[&format!("{base}/a.xml"), &format!("{base}/private/b.xml")]),
+                ),
+                "/a.xml" => ok(
+                    "application/xml",
+                    &urlset(&[
+                        &format!("{base}/one"),
+                        "https://other.test/x",
+                        &format!("{base}/two"),
+                    ]),
+                ),
+                _ => status(404),
+            }
+        })
+        .await;
+        base.set(format!("http://{}", server.addr)).unwrap();
+        let fetcher = Fetcher::new(config(&["127.0.0.1/32"])).unwrap();
+        let mut session = FetchSession::new(&fetcher);
+        let pages = discover(
+            &mut session,
+            &server.url("/ok.xml"),
+            SitemapLimits::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(pages, vec![server.url("/one"), server.url("/two")]);
+        // A sitemap that robots.txt disallows fails the source with that reason.
+        let err = discover(
+            &mut session,
+            &server.url("/blocked.xml"),
+            SitemapLimits::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SitemapError::Fetch(FetchError::RobotsDisallowed { .. })
+            ),
+            "{err:?}"
+        );
+        // A sitemap on a refused address fails before any connection.
+        let strict = Fetcher::new(config(&[])).unwrap();
+        let mut session = FetchSession::new(&strict);
+        let err = discover(
+            &mut session,
+            &server.url("/ok.xml"),
+            SitemapLimits::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, SitemapError::Fetch(ref e) if e.is_forbidden()),
+            "{err:?}"
+        );
+    }
 }

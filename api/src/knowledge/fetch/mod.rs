@@ -10,7 +10,7 @@ pub mod policy;
 pub mod robots;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::error::Error as StdError;
 use std::fmt;

@@ -18,7 +18,7 @@ use super::*;
 
 /// What the test server does with one request.
 #[derive(Clone)]
-enum Reply {
+pub(crate) enum Reply {
     Raw(String),
     /// Accept, then never answer.
     Stall,
@@ -26,14 +26,14 @@ enum Reply {
     Endless,
 }
 
-fn ok(content_type: &str, body: &str) -> Reply {
+pub(crate) fn ok(content_type: &str, body: &str) -> Reply {
     Reply::Raw(format!(
         "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     ))
 }
 
-fn status(code: u16) -> Reply {
+pub(crate) fn status(code: u16) -> Reply {
     Reply::Raw(format!(
         "HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
     ))
@@ -47,15 +47,18 @@ fn redirect(location: &str) -> Reply {
 
 type Handler = Arc<dyn Fn(&str) -> Reply + Send + Sync>;
 
-struct TestServer {
-    addr: SocketAddr,
+pub(crate) struct TestServer {
+    pub(crate) addr: SocketAddr,
     accepts: Arc<AtomicUsize>,
     /// Request heads as received, to assert on headers.
     requests: Arc<Mutex<Vec<String>>>,
 }
 
 impl TestServer {
-    async fn start(ip: &str, handler: impl Fn(&str) -> Reply + Send + Sync + 'static) -> Self {
+    pub(crate) async fn start(
+        ip: &str,
+        handler: impl Fn(&str) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind((ip, 0)).await.expect("bind test server");
         let addr = listener.local_addr().unwrap();
         let accepts = Arc::new(AtomicUsize::new(0));
@@ -102,7 +105,7 @@ impl TestServer {
         }
     }
 
-    fn url(&self, path: &str) -> Url {
+    pub(crate) fn url(&self, path: &str) -> Url {
         Url::parse(&format!("http://{}{path}", self.addr)).unwrap()
     }
 
@@ -111,7 +114,7 @@ impl TestServer {
     }
 }
 
-fn config(allow: &[&str]) -> FetchConfig {
+pub(crate) fn config(allow: &[&str]) -> FetchConfig {
     let mut config = FetchConfig::new(&Url::parse("https://chat.example.com/").unwrap());
     config.allow = allow.iter().map(|n| n.parse().unwrap()).collect();
     config.total_timeout = Duration::from_secs(5);
