@@ -4,8 +4,9 @@
 //! - `F32`: little-endian `f32`s, exact, 4 bytes a dimension;
 //! - `I8`: one `f32` scale then one signed byte a dimension (symmetric quantisation,
 //!   `x ≈ scale · q`), about a quarter of the size. Measured on the evaluation corpus (see
-//!   BENCHMARKS.md), top-5 agreement with `F32` stays ≥ 0.97 while 1,024-dimension vectors
-//!   shrink from 4,097 to 1,029 bytes, so `I8` is the default ([`VectorFormat::DEFAULT`]).
+//!   BENCHMARKS.md), int8 top-5 results agree with exact f32 cosine on 99.5 % of positions
+//!   with identical recall@5 and MRR, while a 1,024-dimension vector (mistral-embed) shrinks
+//!   from 4,097 to 1,029 bytes, so `I8` is the default ([`VectorFormat::DEFAULT`]).
 
 use std::fmt;
 
