@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod error;
 pub mod http;
 pub mod keyring;
+pub mod knowledge;
 pub mod lifecycle;
 pub mod logging;
 pub mod mistral;
