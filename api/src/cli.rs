@@ -14,6 +14,7 @@ use crate::config::{Config, Settings};
 use crate::keys::{self, KeyOrigin};
 use crate::lifecycle;
 use crate::logging::{self, Redactor};
+use crate::model;
 use crate::storage;
 
 const SECRETS_HELP: &str = "\
@@ -125,25 +126,25 @@ enum WorkspacesCommand {
     },
     /// Members, bots, conversations, messages and tokens per workspace.
     Usage {
-        id: Option<storage::TenantId>,
+        id: Option<model::TenantId>,
         #[arg(long)]
         json: bool,
     },
     /// Stop a workspace's widgets from starting sessions.
     Suspend {
-        id: storage::TenantId,
+        id: model::TenantId,
         #[arg(long)]
         reason: Option<String>,
     },
     /// Lift a suspension.
     Unsuspend {
-        id: storage::TenantId,
+        id: model::TenantId,
         #[arg(long)]
         reason: Option<String>,
     },
     /// Delete a workspace and every row of its data.
     Delete {
-        id: storage::TenantId,
+        id: model::TenantId,
         #[arg(long)]
         reason: Option<String>,
         /// Confirms the deletion (it cannot be undone, except from a backup).
@@ -247,7 +248,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::BackupIdentity) => {
             let id = age::x25519::Identity::generate();
             let public = id.to_public();
-            println!("# created: {}", storage::Timestamp::now().to_rfc3339());
+            println!("# created: {}", model::Timestamp::now().to_rfc3339());
             println!("# public key: {public}");
             println!("{}", secrecy::ExposeSecret::expose_secret(&id.to_string()));
             eprintln!("parlo: public key (for PARLO_BACKUP_RECIPIENTS): {public}");
@@ -262,9 +263,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     batch_rows: l.retention_batch_rows,
                     pause: l.retention_pause,
                 };
-                match lifecycle::retention::run(store.as_ref(), storage::Timestamp::now(), opts)
-                    .await?
-                {
+                match lifecycle::retention::run(&store, model::Timestamp::now(), opts).await? {
                     lifecycle::retention::RetentionOutcome::Ran(r) => {
                         eprintln!("parlo: retention: {r}");
                         println!("{}", serde_json::to_string(&r)?);
@@ -400,7 +399,7 @@ async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()> {
         args.actor.unwrap_or_else(Operator::default_actor),
         Some(config.lifecycle.audit_head_file.clone()),
     );
-    let recorded = |e: &storage::OperatorAuditEntry| {
+    let recorded = |e: &model::OperatorAuditEntry| {
         if let Some(head) = lifecycle::audit::Head::of(e) {
             eprintln!(
                 "parlo: recorded as operator audit entry {}; head {head}",
@@ -408,7 +407,7 @@ async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()> {
             );
         }
     };
-    let when = |t: Option<storage::Timestamp>| t.map_or("-".to_owned(), |t| t.to_rfc3339());
+    let when = |t: Option<model::Timestamp>| t.map_or("-".to_owned(), |t| t.to_rfc3339());
     match args.command {
         AdminCommand::Workspaces(WorkspacesCommand::List { json }) => {
             let (rows, e) = op.list_workspaces().await?;
@@ -456,7 +455,7 @@ async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Workspaces(WorkspacesCommand::Suspend { id, reason }) => {
             let e = op
-                .suspend(id, reason.as_deref(), storage::Timestamp::now())
+                .suspend(id, reason.as_deref(), model::Timestamp::now())
                 .await?;
             eprintln!("parlo: workspace {id} suspended");
             recorded(&e);
@@ -478,7 +477,7 @@ async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Accounts(AccountsCommand::Delete { email, reason, yes }) => {
             let email =
-                storage::Email::parse(&email).map_err(|e| anyhow::anyhow!("{email:?}: {e}"))?;
+                model::Email::parse(&email).map_err(|e| anyhow::anyhow!("{email:?}: {e}"))?;
             if !yes {
                 anyhow::bail!(
                     "deleting the account {} cannot be undone; repeat with --yes to confirm",

@@ -1,4 +1,4 @@
-//! Parlo's server: configuration, keys, storage, HTTP and the command line.
+//! Parlo's server: configuration, keys, the domain model, storage, HTTP and the command line.
 
 pub mod app;
 pub mod cli;
@@ -10,6 +10,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod logging;
 pub mod mistral;
+pub mod model;
 pub mod ratelimit;
 pub mod site;
 pub mod storage;

@@ -22,6 +22,7 @@ use futures_util::StreamExt;
 use parlo::config::DatabaseUrl;
 use parlo::crypto::{Purpose, seal};
 use parlo::keys::MasterKeys;
+use parlo::model::*;
 use parlo::storage::*;
 use parlo_tests::fake_mistral::{FakeMistral, Fault};
 use serde_json::json;
@@ -79,7 +80,7 @@ fn main() {
             "sqlite://{}?mode=rwc",
             dir.path().join("parlo.db").display()
         );
-        let store = SqliteStore::open(&DatabaseUrl::new(db.clone()))
+        let store = Store::open_sqlite(&DatabaseUrl::new(db.clone()))
             .await
             .unwrap();
         let user = store
@@ -119,7 +120,7 @@ fn main() {
             )
             .await
             .unwrap();
-        store.pool().close().await;
+        store.close().await;
 
         let mut fake = Command::new(std::env::current_exe().unwrap())
             .arg("serve-fake")

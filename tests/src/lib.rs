@@ -7,13 +7,12 @@
 //! migrated template, dropped when the test's handle is dropped.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use parlo::app::{self, AppState, RunningServer};
 use parlo::config::{Config, DatabaseUrl, Settings};
-use parlo::storage::{self, PgStore, SqliteStore, Store};
+use parlo::storage::{self, Store};
 
 pub mod browser;
 use sqlx::{Connection, PgConnection};
@@ -205,7 +204,7 @@ impl Drop for PgTestDb {
 
 /// A store on a fresh database of the given backend, plus what keeps that database alive.
 pub struct TestStore {
-    pub store: Arc<dyn Store>,
+    pub store: Store,
     pub db: TestDb,
 }
 
@@ -244,9 +243,9 @@ impl TestDb {
 pub async fn test_store(backend: Backend) -> TestStore {
     let db = TestDb::new(backend).await;
     let url = DatabaseUrl::new(db.app_url());
-    let store: Arc<dyn Store> = match backend {
-        Backend::Sqlite => Arc::new(SqliteStore::open(&url).await.unwrap()),
-        Backend::Postgres => Arc::new(PgStore::connect(&url).await.unwrap()),
+    let store: Store = match backend {
+        Backend::Sqlite => Store::open_sqlite(&url).await.unwrap(),
+        Backend::Postgres => Store::connect_postgres(&url).await.unwrap(),
     };
     TestStore { store, db }
 }
@@ -267,7 +266,7 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Store {
         &self.state.store
     }
 
@@ -355,13 +354,13 @@ macro_rules! both_backends {
 
 /// A workspace with one bot allowed on `origin`, created through the store.
 pub struct Tenant {
-    pub tenant: parlo::storage::TenantId,
-    pub user: parlo::storage::UserId,
-    pub bot: parlo::storage::Bot,
+    pub tenant: parlo::model::TenantId,
+    pub user: parlo::model::UserId,
+    pub bot: parlo::model::Bot,
 }
 
-pub async fn tenant_with_bot(store: &Arc<dyn Store>, email: &str, origin: &str) -> Tenant {
-    use parlo::storage::*;
+pub async fn tenant_with_bot(store: &Store, email: &str, origin: &str) -> Tenant {
+    use parlo::model::*;
     let user = store
         .create_user(&Email::parse(email).unwrap(), "$argon2id$test")
         .await
@@ -394,11 +393,11 @@ pub async fn tenant_with_bot(store: &Arc<dyn Store>, email: &str, origin: &str) 
 /// Stores `key` as the tenant's Mistral key, sealed as the site does it.
 pub fn seal_key(
     app: &TestApp,
-    tenant: parlo::storage::TenantId,
+    tenant: parlo::model::TenantId,
     key: &str,
-) -> parlo::storage::ProviderKey {
+) -> parlo::model::ProviderKey {
     use parlo::crypto::{Purpose, seal};
-    use parlo::storage::{Provider, ProviderKey, Timestamp};
+    use parlo::model::{Provider, ProviderKey, Timestamp};
     ProviderKey {
         provider: Provider::Mistral,
         sealed: seal(

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use parlo::storage::{ConversationQuery, MessageRole, MessageStatus};
+use parlo::model::{ConversationQuery, MessageRole, MessageStatus};
 use parlo_tests::browser::{Browser, spawn_app_at_public_url};
 use parlo_tests::fake_mistral::FakeMistral;
 use parlo_tests::host_page::{HostSite, Page, Shadow, console_log, page_html};
@@ -914,7 +914,7 @@ async fn chat_journey(backend: Backend) {
     s.close().await;
 }
 
-async fn wait_for_stored_answer(s: &Setup, conversation: parlo::storage::ConversationId) -> String {
+async fn wait_for_stored_answer(s: &Setup, conversation: parlo::model::ConversationId) -> String {
     let start = Instant::now();
     loop {
         let messages = s

@@ -4,11 +4,10 @@
 //! PostgreSQL; on SQLite the append-only triggers are dropped first), as an attacker with
 //! database access would.
 
-use std::sync::Arc;
-
 use parlo::lifecycle::admin::Operator;
 use parlo::lifecycle::audit::{self, ChainBroken, Head};
 use parlo::lifecycle::suspension;
+use parlo::model::*;
 use parlo::storage::*;
 use parlo_tests::lifecycle::RawDb;
 use parlo_tests::{Backend, TestStore, both_backends, test_store};
@@ -56,7 +55,7 @@ async fn fixture(backend: Backend) -> Fixture {
 }
 
 impl Fixture {
-    fn store(&self) -> &Arc<dyn Store> {
+    fn store(&self) -> &Store {
         &self.ts.store
     }
 
@@ -108,12 +107,12 @@ both_backends! {
         assert_eq!(f.store().suspended_at(f.bolt).await.unwrap(), None);
         let (list, _) = f.op.list_workspaces().await.unwrap();
         assert!(list.iter().any(|w| w.id == f.acme && w.suspended_at.is_some()));
-        let refused = suspension::refuse_if_suspended(f.store().as_ref(), f.acme).await.unwrap_err();
+        let refused = suspension::refuse_if_suspended(f.store(), f.acme).await.unwrap_err();
         assert_eq!((refused.status().as_u16(), refused.code()), (403, "workspace_suspended"));
-        assert!(suspension::refuse_if_suspended(f.store().as_ref(), f.bolt).await.is_ok());
+        assert!(suspension::refuse_if_suspended(f.store(), f.bolt).await.is_ok());
         f.op.unsuspend(f.acme, None).await.unwrap();
         assert_eq!(f.store().suspended_at(f.acme).await.unwrap(), None);
-        assert!(suspension::refuse_if_suspended(f.store().as_ref(), f.acme).await.is_ok());
+        assert!(suspension::refuse_if_suspended(f.store(), f.acme).await.is_ok());
 
         // A failing action is recorded as attempted, then as failed.
         let missing = TenantId::new();

@@ -9,6 +9,7 @@ use age::secrecy::ExposeSecret;
 use parlo::config::{Config, DatabaseUrl, Settings};
 use parlo::lifecycle::archive::{self, Progress, Sealer};
 use parlo::lifecycle::{backup, restore};
+use parlo::model::*;
 use parlo::storage::*;
 use parlo_tests::lifecycle::RawDb;
 use parlo_tests::{Backend, TestStore, both_backends, test_env, test_store};
@@ -61,7 +62,7 @@ fn config(
 }
 
 /// Two workspaces with chat data; the message text is what must not appear in the file.
-async fn populate(store: &dyn Store) -> TenantId {
+async fn populate(store: &Store) -> TenantId {
     let mut first = None;
     for (email, name) in [("ann@a.example", "Acme"), ("bob@b.example", "Bolt")] {
         let u = store
@@ -122,7 +123,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 both_backends! {
     backup_round_trips_through_the_restore_drill => |backend: Backend| async move {
         let ts = test_store(backend).await;
-        let acme = populate(ts.store.as_ref()).await;
+        let acme = populate(&ts.store).await;
         let raw = RawDb::of(&ts.db).await;
         let keys = Keys::new();
         let data = tempfile::tempdir().unwrap();
@@ -180,7 +181,7 @@ both_backends! {
 
     a_backup_is_never_written_without_a_recipient => |backend: Backend| async move {
         let ts = test_store(backend).await;
-        populate(ts.store.as_ref()).await;
+        populate(&ts.store).await;
         let data = tempfile::tempdir().unwrap();
         let config = config(&ts, data.path(), &[], |_| {});
         let err = backup::run(&config, Progress::Quiet).await.unwrap_err();
@@ -190,7 +191,7 @@ both_backends! {
 
     tampering_and_count_mismatches_fail_the_drill => |backend: Backend| async move {
         let ts = test_store(backend).await;
-        populate(ts.store.as_ref()).await;
+        populate(&ts.store).await;
         let keys = Keys::new();
         let data = tempfile::tempdir().unwrap();
         let config = config(&ts, data.path(), &keys.recipients, |_| {});
@@ -225,7 +226,7 @@ both_backends! {
 
     restore_goes_only_into_an_empty_target => |backend: Backend| async move {
         let ts = test_store(backend).await;
-        let acme = populate(ts.store.as_ref()).await;
+        let acme = populate(&ts.store).await;
         let keys = Keys::new();
         let data = tempfile::tempdir().unwrap();
         let config = config(&ts, data.path(), &keys.recipients, |_| {});
@@ -253,12 +254,12 @@ both_backends! {
         assert_eq!(report.tables.iter().find(|t| t.table == "messages").unwrap().found, Some(20));
 
         // The restored database serves the application as it was, RLS and grants included.
-        let restored: std::sync::Arc<dyn Store> = match ts.db.pg() {
-            None => std::sync::Arc::new(SqliteStore::open(&DatabaseUrl::new(&target)).await.unwrap()),
+        let restored: Store = match ts.db.pg() {
+            None => Store::open_sqlite(&DatabaseUrl::new(&target)).await.unwrap(),
             Some(_) => {
                 let mut u = url::Url::parse(&target).unwrap();
                 u.set_username(parlo_tests::APP_ROLE).unwrap();
-                std::sync::Arc::new(PgStore::connect(&DatabaseUrl::new(u.to_string())).await.unwrap())
+                Store::connect_postgres(&DatabaseUrl::new(u.to_string())).await.unwrap()
             }
         };
         assert_eq!(restored.workspace(acme).await.unwrap().unwrap().name, "Acme");

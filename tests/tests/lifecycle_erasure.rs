@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use parlo::lifecycle::erasure::{self, ErasureError};
+use parlo::model::*;
 use parlo::storage::*;
 use parlo_tests::lifecycle::RawDb;
 use parlo_tests::{Backend, both_backends, test_store};
@@ -29,7 +30,7 @@ struct World {
 }
 
 /// A row in every tenant table for both workspaces, sessions for everyone.
-async fn world(store: &dyn Store) -> World {
+async fn world(store: &Store) -> World {
     let mut users = Vec::new();
     for email in ["ann@a.example", "bob@b.example", "carol@c.example"] {
         let u = store
@@ -209,7 +210,7 @@ fn tenant_tables(c: &BTreeMap<String, (i64, i64, i64)>) -> Vec<&String> {
 both_backends! {
     deleting_a_workspace_removes_every_row_of_it => |backend: Backend| async move {
         let ts = test_store(backend).await;
-        let store = ts.store.as_ref();
+        let store = &ts.store;
         let raw = RawDb::of(&ts.db).await;
         let w = world(store).await;
         let before = census(&raw, w.solo, w.ann).await;
@@ -240,7 +241,7 @@ both_backends! {
 
     deleting_an_account_removes_its_rows_and_solo_workspaces => |backend: Backend| async move {
         let ts = test_store(backend).await;
-        let store = ts.store.as_ref();
+        let store = &ts.store;
         let raw = RawDb::of(&ts.db).await;
         let w = world(store).await;
         let solo_before = census(&raw, w.solo, w.ann).await;
@@ -276,7 +277,7 @@ both_backends! {
 
     the_only_owner_of_a_shared_workspace_is_refused_and_nothing_changes => |backend: Backend| async move {
         let ts = test_store(backend).await;
-        let store = ts.store.as_ref();
+        let store = &ts.store;
         let raw = RawDb::of(&ts.db).await;
         let w = world(store).await;
         let before = census(&raw, w.shared, w.bob).await;

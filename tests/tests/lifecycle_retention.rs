@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use parlo::lifecycle::retention::{self, RetentionOptions, RetentionOutcome, RetentionReport};
+use parlo::model::*;
 use parlo::storage::*;
 use parlo_tests::lifecycle::RawDb;
 use parlo_tests::{Backend, both_backends, test_store};
@@ -21,12 +22,7 @@ fn settings(name: &str, retention_days: u16) -> BotSettings {
 }
 
 /// A conversation with `messages` messages and one attachment.
-async fn conversation(
-    store: &dyn Store,
-    t: TenantId,
-    bot: BotId,
-    messages: usize,
-) -> ConversationId {
+async fn conversation(store: &Store, t: TenantId, bot: BotId, messages: usize) -> ConversationId {
     let c = store
         .create_conversation(
             t,
@@ -75,7 +71,7 @@ async fn conversation(
     c.id
 }
 
-async fn ran(store: &dyn Store, now: Timestamp, batch_rows: u32) -> RetentionReport {
+async fn ran(store: &Store, now: Timestamp, batch_rows: u32) -> RetentionReport {
     match retention::run(
         store,
         now,
@@ -92,7 +88,7 @@ async fn ran(store: &dyn Store, now: Timestamp, batch_rows: u32) -> RetentionRep
     }
 }
 
-async fn alive(store: &dyn Store, t: TenantId, c: ConversationId) -> bool {
+async fn alive(store: &Store, t: TenantId, c: ConversationId) -> bool {
     let exists = store.conversation(t, c).await.unwrap().is_some();
     let messages = store.messages(t, c).await.unwrap().len();
     let attachments = store.attachments(t, c).await.unwrap().len();
@@ -105,7 +101,7 @@ async fn alive(store: &dyn Store, t: TenantId, c: ConversationId) -> bool {
 both_backends! {
     old_conversations_go_young_ones_stay => |backend: Backend| async move {
         let ts = test_store(backend).await;
-        let store = ts.store.as_ref();
+        let store = &ts.store;
         let raw = RawDb::of(&ts.db).await;
         let ann = store.create_user(&Email::parse("ann@a.example").unwrap(), "h").await.unwrap();
         let bob = store.create_user(&Email::parse("bob@b.example").unwrap(), "h").await.unwrap();
@@ -169,7 +165,7 @@ both_backends! {
 
     purge_works_in_small_transactions => |backend: Backend| async move {
         let ts = test_store(backend).await;
-        let store = ts.store.as_ref();
+        let store = &ts.store;
         let ann = store.create_user(&Email::parse("ann@a.example").unwrap(), "h").await.unwrap();
         let w = store.create_workspace(&WorkspaceName::parse("Acme").unwrap(), ann.id).await.unwrap().id;
         let bot = store.create_bot(w, &settings("A", 1)).await.unwrap().id;
@@ -184,7 +180,7 @@ both_backends! {
 
     a_held_lock_keeps_a_second_run_out => |backend: Backend| async move {
         let ts = test_store(backend).await;
-        let store = ts.store.as_ref();
+        let store = &ts.store;
         let ann = store.create_user(&Email::parse("ann@a.example").unwrap(), "h").await.unwrap();
         let w = store.create_workspace(&WorkspaceName::parse("Acme").unwrap(), ann.id).await.unwrap().id;
         let bot = store.create_bot(w, &settings("A", 1)).await.unwrap().id;
@@ -213,8 +209,8 @@ mod postgres_only {
     async fn advisory_lock_lets_one_process_run_at_a_time() {
         let ts = test_store(Backend::Postgres).await;
         let url = DatabaseUrl::new(ts.db.app_url());
-        let first = PgStore::connect(&url).await.unwrap();
-        let second = PgStore::connect(&url).await.unwrap();
+        let first = Store::connect_postgres(&url).await.unwrap();
+        let second = Store::connect_postgres(&url).await.unwrap();
         let ann = first
             .create_user(&Email::parse("ann@a.example").unwrap(), "h")
             .await
@@ -263,7 +259,7 @@ mod postgres_only {
     async fn a_dropped_lock_is_released_with_its_connection() {
         let ts = test_store(Backend::Postgres).await;
         let url = DatabaseUrl::new(ts.db.app_url());
-        let other = PgStore::connect(&url).await.unwrap();
+        let other = Store::connect_postgres(&url).await.unwrap();
         let lock = ts
             .store
             .try_lock_job(Job::Retention)

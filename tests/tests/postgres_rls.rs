@@ -4,6 +4,7 @@
 //! role cannot see or touch them.
 
 use parlo::config::DatabaseUrl;
+use parlo::model::*;
 use parlo::storage::*;
 use parlo_tests::{APP_ROLE, PgTestDb, admin_conn};
 use sqlx::postgres::PgPoolOptions;
@@ -31,7 +32,7 @@ struct Fixture {
 /// Two tenants with at least one row in every tenant table, written through the store.
 async fn fixture() -> Fixture {
     let db = PgTestDb::new().await;
-    let store = PgStore::connect(&DatabaseUrl::new(db.app_url.clone()))
+    let store = Store::connect_postgres(&DatabaseUrl::new(db.app_url.clone()))
         .await
         .unwrap();
     let mut ids = Vec::new();
@@ -122,7 +123,7 @@ async fn fixture() -> Fixture {
             .unwrap();
         ids.push(w.id);
     }
-    store.pool().close().await;
+    store.close().await;
     Fixture {
         db,
         a: ids[0],
@@ -472,7 +473,7 @@ async fn audit_log_is_append_only_for_the_app_role() {
 }
 
 async fn connect_err(url: &str) -> String {
-    match PgStore::connect(&DatabaseUrl::new(url.to_owned())).await {
+    match Store::connect_postgres(&DatabaseUrl::new(url.to_owned())).await {
         Ok(_) => "connected".to_owned(),
         Err(e) => format!("{e:#}"),
     }

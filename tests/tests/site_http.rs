@@ -2,9 +2,8 @@
 //! backends: tenant isolation of every workspace route (one table), roles, CSRF, session
 //! cookies, login limits, logout, TOTP, invitations, keys, embed snippets, trust pages.
 
-use std::sync::Arc;
-
 use parlo::crypto;
+use parlo::model::*;
 use parlo::storage::*;
 use parlo_tests::browser::spawn_app_at_public_url;
 use parlo_tests::fake_mistral::FakeMistral;
@@ -142,7 +141,7 @@ fn text_of<'a>(html: &'a str, id: &str) -> &'a str {
     &html[start..end]
 }
 
-async fn new_bot(store: &Arc<dyn Store>, t: TenantId, name: &str) -> Bot {
+async fn new_bot(store: &Store, t: TenantId, name: &str) -> Bot {
     let settings = BotSettings::parse(&BotInput {
         name: name.into(),
         allowed_origins: "https://shop.example".into(),
@@ -152,12 +151,7 @@ async fn new_bot(store: &Arc<dyn Store>, t: TenantId, name: &str) -> Bot {
     store.create_bot(t, &settings).await.unwrap()
 }
 
-async fn new_conversation(
-    store: &Arc<dyn Store>,
-    t: TenantId,
-    bot: BotId,
-    text: &str,
-) -> Conversation {
+async fn new_conversation(store: &Store, t: TenantId, bot: BotId, text: &str) -> Conversation {
     let c = store
         .create_conversation(
             t,

@@ -1,17 +1,18 @@
 //! One storage suite, run against both backends: SQLite in a temp dir and PostgreSQL in a
 //! fresh database cloned from a migrated template (connected as the RLS-bound app role).
 
+use parlo::model::*;
 use parlo::storage::*;
 use parlo_tests::{both_backends, test_store};
 
-async fn user(store: &dyn Store, email: &str) -> User {
+async fn user(store: &Store, email: &str) -> User {
     store
         .create_user(&Email::parse(email).unwrap(), "$argon2id$dummy")
         .await
         .unwrap()
 }
 
-async fn workspace(store: &dyn Store, name: &str, owner: UserId) -> Workspace {
+async fn workspace(store: &Store, name: &str, owner: UserId) -> Workspace {
     store
         .create_workspace(&WorkspaceName::parse(name).unwrap(), owner)
         .await
@@ -40,7 +41,7 @@ struct World {
     conv_b: Conversation,
 }
 
-async fn world(store: &dyn Store) -> World {
+async fn world(store: &Store) -> World {
     let ann = user(store, "ann@a.example").await;
     let bob = user(store, "bob@b.example").await;
     let a = workspace(store, "Acme", ann.id).await;
@@ -156,7 +157,7 @@ fn started(s: TurnStart) -> Turn {
 both_backends! {
     workspace_owner_and_membership => |backend| async move {
         let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
+        let s = &ts.store;
         let ann = user(s, "Ann@Example.com").await;
         let w = workspace(s, "Acme", ann.id).await;
         assert_eq!(s.workspace(w.id).await.unwrap().unwrap().name, "Acme");
@@ -171,7 +172,7 @@ both_backends! {
 
     duplicate_email_is_a_conflict => |backend| async move {
         let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
+        let s = &ts.store;
         user(s, "ann@example.com").await;
         let err = s.create_user(&Email::parse("ANN@example.com").unwrap(), "x").await.unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
@@ -179,7 +180,7 @@ both_backends! {
 
     members_roles_change_and_removal => |backend| async move {
         let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
+        let s = &ts.store;
         let ann = user(s, "ann@example.com").await;
         let cid = user(s, "cid@example.com").await;
         let w = workspace(s, "Acme", ann.id).await;
@@ -193,7 +194,7 @@ both_backends! {
 
     login_sessions_by_hash_and_expiry => |backend| async move {
         let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
+        let s = &ts.store;
         let ann = user(s, "ann@example.com").await;
         let live = s.create_login_session(&NewLoginSession {
             user_id: ann.id, token_hash: vec![1; 32], mfa_verified: false,
@@ -214,7 +215,7 @@ both_backends! {
 
     totp_secret_round_trips => |backend| async move {
         let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
+        let s = &ts.store;
         let ann = user(s, "ann@example.com").await;
         let sealed = SealedSecret { ciphertext: vec![1, 2, 3], nonce: vec![4; 12], key_version: 2 };
         s.set_totp(ann.id, Some(&sealed)).await.unwrap();
@@ -225,7 +226,7 @@ both_backends! {
 
     bots_are_created_updated_and_found_by_public_id => |backend| async move {
         let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
+        let s = &ts.store;
         let w = world(s).await;
         assert_eq!(Bot::tenant_of_public_id(&w.bot_a.public_id), Some(w.a.id));
         let found = s.bot_by_public_id(w.a.id, &w.bot_a.public_id).await.unwrap().unwrap();
@@ -239,7 +240,7 @@ both_backends! {
 
     tenants_cannot_reach_each_others_rows => |backend| async move {
         let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
+        let s = &ts.store;
         let w = world(s).await;
         // Every read, update and delete with tenant A's scope and tenant B's ids misses.
         assert!(s.bot(w.a.id, w.bot_b.id).await.unwrap().is_none());
@@ -273,7 +274,7 @@ both_backends! {
 
     messages_record_status_and_usage => |backend| async move {
         let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
+        let s = &ts.store;
         let w = world(s).await;
         let pending = s.append_message(w.a.id, &NewMessage {
             conversation_id: w.conv_a.id, role: MessageRole::Assistant,
@@ -297,7 +298,7 @@ both_backends! {
 
     provider_keys_upsert_and_delete => |backend| async move {
         let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
+        let s = &ts.store;
         let w = world(s).await;
         let mut k = s.provider_key(w.a.id, Provider::Mistral).await.unwrap().unwrap();
         assert_eq!(k.last_four, "wxyz");
@@ -313,7 +314,7 @@ both_backends! {
 
     retention_deletes_only_old_conversations_of_that_bot => |backend| async move {
         let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
+        let s = &ts.store;
         let w = world(s).await;
         let future = Timestamp::now().plus_secs(60);
         assert_eq!(s.delete_conversations_before(w.a.id, w.bot_a.id, Timestamp(0)).await.unwrap(), 0);
@@ -327,7 +328,7 @@ both_backends! {
 
     deleting_a_workspace_deletes_all_its_data => |backend| async move {
         let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
+        let s = &ts.store;
         let w = world(s).await;
         assert!(s.delete_workspace(w.a.id).await.unwrap());
         assert!(s.workspace(w.a.id).await.unwrap().is_none());
@@ -344,7 +345,7 @@ both_backends! {
 
     conversations_page_newest_first => |backend| async move {
         let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
+        let s = &ts.store;
         let w = world(s).await;
         let second = s.create_conversation(w.a.id, &NewConversation {
             bot_id: w.bot_a.id, origin: "https://shop.example".into(), resume_hash: vec![2; 32],
@@ -359,7 +360,7 @@ both_backends! {
 
     a_turn_stores_question_and_pending_answer_and_reads_everything_in_one_go => |backend| async move {
         let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
+        let s = &ts.store;
         let w = world(s).await;
         let t = started(s.begin_turn(w.a.id, &turn(w.bot_a.id, w.conv_a.id, "Do you ship?")).await.unwrap());
         assert_eq!(t.bot.id, w.bot_a.id);
@@ -394,7 +395,7 @@ both_backends! {
 
     a_turn_reads_only_the_latest_usable_context => |backend| async move {
         let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
+        let s = &ts.store;
         let w = world(s).await;
         for (status, content) in [
             (MessageStatus::Failed, "failed answer"),
@@ -414,7 +415,7 @@ both_backends! {
 
     a_refused_turn_stores_nothing => |backend| async move {
         let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
+        let s = &ts.store;
         let w = world(s).await;
         let count = |t, c| async move { s.messages(t, c).await.unwrap().len() };
         // Another tenant's bot and conversation are invisible, whatever ids are asked for.
@@ -436,7 +437,7 @@ both_backends! {
 
     rate_limit_counters_are_hit_together_and_counted_apart => |backend| async move {
         let ts = test_store(backend).await;
-        let s = ts.store.as_ref();
+        let s = &ts.store;
         let hit = |k: u8| RateLimitHit { key_hash: vec![k; 32], window_start: Timestamp(60_000), expires_at: Timestamp(120_000) };
         assert_eq!(s.hit_rate_limits(&[hit(1), hit(2)]).await.unwrap(), vec![1, 1]);
         assert_eq!(s.hit_rate_limits(&[hit(2), hit(1)]).await.unwrap(), vec![2, 2]);

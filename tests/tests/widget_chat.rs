@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use parlo::storage::{Message, MessageRole, MessageStatus, TenantId};
+use parlo::model::{Message, MessageRole, MessageStatus, TenantId};
 use parlo_tests::fake_mistral::{FakeMistral, Fault};
 use parlo_tests::{Backend, TestApp, both_backends, seal_key, spawn_app_with, tenant_with_bot};
 use serde_json::{Value, json};
@@ -17,7 +17,7 @@ struct Chat {
     fake: FakeMistral,
     tenant: TenantId,
     token: String,
-    conversation: parlo::storage::ConversationId,
+    conversation: parlo::model::ConversationId,
 }
 
 async fn chat(backend: Backend, with_key: bool) -> Chat {

@@ -32,7 +32,7 @@ both_backends! {
         // The refusal is readable, so the widget can tell the site owner what is wrong.
         assert_eq!(headers["access-control-allow-origin"], "https://evil.example");
         // No conversation was created for the refused origin.
-        let convs = app.store().conversations(t.tenant, &parlo::storage::ConversationQuery { limit: 10, ..Default::default() }).await.unwrap();
+        let convs = app.store().conversations(t.tenant, &parlo::model::ConversationQuery { limit: 10, ..Default::default() }).await.unwrap();
         assert!(convs.is_empty());
         app.stop().await;
     };
@@ -90,10 +90,10 @@ both_backends! {
         let t = tenant_with_bot(app.store(), "ann@example.com", SHOP).await;
         let (_, s, _) = app.start_session(SHOP, &t.bot.public_id, None).await;
         let token = s["token"].as_str().unwrap();
-        let conv: parlo::storage::ConversationId = s["conversation"].as_str().unwrap().parse().unwrap();
-        app.store().append_message(t.tenant, &parlo::storage::NewMessage {
-            conversation_id: conv, role: parlo::storage::MessageRole::User,
-            content: "stored earlier".into(), status: parlo::storage::MessageStatus::Complete,
+        let conv: parlo::model::ConversationId = s["conversation"].as_str().unwrap().parse().unwrap();
+        app.store().append_message(t.tenant, &parlo::model::NewMessage {
+            conversation_id: conv, role: parlo::model::MessageRole::User,
+            content: "stored earlier".into(), status: parlo::model::MessageStatus::Complete,
         }).await.unwrap();
         let r = app.client.get(app.url("/api/widget/v1/messages")).header("origin", SHOP).bearer_auth(token).send().await.unwrap();
         assert_eq!(r.status(), 200);
@@ -134,14 +134,14 @@ both_backends! {
         let app = spawn_app(backend).await;
         let t = tenant_with_bot(app.store(), "ann@example.com", SHOP).await;
         let (_, s, _) = app.start_session(SHOP, &t.bot.public_id, None).await;
-        app.store().set_suspended(t.tenant, Some(parlo::storage::Timestamp::now())).await.unwrap();
+        app.store().set_suspended(t.tenant, Some(parlo::model::Timestamp::now())).await.unwrap();
         let (status, body, _) = app.start_session(SHOP, &t.bot.public_id, None).await;
         assert_eq!(status, 403);
         assert_eq!(body["error"]["code"], "workspace_suspended");
         let r = app.client.post(app.url("/api/widget/v1/messages")).header("origin", SHOP)
             .bearer_auth(s["token"].as_str().unwrap()).json(&serde_json::json!({"content": "hi"})).send().await.unwrap();
         assert_eq!(r.status(), 403);
-        let conv: parlo::storage::ConversationId = s["conversation"].as_str().unwrap().parse().unwrap();
+        let conv: parlo::model::ConversationId = s["conversation"].as_str().unwrap().parse().unwrap();
         assert!(app.store().messages(t.tenant, conv).await.unwrap().is_empty(), "nothing stored for a suspended workspace");
         app.stop().await;
     };
@@ -170,16 +170,16 @@ async fn a_token_of_one_tenant_cannot_read_another_tenants_conversation() {
     let b = tenant_with_bot(app.store(), "bob@b.example", SHOP).await;
     let (_, sa, _) = app.start_session(SHOP, &a.bot.public_id, None).await;
     let (_, sb, _) = app.start_session(SHOP, &b.bot.public_id, None).await;
-    let conv_b: parlo::storage::ConversationId =
+    let conv_b: parlo::model::ConversationId =
         sb["conversation"].as_str().unwrap().parse().unwrap();
     app.store()
         .append_message(
             b.tenant,
-            &parlo::storage::NewMessage {
+            &parlo::model::NewMessage {
                 conversation_id: conv_b,
-                role: parlo::storage::MessageRole::User,
+                role: parlo::model::MessageRole::User,
                 content: "B's secret".into(),
-                status: parlo::storage::MessageStatus::Complete,
+                status: parlo::model::MessageStatus::Complete,
             },
         )
         .await

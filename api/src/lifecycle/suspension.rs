@@ -3,10 +3,11 @@
 //! suspended the workspace.
 
 use crate::error::AppError;
-use crate::storage::{Store, TenantId};
+use crate::model::TenantId;
+use crate::storage::Store;
 
 /// `Ok` for an active workspace; a 403 `workspace_suspended` otherwise.
-pub async fn refuse_if_suspended(store: &dyn Store, t: TenantId) -> Result<(), AppError> {
+pub async fn refuse_if_suspended(store: &Store, t: TenantId) -> Result<(), AppError> {
     match store.suspended_at(t).await? {
         None => Ok(()),
         Some(_) => Err(suspended_error()),

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::app::AppState;
-use crate::storage::{NewAuditEntry, TenantId, User, UserId};
+use crate::model::{NewAuditEntry, TenantId, User, UserId};
 
 pub async fn audit_in(
     state: &AppState,

@@ -12,7 +12,8 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::crypto;
-use crate::storage::{Email, StoreError, TenantId, User, WorkspaceName};
+use crate::model::{Email, TenantId, User, WorkspaceName};
+use crate::storage::StoreError;
 
 use super::audit::audit_user;
 use super::csrf::CsrfForm;
@@ -437,7 +438,7 @@ async fn logout(
 async fn find_invitation(
     state: &AppState,
     token: &str,
-) -> PageResult<(TenantId, crate::storage::Invitation)> {
+) -> PageResult<(TenantId, crate::model::Invitation)> {
     let t = invitation_tenant(token).ok_or(PageError::NotFound)?;
     let inv = state
         .store

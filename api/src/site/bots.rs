@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::config::Config;
-use crate::storage::{
+use crate::model::{
     Bot, BotId, BotInput, BotSettings, DEFAULT_MODEL, DEFAULT_THEME_COLOR, Provider,
 };
 

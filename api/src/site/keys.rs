@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::crypto::{self, Purpose};
 use crate::mistral::UpstreamError;
-use crate::storage::{Provider, ProviderKey, Timestamp};
+use crate::model::{Provider, ProviderKey, Timestamp};
 
 use super::account::NoticeQuery;
 use super::csrf::CsrfForm;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::storage::{
+use crate::model::{
     BotId, ConversationId, ConversationQuery, MessageRole, MessageStatus, Timestamp,
 };
 

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::crypto;
-use crate::storage::{InvitationId, NewInvitation, Role, Timestamp, UserId};
+use crate::model::{InvitationId, NewInvitation, Role, Timestamp, UserId};
 
 use super::account::NoticeQuery;
 use super::csrf::CsrfForm;
@@ -149,11 +149,7 @@ async fn revoke(
 }
 
 /// The member named in the path, if they belong to this workspace and the viewer may edit them.
-async fn editable_member(
-    state: &AppState,
-    ws: &Ws,
-    raw: &str,
-) -> PageResult<crate::storage::Member> {
+async fn editable_member(state: &AppState, ws: &Ws, raw: &str) -> PageResult<crate::model::Member> {
     let id: UserId = raw.parse().map_err(|_| PageError::NotFound)?;
     let member = state
         .store

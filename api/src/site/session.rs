@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use crate::app::AppState;
 use crate::config::Config;
 use crate::crypto;
-use crate::storage::{LoginSession, NewLoginSession, Timestamp, User};
+use crate::model::{LoginSession, NewLoginSession, Timestamp, User};
 
 use super::csrf;
 use super::page::PageError;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::storage::{ConversationQuery, Provider, Timestamp, WorkspaceName};
+use crate::model::{ConversationQuery, Provider, Timestamp, WorkspaceName};
 
 use super::account::NoticeQuery;
 use super::csrf::CsrfForm;

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::config::{Config, SubProcessor};
-use crate::storage::{MAX_RETENTION_DAYS, Timestamp};
+use crate::model::{MAX_RETENTION_DAYS, Timestamp};
 
 use super::page::{PageError, PageResult, render};
 use super::session::CurrentUser;

@@ -12,7 +12,7 @@ use parlo_site::{Chrome, WorkspaceLink};
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::storage::{NewAuditEntry, Role, TenantId};
+use crate::model::{NewAuditEntry, Role, TenantId};
 
 use super::page::PageError;
 use super::session::CurrentUser;

@@ -20,7 +20,7 @@ use super::token::{self, TokenError, WidgetClaims};
 use crate::app::AppState;
 use crate::crypto::{random_token, sha256};
 use crate::error::{ApiJson, AppError, AppResult};
-use crate::storage::{
+use crate::model::{
     Bot, ConversationId, Message, MessageRole, MessageStatus, NewConversation, Timestamp,
 };
 
@@ -87,7 +87,7 @@ fn origin_refused(code: &'static str, message: String) -> Response {
 /// The request's Origin, normalised like an allowed origin.
 pub fn request_origin(headers: &HeaderMap) -> Option<String> {
     let raw = headers.get(header::ORIGIN)?.to_str().ok()?;
-    crate::storage::AllowedOrigin::parse(raw)
+    crate::model::AllowedOrigin::parse(raw)
         .ok()
         .map(|o| o.as_str().to_owned())
 }
@@ -225,7 +225,7 @@ async fn start_session(
         .bot_by_public_id(tenant, &req.bot)
         .await?
         .ok_or_else(unknown_bot)?;
-    crate::lifecycle::suspension::refuse_if_suspended(state.store.as_ref(), tenant).await?;
+    crate::lifecycle::suspension::refuse_if_suspended(&state.store, tenant).await?;
     let allowed = bot
         .settings
         .allowed_origins

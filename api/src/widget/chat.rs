@@ -32,6 +32,7 @@ use crate::app::AppState;
 use crate::crypto::{self, Purpose, sha256};
 use crate::error::{ApiJson, AppError, AppResult};
 use crate::mistral::{ChatEvent, ChatMessage, ChatRequest, OcrInput, Role, UpstreamError};
+use crate::model::*;
 use crate::ratelimit::Limit;
 use crate::storage::*;
 
