@@ -197,18 +197,12 @@ impl Store {
 
     /// A transaction scoped to tenant `t` (PostgreSQL sets `app.tenant_id`).
     async fn tenant_tx(&self, t: TenantId) -> StoreResult<TenantTx> {
-        Ok(match &self.db {
-            Db::Sqlite(db) => TenantTx::new(Tx::Sqlite(db.begin().await?), t),
-            Db::Postgres(db) => TenantTx::new(Tx::Postgres(db.begin_tenant(t).await?), t),
-        })
+        TenantTx::begin(&self.db, t).await
     }
 
     /// The same for work that reads before it writes: SQLite takes the write lock at `BEGIN`.
     async fn tenant_write_tx(&self, t: TenantId) -> StoreResult<TenantTx> {
-        Ok(match &self.db {
-            Db::Sqlite(db) => TenantTx::new(Tx::Sqlite(db.begin_immediate().await?), t),
-            Db::Postgres(db) => TenantTx::new(Tx::Postgres(db.begin_tenant(t).await?), t),
-        })
+        TenantTx::begin_write(&self.db, t).await
     }
 
     /// A transaction that may read user `u`'s own memberships across tenants.

@@ -17,6 +17,7 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Decode, Encode, FromRow, PgConnection, Postgres, Sqlite, SqliteConnection, Type};
 
+use super::{Db, StoreResult};
 use crate::model::TenantId;
 
 /// A value a statement can bind on either backend.
@@ -102,9 +103,23 @@ pub(super) struct TenantTx {
 }
 
 impl TenantTx {
-    /// Only the backends make one, right after their `BEGIN` for `tenant`.
-    pub(super) fn new(tx: Tx, tenant: TenantId) -> Self {
-        Self { tx, tenant }
+    /// Begins a transaction scoped to tenant `t`; the only way to make a `TenantTx`, so the
+    /// tenant it binds is the tenant PostgreSQL scoped it to.
+    pub(super) async fn begin(db: &Db, t: TenantId) -> StoreResult<Self> {
+        let tx = match db {
+            Db::Sqlite(db) => Tx::Sqlite(db.begin().await?),
+            Db::Postgres(db) => Tx::Postgres(db.begin_tenant(t).await?),
+        };
+        Ok(Self { tx, tenant: t })
+    }
+
+    /// The same for work that reads before it writes: SQLite takes the write lock at `BEGIN`.
+    pub(super) async fn begin_write(db: &Db, t: TenantId) -> StoreResult<Self> {
+        let tx = match db {
+            Db::Sqlite(db) => Tx::Sqlite(db.begin_immediate().await?),
+            Db::Postgres(db) => Tx::Postgres(db.begin_tenant(t).await?),
+        };
+        Ok(Self { tx, tenant: t })
     }
 
     pub fn query<'q>(&mut self, sql: &'q str) -> Query<'_, 'q> {
