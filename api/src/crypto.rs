@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use crate::keyring::MasterKeys;
-use crate::storage::{Provider, SealedSecret, TenantId, UserId};
+use crate::model::{Provider, SealedSecret, TenantId, UserId};
 
 /// What a sealed secret is for; part of the associated data.
 #[derive(Debug, Clone, Copy)]
@@ -113,7 +113,7 @@ pub fn random_token(prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::TenantId;
+    use crate::model::TenantId;
 
     fn ring(spec: &str) -> MasterKeys {
         MasterKeys::parse(spec).unwrap()

@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::lifecycle::suspension::SuspensionError;
-use crate::storage::{Invalid, StoreError};
+use crate::model::Invalid;
+use crate::storage::{StoreError, StoreErrorKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -144,10 +145,10 @@ impl IntoResponse for AppError {
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => AppError::NotFound("not_found", "Not found.".into()),
-            StoreError::Conflict(what) => AppError::Conflict(capitalise(what)),
-            other => AppError::Internal(other.into()),
+        match e.kind() {
+            StoreErrorKind::NotFound => AppError::NotFound("not_found", "Not found.".into()),
+            StoreErrorKind::Conflict(sentence) => AppError::Conflict(sentence),
+            StoreErrorKind::Internal(cause) => AppError::Internal(cause),
         }
     }
 }
@@ -168,14 +169,6 @@ impl From<SuspensionError> for AppError {
 impl From<Invalid> for AppError {
     fn from(e: Invalid) -> Self {
         AppError::Invalid(e.0)
-    }
-}
-
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect::<String>() + ".",
-        None => String::new(),
     }
 }
 

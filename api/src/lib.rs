@@ -1,4 +1,4 @@
-//! Parlo's server: configuration, keys, storage, HTTP and the command line.
+//! Parlo's server: configuration, keys, the domain model, storage, HTTP and the command line.
 
 pub mod app;
 pub mod cli;
@@ -11,6 +11,7 @@ pub mod knowledge;
 pub mod lifecycle;
 pub mod logging;
 pub mod mistral;
+pub mod model;
 pub mod ratelimit;
 pub mod site;
 pub mod state;

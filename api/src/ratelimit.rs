@@ -2,15 +2,15 @@
 //! `rate_limits` table, so two `parlo serve` instances behind one load balancer enforce one
 //! limit. Keys are hashed before they are stored (they contain client IPs).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::crypto::sha256;
-use crate::storage::{RateLimitHit, Store, Timestamp};
+use crate::model::{RateLimitHit, Timestamp};
+use crate::storage::Store;
 
 #[derive(Clone)]
 pub struct RateLimiter {
-    store: Arc<dyn Store>,
+    store: Store,
 }
 
 /// One limit to count a request against: at most `limit` requests per `window` for `key`.
@@ -28,7 +28,7 @@ pub struct RetryAfter {
 }
 
 impl RateLimiter {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Store) -> Self {
         Self { store }
     }
 

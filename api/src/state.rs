@@ -15,7 +15,7 @@ use crate::storage::Store;
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
-    pub store: Arc<dyn Store>,
+    pub store: Store,
     pub keys: Arc<KeyRing>,
     pub limiter: RateLimiter,
     /// The only upstream client; its base URL is operator configuration.
@@ -23,7 +23,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Arc<dyn Store>, keys: KeyRing) -> Self {
+    pub fn new(config: Config, store: Store, keys: KeyRing) -> Self {
         Self {
             limiter: RateLimiter::new(store.clone()),
             mistral: MistralClient::new(config.mistral_base_url.clone(), config.upstream_timeouts),

@@ -4,10 +4,9 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use parlo::config::DatabaseUrl;
-use parlo::storage::{BotInput, BotSettings, Email, PgStore, Store, WorkspaceName};
+use parlo::model::{BotInput, BotSettings, Email, WorkspaceName};
+use parlo::storage::Store;
 use sqlx::{Connection, PgConnection};
 use support::{Server, get, parlo};
 
@@ -67,11 +66,9 @@ async fn two_processes_share_tokens_and_rate_limits() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let store: Arc<dyn Store> = Arc::new(
-        PgStore::connect(&DatabaseUrl::new(app_url.clone()))
-            .await
-            .unwrap(),
-    );
+    let store = Store::connect_postgres(&DatabaseUrl::new(app_url.clone()))
+        .await
+        .unwrap();
     let user = store
         .create_user(&Email::parse("ann@example.com").unwrap(), "h")
         .await

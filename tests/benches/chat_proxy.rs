@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use parlo::ratelimit::Limit;
-use parlo::storage::{
+use parlo::model::{
     FinishedMessage, MessageStatus, NewConversation, NewTurn, Provider, TokenUsage, TurnStart,
 };
+use parlo::ratelimit::Limit;
 use parlo_tests::fake_mistral::FakeMistral;
 use parlo_tests::fixture::{NewTenant, Tenant};
 use parlo_tests::{Backend, TestApp, TestDb, spawn_app_on};

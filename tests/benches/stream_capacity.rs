@@ -20,10 +20,11 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use parlo::config::DatabaseUrl;
+use parlo::model::*;
 use parlo::storage::*;
+use parlo_tests::TEST_MASTER_KEYS;
 use parlo_tests::fake_mistral::{FakeMistral, Fault};
 use parlo_tests::fixture::NewTenant;
-use parlo_tests::{AnyStore, TEST_MASTER_KEYS};
 use serde_json::json;
 
 const SHOP: &str = "https://shop.example";
@@ -78,12 +79,9 @@ fn main() {
             "sqlite://{}?mode=rwc",
             dir.path().join("parlo.db").display()
         );
-        let sqlite = Arc::new(
-            SqliteStore::open(&DatabaseUrl::new(db.clone()))
-                .await
-                .unwrap(),
-        );
-        let store: AnyStore = sqlite.clone();
+        let store = Store::open_sqlite(&DatabaseUrl::new(db.clone()))
+            .await
+            .unwrap();
         let t = NewTenant::owned_by("bench@example.com")
             .workspace("Bench")
             .bot(BotInput {
@@ -94,8 +92,7 @@ fn main() {
             .with_key(KEY)
             .create(&store)
             .await;
-        drop(store);
-        sqlite.pool().close().await;
+        store.close().await;
 
         let mut fake = Command::new(std::env::current_exe().unwrap())
             .arg("serve-fake")

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parlo::lifecycle::retention::{self, RetentionOptions, RetentionOutcome};
-use parlo::storage::*;
+use parlo::model::*;
 use parlo_tests::fixture::NewTenant;
 use parlo_tests::lifecycle::RawDb;
 use parlo_tests::{Backend, spawn_app_with};
@@ -43,7 +43,7 @@ async fn seed(raw: &RawDb, t: TenantId, bot: BotId, conversations: i64, per: i64
                  INSERT INTO conversations (tenant_id, id, bot_id, origin, resume_hash, created_at, last_activity_at) \
                  SELECT $1, unhex(printf('%012x', $3 + i) || hex(randomblob(10))), $2, 'https://old.example', randomblob(32), $3, $3 FROM n",
             )
-            .bind(t).bind(bot).bind(at).bind(conversations)
+            .bind(t.0).bind(bot).bind(at).bind(conversations)
             .execute(&mut *tx).await.unwrap();
             sqlx::query(
                 "WITH RECURSIVE k(j) AS (SELECT 1 UNION ALL SELECT j + 1 FROM k WHERE j < $3) \
@@ -52,14 +52,14 @@ async fn seed(raw: &RawDb, t: TenantId, bot: BotId, conversations: i64, per: i64
                         $4, 'complete', c.created_at, c.created_at \
                  FROM conversations c, k WHERE c.tenant_id = $1 AND c.bot_id = $2",
             )
-            .bind(t).bind(bot).bind(per).bind(content)
+            .bind(t.0).bind(bot).bind(per).bind(content)
             .execute(&mut *tx).await.unwrap();
             sqlx::query(
                 "INSERT INTO attachments (tenant_id, id, conversation_id, message_id, file_name, content_type, size_bytes, sha256, created_at) \
                  SELECT tenant_id, randomblob(16), id, NULL, 'photo.jpg', 'image/jpeg', 1000, randomblob(32), created_at \
                  FROM conversations WHERE tenant_id = $1 AND bot_id = $2 AND abs(random()) % 10 = 0",
             )
-            .bind(t).bind(bot)
+            .bind(t.0).bind(bot)
             .execute(&mut *tx).await.unwrap();
             tx.commit().await.unwrap();
         }
@@ -70,7 +70,7 @@ async fn seed(raw: &RawDb, t: TenantId, bot: BotId, conversations: i64, per: i64
                  SELECT $1, (lpad(to_hex($3 + i), 12, '0') || substr(md5(random()::text), 1, 20))::uuid, $2, 'https://old.example', decode(md5(i::text) || md5(i::text), 'hex'), $3, $3 \
                  FROM generate_series(1, $4) i",
             )
-            .bind(t).bind(bot).bind(at).bind(conversations)
+            .bind(t.0).bind(bot).bind(at).bind(conversations)
             .execute(&mut *tx).await.unwrap();
             sqlx::query(
                 "INSERT INTO messages (tenant_id, id, conversation_id, role, content, status, created_at, completed_at) \
@@ -78,14 +78,14 @@ async fn seed(raw: &RawDb, t: TenantId, bot: BotId, conversations: i64, per: i64
                         $4, 'complete', c.created_at, c.created_at \
                  FROM conversations c, generate_series(1, $3::bigint) k WHERE c.tenant_id = $1 AND c.bot_id = $2",
             )
-            .bind(t).bind(bot).bind(per).bind(content)
+            .bind(t.0).bind(bot).bind(per).bind(content)
             .execute(&mut *tx).await.unwrap();
             sqlx::query(
                 "INSERT INTO attachments (tenant_id, id, conversation_id, message_id, file_name, content_type, size_bytes, sha256, created_at) \
                  SELECT tenant_id, gen_random_uuid(), id, NULL, 'photo.jpg', 'image/jpeg', 1000, decode(md5(id::text) || md5(id::text), 'hex'), created_at \
                  FROM conversations WHERE tenant_id = $1 AND bot_id = $2 AND random() < 0.1",
             )
-            .bind(t).bind(bot)
+            .bind(t.0).bind(bot)
             .execute(&mut *tx).await.unwrap();
             tx.commit().await.unwrap();
             sqlx::query("ANALYZE").execute(p).await.unwrap();
@@ -253,7 +253,7 @@ async fn main() {
         stop.clone(),
     ));
     let t = Instant::now();
-    let outcome = retention::run(store.as_ref(), now, RetentionOptions { batch_rows, pause })
+    let outcome = retention::run(&store, now, RetentionOptions { batch_rows, pause })
         .await
         .unwrap();
     let purge_secs = t.elapsed().as_secs_f64();

@@ -15,7 +15,7 @@
 
 use parlo::crypto::{Purpose, seal};
 use parlo::keyring::MasterKeys;
-use parlo::storage::{
+use parlo::model::{
     Bot, BotInput, BotSettings, ConversationId, Email, Provider, ProviderKey, TenantId, Timestamp,
     UserId, WorkspaceName,
 };
@@ -23,7 +23,8 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION};
 use serde_json::{Value, json};
 
-use crate::{AnyStore, TEST_MASTER_KEYS, TestApp};
+use crate::{TEST_MASTER_KEYS, TestApp};
+use parlo::storage::Store;
 
 /// The origin fixture bots are allowed on unless a test names another.
 pub const SHOP: &str = "https://shop.example";
@@ -104,7 +105,7 @@ impl NewTenant {
 
     /// Creates the tenant through the store. The owner's password hash is a placeholder: use
     /// [`NewTenant::sign_up`] for an owner who can sign in.
-    pub async fn create(self, store: &AnyStore) -> Tenant {
+    pub async fn create(self, store: &Store) -> Tenant {
         let user = store
             .create_user(&Email::parse(&self.email).unwrap(), "$argon2id$test")
             .await
@@ -132,7 +133,7 @@ impl NewTenant {
         (self.finish(app.store(), tenant, user).await, site)
     }
 
-    async fn finish(self, store: &AnyStore, tenant: TenantId, user: UserId) -> Tenant {
+    async fn finish(self, store: &Store, tenant: TenantId, user: UserId) -> Tenant {
         let settings = BotSettings::parse(&self.bot).expect("valid fixture bot settings");
         let bot = store.create_bot(tenant, &settings).await.unwrap();
         let key = match &self.key {

@@ -9,14 +9,13 @@
 //! migrated template, dropped when the test's handle is dropped.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use parlo::app::{self, RunningServer};
 use parlo::config::{Config, DatabaseUrl, Settings};
 use parlo::state::AppState;
-use parlo::storage::{self, PgStore, SqliteStore, Store};
+use parlo::storage::{self, Store};
 use sqlx::{Connection, PgConnection};
 
 pub mod browser;
@@ -31,7 +30,6 @@ pub use paste;
 
 /// The store as tests hold it, on either backend. The one place the harness names the
 /// store's type.
-pub type AnyStore = Arc<dyn Store>;
 
 pub const APP_ROLE: &str = "parlo_test_app";
 pub const OWNER_ROLE: &str = "parlo_test_owner";
@@ -217,7 +215,7 @@ impl Drop for PgTestDb {
 
 /// A store on a fresh database of the given backend, plus what keeps that database alive.
 pub struct TestStore {
-    pub store: AnyStore,
+    pub store: Store,
     pub db: TestDb,
 }
 
@@ -256,9 +254,9 @@ impl TestDb {
 pub async fn test_store(backend: Backend) -> TestStore {
     let db = TestDb::new(backend).await;
     let url = DatabaseUrl::new(db.app_url());
-    let store: AnyStore = match backend {
-        Backend::Sqlite => Arc::new(SqliteStore::open(&url).await.unwrap()),
-        Backend::Postgres => Arc::new(PgStore::connect(&url).await.unwrap()),
+    let store: Store = match backend {
+        Backend::Sqlite => Store::open_sqlite(&url).await.unwrap(),
+        Backend::Postgres => Store::connect_postgres(&url).await.unwrap(),
     };
     TestStore { store, db }
 }
@@ -279,7 +277,7 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
-    pub fn store(&self) -> &AnyStore {
+    pub fn store(&self) -> &Store {
         &self.state.store
     }
 

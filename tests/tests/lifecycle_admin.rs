@@ -8,10 +8,11 @@ use parlo::error::AppError;
 use parlo::lifecycle::admin::Operator;
 use parlo::lifecycle::operator_audit::{self as audit, ChainBroken, Head};
 use parlo::lifecycle::suspension;
+use parlo::model::*;
 use parlo::storage::*;
 use parlo_tests::fixture::NewTenant;
 use parlo_tests::lifecycle::RawDb;
-use parlo_tests::{AnyStore, Backend, TestStore, both_backends, test_store};
+use parlo_tests::{Backend, TestStore, both_backends, test_store};
 
 struct Fixture {
     ts: TestStore,
@@ -50,7 +51,7 @@ async fn fixture(backend: Backend) -> Fixture {
 }
 
 impl Fixture {
-    fn store(&self) -> &AnyStore {
+    fn store(&self) -> &Store {
         &self.ts.store
     }
 
@@ -123,7 +124,7 @@ async fn every_action_is_recorded_and_the_chain_verifies(backend: Backend) {
             .any(|w| w.id == f.acme && w.suspended_at.is_some())
     );
     let refused = AppError::from(
-        suspension::refuse_if_suspended(f.store().as_ref(), f.acme)
+        suspension::refuse_if_suspended(&f.store(), f.acme)
             .await
             .unwrap_err(),
     );
@@ -132,14 +133,14 @@ async fn every_action_is_recorded_and_the_chain_verifies(backend: Backend) {
         (403, "workspace_suspended")
     );
     assert!(
-        suspension::refuse_if_suspended(f.store().as_ref(), f.bolt)
+        suspension::refuse_if_suspended(&f.store(), f.bolt)
             .await
             .is_ok()
     );
     f.op.unsuspend(f.acme, None).await.unwrap();
     assert_eq!(f.store().suspended_at(f.acme).await.unwrap(), None);
     assert!(
-        suspension::refuse_if_suspended(f.store().as_ref(), f.acme)
+        suspension::refuse_if_suspended(&f.store(), f.acme)
             .await
             .is_ok()
     );

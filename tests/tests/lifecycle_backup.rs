@@ -9,10 +9,11 @@ use age::secrecy::ExposeSecret;
 use parlo::config::{Config, DatabaseUrl, Settings};
 use parlo::lifecycle::archive::{self, Progress, Sealer};
 use parlo::lifecycle::{backup, restore};
+use parlo::model::*;
 use parlo::storage::*;
 use parlo_tests::fixture::NewTenant;
 use parlo_tests::lifecycle::RawDb;
-use parlo_tests::{AnyStore, Backend, TestStore, both_backends, test_env, test_store};
+use parlo_tests::{Backend, TestStore, both_backends, test_env, test_store};
 use sqlx::Connection;
 
 struct Keys {
@@ -62,7 +63,7 @@ fn config(
 }
 
 /// Two workspaces with chat data; the message text is what must not appear in the file.
-async fn populate(store: &AnyStore) -> TenantId {
+async fn populate(store: &Store) -> TenantId {
     let mut first = None;
     for (email, name) in [("ann@a.example", "Acme"), ("bob@b.example", "Bolt")] {
         let t = NewTenant::owned_by(email)
@@ -327,16 +328,16 @@ async fn restore_goes_only_into_an_empty_target(backend: Backend) {
     );
 
     // The restored database serves the application as it was, RLS and grants included.
-    let restored: AnyStore = match ts.db.pg() {
-        None => std::sync::Arc::new(SqliteStore::open(&DatabaseUrl::new(&target)).await.unwrap()),
+    let restored: Store = match ts.db.pg() {
+        None => Store::open_sqlite(&DatabaseUrl::new(&target))
+            .await
+            .unwrap(),
         Some(_) => {
             let mut u = url::Url::parse(&target).unwrap();
             u.set_username(parlo_tests::APP_ROLE).unwrap();
-            std::sync::Arc::new(
-                PgStore::connect(&DatabaseUrl::new(u.to_string()))
-                    .await
-                    .unwrap(),
-            )
+            Store::connect_postgres(&DatabaseUrl::new(u.to_string()))
+                .await
+                .unwrap()
         }
     };
     assert_eq!(

@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use parlo::lifecycle::erasure::{self, ErasureError};
+use parlo::model::*;
 use parlo::storage::*;
 use parlo_tests::fixture::NewTenant;
 use parlo_tests::lifecycle::RawDb;
-use parlo_tests::{AnyStore, Backend, both_backends, test_store};
+use parlo_tests::{Backend, both_backends, test_store};
 use uuid::Uuid;
 
 /// Tables without tenant data, and how their rows are tied to a person, if at all.
@@ -30,7 +31,7 @@ struct World {
 }
 
 /// A row in every tenant table for both workspaces, sessions for everyone.
-async fn world(store: &AnyStore) -> World {
+async fn world(store: &Store) -> World {
     let solo = NewTenant::owned_by("ann@a.example")
         .workspace("Solo")
         .with_key("sk-erasure-solo-abcd")
@@ -194,7 +195,7 @@ both_backends!(
 
 async fn deleting_a_workspace_removes_every_row_of_it(backend: Backend) {
     let ts = test_store(backend).await;
-    let store = ts.store.as_ref();
+    let store = &ts.store;
     let raw = RawDb::of(&ts.db).await;
     let w = world(&ts.store).await;
     let before = census(&raw, w.solo, w.ann).await;
@@ -238,7 +239,7 @@ async fn deleting_a_workspace_removes_every_row_of_it(backend: Backend) {
 
 async fn deleting_an_account_removes_its_rows_and_solo_workspaces(backend: Backend) {
     let ts = test_store(backend).await;
-    let store = ts.store.as_ref();
+    let store = &ts.store;
     let raw = RawDb::of(&ts.db).await;
     let w = world(&ts.store).await;
     let solo_before = census(&raw, w.solo, w.ann).await;
@@ -293,7 +294,7 @@ async fn deleting_an_account_removes_its_rows_and_solo_workspaces(backend: Backe
 
 async fn the_only_owner_of_a_shared_workspace_is_refused_and_nothing_changes(backend: Backend) {
     let ts = test_store(backend).await;
-    let store = ts.store.as_ref();
+    let store = &ts.store;
     let raw = RawDb::of(&ts.db).await;
     let w = world(&ts.store).await;
     let before = census(&raw, w.shared, w.bob).await;

@@ -1,14 +1,14 @@
 //! Retention on both backends, with time travel: the purge takes `now` as a parameter, and
 //! conversations are staged at chosen ages by setting their last activity directly.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use parlo::lifecycle::retention::{self, RetentionOptions, RetentionOutcome, RetentionReport};
+use parlo::model::*;
 use parlo::storage::*;
 use parlo_tests::fixture::{NewTenant, Tenant};
 use parlo_tests::lifecycle::RawDb;
-use parlo_tests::{AnyStore, Backend, both_backends, test_store};
+use parlo_tests::{Backend, both_backends, test_store};
 
 const DAY: i64 = 86_400_000;
 
@@ -22,7 +22,7 @@ fn bot_input(name: &str, retention_days: u16) -> BotInput {
 }
 
 /// A workspace "Acme" of Ann's with one bot keeping conversations for `retention_days`.
-async fn acme(store: &AnyStore, retention_days: u16) -> Tenant {
+async fn acme(store: &Store, retention_days: u16) -> Tenant {
     NewTenant::owned_by("ann@a.example")
         .workspace("Acme")
         .bot(bot_input("A", retention_days))
@@ -31,12 +31,7 @@ async fn acme(store: &AnyStore, retention_days: u16) -> Tenant {
 }
 
 /// A conversation with `messages` messages and one attachment.
-async fn conversation(
-    store: &dyn Store,
-    t: TenantId,
-    bot: BotId,
-    messages: usize,
-) -> ConversationId {
+async fn conversation(store: &Store, t: TenantId, bot: BotId, messages: usize) -> ConversationId {
     let c = store
         .create_conversation(
             t,
@@ -85,7 +80,7 @@ async fn conversation(
     c.id
 }
 
-async fn ran(store: &dyn Store, now: Timestamp, batch_rows: u32) -> RetentionReport {
+async fn ran(store: &Store, now: Timestamp, batch_rows: u32) -> RetentionReport {
     match retention::run(
         store,
         now,
@@ -102,7 +97,7 @@ async fn ran(store: &dyn Store, now: Timestamp, batch_rows: u32) -> RetentionRep
     }
 }
 
-async fn alive(store: &dyn Store, t: TenantId, c: ConversationId) -> bool {
+async fn alive(store: &Store, t: TenantId, c: ConversationId) -> bool {
     let exists = store.conversation(t, c).await.unwrap().is_some();
     let messages = store.messages(t, c).await.unwrap().len();
     let attachments = store.attachments(t, c).await.unwrap().len();
@@ -120,7 +115,7 @@ both_backends!(
 
 async fn old_conversations_go_young_ones_stay(backend: Backend) {
     let ts = test_store(backend).await;
-    let store = ts.store.as_ref();
+    let store = &ts.store;
     let raw = RawDb::of(&ts.db).await;
     let acme = acme(&ts.store, 30).await;
     let bolt = NewTenant::owned_by("bob@b.example")
@@ -209,7 +204,7 @@ async fn old_conversations_go_young_ones_stay(backend: Backend) {
 
 async fn purge_works_in_small_transactions(backend: Backend) {
     let ts = test_store(backend).await;
-    let store = ts.store.as_ref();
+    let store = &ts.store;
     let t = acme(&ts.store, 1).await;
     let (w, bot) = (t.tenant, t.bot.id);
     for _ in 0..3 {
@@ -230,7 +225,7 @@ async fn purge_works_in_small_transactions(backend: Backend) {
 
 async fn a_held_lock_keeps_a_second_run_out(backend: Backend) {
     let ts = test_store(backend).await;
-    let store = ts.store.as_ref();
+    let store = &ts.store;
     let t = acme(&ts.store, 1).await;
     let (w, bot) = (t.tenant, t.bot.id);
     let conv = conversation(store, w, bot, 2).await;
@@ -267,12 +262,12 @@ mod postgres_only {
     async fn advisory_lock_lets_one_process_run_at_a_time() {
         let ts = test_store(Backend::Postgres).await;
         let url = DatabaseUrl::new(ts.db.app_url());
-        let first: AnyStore = Arc::new(PgStore::connect(&url).await.unwrap());
-        let second = PgStore::connect(&url).await.unwrap();
+        let first = Store::connect_postgres(&url).await.unwrap();
+        let second = Store::connect_postgres(&url).await.unwrap();
         let t = acme(&first, 1).await;
         let (w, bot) = (t.tenant, t.bot.id);
         for _ in 0..2 {
-            conversation(first.as_ref(), w, bot, 4).await;
+            conversation(&first, w, bot, 4).await;
         }
         let later = Timestamp(Timestamp::now().0 + 2 * DAY);
         // One row per transaction and a pause: the first run lasts a while.
@@ -281,7 +276,7 @@ mod postgres_only {
             pause: Duration::from_millis(100),
         };
         let running =
-            tokio::spawn(async move { retention::run(first.as_ref(), later, slow).await.unwrap() });
+            tokio::spawn(async move { retention::run(&first, later, slow).await.unwrap() });
         tokio::time::sleep(Duration::from_millis(250)).await;
         let refused = retention::run(&second, later, RetentionOptions::default())
             .await
@@ -309,7 +304,7 @@ mod postgres_only {
     async fn a_dropped_lock_is_released_with_its_connection() {
         let ts = test_store(Backend::Postgres).await;
         let url = DatabaseUrl::new(ts.db.app_url());
-        let other = PgStore::connect(&url).await.unwrap();
+        let other = Store::connect_postgres(&url).await.unwrap();
         let lock = ts
             .store
             .try_lock_job(Job::Retention)

@@ -3,12 +3,11 @@
 //! able to fail: it first proves the rows exist (as the superuser) and then that the app
 //! role cannot see or touch them.
 
-use std::sync::Arc;
-
 use parlo::config::DatabaseUrl;
+use parlo::model::*;
 use parlo::storage::*;
 use parlo_tests::fixture::NewTenant;
-use parlo_tests::{APP_ROLE, AnyStore, PgTestDb, admin_conn};
+use parlo_tests::{APP_ROLE, PgTestDb, admin_conn};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -34,12 +33,9 @@ struct Fixture {
 /// Two tenants with at least one row in every tenant table, written through the store.
 async fn fixture() -> Fixture {
     let db = PgTestDb::new().await;
-    let pg = Arc::new(
-        PgStore::connect(&DatabaseUrl::new(db.app_url.clone()))
-            .await
-            .unwrap(),
-    );
-    let store: AnyStore = pg.clone();
+    let store = Store::connect_postgres(&DatabaseUrl::new(db.app_url.clone()))
+        .await
+        .unwrap();
     let mut ids = Vec::new();
     for (email, name) in [("ann@a.example", "Acme"), ("bob@b.example", "Bolt")] {
         let t = NewTenant::owned_by(email)
@@ -99,8 +95,7 @@ async fn fixture() -> Fixture {
             .unwrap();
         ids.push(w);
     }
-    drop(store);
-    pg.pool().close().await;
+    store.close().await;
     Fixture {
         db,
         a: ids[0],
@@ -450,7 +445,7 @@ async fn audit_log_is_append_only_for_the_app_role() {
 }
 
 async fn connect_err(url: &str) -> String {
-    match PgStore::connect(&DatabaseUrl::new(url.to_owned())).await {
+    match Store::connect_postgres(&DatabaseUrl::new(url.to_owned())).await {
         Ok(_) => "connected".to_owned(),
         Err(e) => format!("{e:#}"),
     }

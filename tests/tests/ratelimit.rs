@@ -1,13 +1,13 @@
 //! Rate limits counted in the database: enforced per key, and shared by separate processes'
 //! pools on one database.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use parlo::config::DatabaseUrl;
+use parlo::model::Timestamp;
 use parlo::ratelimit::{Limit, RateLimiter};
-use parlo::storage::{PgStore, Timestamp};
-use parlo_tests::{AnyStore, Backend, PgTestDb, both_backends, test_store};
+use parlo::storage::Store;
+use parlo_tests::{Backend, PgTestDb, both_backends, test_store};
 
 both_backends!(
     limit_applies_per_key_with_retry_after,
@@ -73,8 +73,8 @@ async fn two_processes_share_one_limit_on_postgres() {
     let db = PgTestDb::new().await;
     let url = DatabaseUrl::new(db.app_url.clone());
     // Two stores with their own pools stand for two `parlo serve` processes.
-    let one: AnyStore = Arc::new(PgStore::connect(&url).await.unwrap());
-    let two: AnyStore = Arc::new(PgStore::connect(&url).await.unwrap());
+    let one: Store = Store::connect_postgres(&url).await.unwrap();
+    let two: Store = Store::connect_postgres(&url).await.unwrap();
     let (a, b) = (RateLimiter::new(one), RateLimiter::new(two));
     let window = Duration::from_secs(60);
     a.hit("conv:x", 2, window).await.unwrap();

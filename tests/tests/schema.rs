@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use parlo::lifecycle::admin::Operator;
-use parlo::storage::NewAuditEntry;
+use parlo::model::NewAuditEntry;
 use parlo_tests::fixture::NewTenant;
 use parlo_tests::lifecycle::RawDb;
 use parlo_tests::{Backend, TestDb, both_backends, test_store};

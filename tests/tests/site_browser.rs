@@ -3,7 +3,7 @@
 //! the pinned snippet, chat in the live preview (real widget, fake upstream), find that
 //! conversation in the logs and wipe it.
 
-use parlo::storage::*;
+use parlo::model::*;
 use parlo_tests::Backend;
 use parlo_tests::browser::{Browser, spawn_app_at_public_url};
 use parlo_tests::fake_mistral::FakeMistral;

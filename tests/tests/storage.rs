@@ -1,18 +1,19 @@
 //! One storage suite, run against both backends: SQLite in a temp dir and PostgreSQL in a
 //! fresh database cloned from a migrated template (connected as the RLS-bound app role).
 
+use parlo::model::*;
 use parlo::storage::*;
 use parlo_tests::fixture::{NewTenant, Tenant};
-use parlo_tests::{AnyStore, Backend, both_backends, test_store};
+use parlo_tests::{Backend, both_backends, test_store};
 
-async fn user(store: &dyn Store, email: &str) -> User {
+async fn user(store: &Store, email: &str) -> User {
     store
         .create_user(&Email::parse(email).unwrap(), "$argon2id$dummy")
         .await
         .unwrap()
 }
 
-async fn workspace(store: &dyn Store, name: &str, owner: UserId) -> Workspace {
+async fn workspace(store: &Store, name: &str, owner: UserId) -> Workspace {
     store
         .create_workspace(&WorkspaceName::parse(name).unwrap(), owner)
         .await
@@ -44,7 +45,7 @@ struct World {
     conv_b: Conversation,
 }
 
-async fn world(store: &AnyStore) -> World {
+async fn world(store: &Store) -> World {
     let a = NewTenant::owned_by("ann@a.example")
         .workspace("Acme")
         .bot(bot_input("Acme help"))
@@ -177,7 +178,7 @@ both_backends!(
 
 async fn workspace_owner_and_membership(backend: Backend) {
     let ts = test_store(backend).await;
-    let s = ts.store.as_ref();
+    let s = &ts.store;
     let ann = user(s, "Ann@Example.com").await;
     let w = workspace(s, "Acme", ann.id).await;
     assert_eq!(s.workspace(w.id).await.unwrap().unwrap().name, "Acme");
@@ -201,7 +202,7 @@ async fn workspace_owner_and_membership(backend: Backend) {
 
 async fn duplicate_email_is_a_conflict(backend: Backend) {
     let ts = test_store(backend).await;
-    let s = ts.store.as_ref();
+    let s = &ts.store;
     user(s, "ann@example.com").await;
     let err = s
         .create_user(&Email::parse("ANN@example.com").unwrap(), "x")
@@ -212,7 +213,7 @@ async fn duplicate_email_is_a_conflict(backend: Backend) {
 
 async fn members_roles_change_and_removal(backend: Backend) {
     let ts = test_store(backend).await;
-    let s = ts.store.as_ref();
+    let s = &ts.store;
     let ann = user(s, "ann@example.com").await;
     let cid = user(s, "cid@example.com").await;
     let w = workspace(s, "Acme", ann.id).await;
@@ -229,7 +230,7 @@ async fn members_roles_change_and_removal(backend: Backend) {
 
 async fn login_sessions_by_hash_and_expiry(backend: Backend) {
     let ts = test_store(backend).await;
-    let s = ts.store.as_ref();
+    let s = &ts.store;
     let ann = user(s, "ann@example.com").await;
     let live = s
         .create_login_session(&NewLoginSession {
@@ -271,7 +272,7 @@ async fn login_sessions_by_hash_and_expiry(backend: Backend) {
 
 async fn totp_secret_round_trips(backend: Backend) {
     let ts = test_store(backend).await;
-    let s = ts.store.as_ref();
+    let s = &ts.store;
     let ann = user(s, "ann@example.com").await;
     let sealed = SealedSecret {
         ciphertext: vec![1, 2, 3],
@@ -286,7 +287,7 @@ async fn totp_secret_round_trips(backend: Backend) {
 
 async fn bots_are_created_updated_and_found_by_public_id(backend: Backend) {
     let ts = test_store(backend).await;
-    let s = ts.store.as_ref();
+    let s = &ts.store;
     let w = world(&ts.store).await;
     assert_eq!(
         Bot::tenant_of_public_id(&w.bot_a.public_id),
@@ -310,7 +311,7 @@ async fn bots_are_created_updated_and_found_by_public_id(backend: Backend) {
 
 async fn tenants_cannot_reach_each_others_rows(backend: Backend) {
     let ts = test_store(backend).await;
-    let s = ts.store.as_ref();
+    let s = &ts.store;
     let w = world(&ts.store).await;
     // Every read, update and delete with tenant A's scope and tenant B's ids misses.
     assert!(s.bot(w.a.tenant, w.bot_b.id).await.unwrap().is_none());
@@ -408,7 +409,7 @@ async fn tenants_cannot_reach_each_others_rows(backend: Backend) {
 
 async fn messages_record_status_and_usage(backend: Backend) {
     let ts = test_store(backend).await;
-    let s = ts.store.as_ref();
+    let s = &ts.store;
     let w = world(&ts.store).await;
     let pending = s
         .append_message(
@@ -460,7 +461,7 @@ async fn messages_record_status_and_usage(backend: Backend) {
 
 async fn provider_keys_upsert_and_delete(backend: Backend) {
     let ts = test_store(backend).await;
-    let s = ts.store.as_ref();
+    let s = &ts.store;
     let w = world(&ts.store).await;
     let mut k = s
         .provider_key(w.a.tenant, Provider::Mistral)
@@ -501,7 +502,7 @@ async fn provider_keys_upsert_and_delete(backend: Backend) {
 
 async fn retention_deletes_only_old_conversations_of_that_bot(backend: Backend) {
     let ts = test_store(backend).await;
-    let s = ts.store.as_ref();
+    let s = &ts.store;
     let w = world(&ts.store).await;
     let future = Timestamp::now().plus_secs(60);
     assert_eq!(
@@ -540,7 +541,7 @@ async fn retention_deletes_only_old_conversations_of_that_bot(backend: Backend) 
 
 async fn deleting_a_workspace_deletes_all_its_data(backend: Backend) {
     let ts = test_store(backend).await;
-    let s = ts.store.as_ref();
+    let s = &ts.store;
     let w = world(&ts.store).await;
     assert!(s.delete_workspace(w.a.tenant).await.unwrap());
     assert!(s.workspace(w.a.tenant).await.unwrap().is_none());
@@ -567,7 +568,7 @@ async fn deleting_a_workspace_deletes_all_its_data(backend: Backend) {
 
 async fn conversations_page_newest_first(backend: Backend) {
     let ts = test_store(backend).await;
-    let s = ts.store.as_ref();
+    let s = &ts.store;
     let w = world(&ts.store).await;
     let second = s
         .create_conversation(
@@ -612,7 +613,7 @@ async fn a_turn_stores_question_and_pending_answer_and_reads_everything_in_one_g
     backend: Backend,
 ) {
     let ts = test_store(backend).await;
-    let s = ts.store.as_ref();
+    let s = &ts.store;
     let w = world(&ts.store).await;
     let t = started(
         s.begin_turn(w.a.tenant, &turn(w.bot_a.id, w.conv_a.id, "Do you ship?"))
@@ -684,7 +685,7 @@ async fn a_turn_stores_question_and_pending_answer_and_reads_everything_in_one_g
 
 async fn a_turn_reads_only_the_latest_usable_context(backend: Backend) {
     let ts = test_store(backend).await;
-    let s = ts.store.as_ref();
+    let s = &ts.store;
     let w = world(&ts.store).await;
     for (status, content) in [
         (MessageStatus::Failed, "failed answer"),
@@ -716,7 +717,7 @@ async fn a_turn_reads_only_the_latest_usable_context(backend: Backend) {
 
 async fn a_refused_turn_stores_nothing(backend: Backend) {
     let ts = test_store(backend).await;
-    let s = ts.store.as_ref();
+    let s = &ts.store;
     let w = world(&ts.store).await;
     let count = |t, c| async move { s.messages(t, c).await.unwrap().len() };
     // Another tenant's bot and conversation are invisible, whatever ids are asked for.
@@ -784,7 +785,7 @@ async fn a_refused_turn_stores_nothing(backend: Backend) {
 
 async fn rate_limit_counters_are_hit_together_and_counted_apart(backend: Backend) {
     let ts = test_store(backend).await;
-    let s = ts.store.as_ref();
+    let s = &ts.store;
     let hit = |k: u8| RateLimitHit {
         key_hash: vec![k; 32],
         window_start: Timestamp(60_000),

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use parlo::storage::{Message, MessageRole, MessageStatus, TenantId};
+use parlo::model::{Message, MessageRole, MessageStatus, TenantId};
 use parlo_tests::fake_mistral::{FakeMistral, Fault};
 use parlo_tests::fixture::{NewTenant, SHOP, WidgetSession};
 use parlo_tests::{Backend, TestApp, both_backends, spawn_app_with};

@@ -62,7 +62,7 @@ async fn disallowed_origin_gets_a_readable_403_and_no_session(backend: Backend) 
         .store()
         .conversations(
             t.tenant,
-            &parlo::storage::ConversationQuery {
+            &parlo::model::ConversationQuery {
                 limit: 10,
                 ..Default::default()
             },
@@ -185,11 +185,11 @@ async fn history_and_clear_use_the_token_only(backend: Backend) {
     app.store()
         .append_message(
             t.tenant,
-            &parlo::storage::NewMessage {
+            &parlo::model::NewMessage {
                 conversation_id: conv,
-                role: parlo::storage::MessageRole::User,
+                role: parlo::model::MessageRole::User,
                 content: "stored earlier".into(),
-                status: parlo::storage::MessageStatus::Complete,
+                status: parlo::model::MessageStatus::Complete,
             },
         )
         .await
@@ -283,7 +283,7 @@ async fn a_suspended_workspace_gets_no_session_and_its_tokens_stop_working(backe
     let widget = t.widget(&app, SHOP);
     let s = widget.session().await;
     app.store()
-        .set_suspended(t.tenant, Some(parlo::storage::Timestamp::now()))
+        .set_suspended(t.tenant, Some(parlo::model::Timestamp::now()))
         .await
         .unwrap();
     let refused = widget.start_session(None).await;
@@ -336,11 +336,11 @@ async fn a_token_of_one_tenant_cannot_read_another_tenants_conversation() {
     app.store()
         .append_message(
             b.tenant,
-            &parlo::storage::NewMessage {
+            &parlo::model::NewMessage {
                 conversation_id: conv_b,
-                role: parlo::storage::MessageRole::User,
+                role: parlo::model::MessageRole::User,
                 content: "B's secret".into(),
-                status: parlo::storage::MessageStatus::Complete,
+                status: parlo::model::MessageStatus::Complete,
             },
         )
         .await

@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use crate::config::Config;
 use crate::lifecycle;
-use crate::storage;
+use crate::{model, storage};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct AdminArgs {
@@ -40,25 +40,25 @@ enum WorkspacesCommand {
     },
     /// Members, bots, conversations, messages and tokens per workspace.
     Usage {
-        id: Option<storage::TenantId>,
+        id: Option<model::TenantId>,
         #[arg(long)]
         json: bool,
     },
     /// Stop a workspace's widgets from starting sessions.
     Suspend {
-        id: storage::TenantId,
+        id: model::TenantId,
         #[arg(long)]
         reason: Option<String>,
     },
     /// Lift a suspension.
     Unsuspend {
-        id: storage::TenantId,
+        id: model::TenantId,
         #[arg(long)]
         reason: Option<String>,
     },
     /// Delete a workspace and every row of its data.
     Delete {
-        id: storage::TenantId,
+        id: model::TenantId,
         #[arg(long)]
         reason: Option<String>,
         /// Confirms the deletion (it cannot be undone, except from a backup).
@@ -99,7 +99,7 @@ pub(super) async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()>
         args.actor.unwrap_or_else(Operator::default_actor),
         Some(config.lifecycle.audit_head_file.clone()),
     );
-    let recorded = |e: &storage::OperatorAuditEntry| {
+    let recorded = |e: &model::OperatorAuditEntry| {
         if let Some(head) = lifecycle::operator_audit::Head::of(e) {
             eprintln!(
                 "parlo: recorded as operator audit entry {}; head {head}",
@@ -107,7 +107,7 @@ pub(super) async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()>
             );
         }
     };
-    let when = |t: Option<storage::Timestamp>| t.map_or("-".to_owned(), |t| t.to_rfc3339());
+    let when = |t: Option<model::Timestamp>| t.map_or("-".to_owned(), |t| t.to_rfc3339());
     match args.command {
         AdminCommand::Workspaces(WorkspacesCommand::List { json }) => {
             let (rows, e) = op.list_workspaces().await?;
@@ -155,7 +155,7 @@ pub(super) async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()>
         }
         AdminCommand::Workspaces(WorkspacesCommand::Suspend { id, reason }) => {
             let e = op
-                .suspend(id, reason.as_deref(), storage::Timestamp::now())
+                .suspend(id, reason.as_deref(), model::Timestamp::now())
                 .await?;
             eprintln!("parlo: workspace {id} suspended");
             recorded(&e);
@@ -177,7 +177,7 @@ pub(super) async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()>
         }
         AdminCommand::Accounts(AccountsCommand::Delete { email, reason, yes }) => {
             let email =
-                storage::Email::parse(&email).map_err(|e| anyhow::anyhow!("{email:?}: {e}"))?;
+                model::Email::parse(&email).map_err(|e| anyhow::anyhow!("{email:?}: {e}"))?;
             if !yes {
                 anyhow::bail!(
                     "deleting the account {} cannot be undone; repeat with --yes to confirm",

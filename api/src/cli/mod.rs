@@ -17,7 +17,7 @@ use crate::config::{Config, Settings};
 use crate::keyring;
 use crate::lifecycle;
 use crate::logging::{self, Redactor};
-use crate::storage;
+use crate::{model, storage};
 
 use admin::AdminArgs;
 
@@ -170,7 +170,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::BackupIdentity) => {
             let id = age::x25519::Identity::generate();
             let public = id.to_public();
-            println!("# created: {}", storage::Timestamp::now().to_rfc3339());
+            println!("# created: {}", model::Timestamp::now().to_rfc3339());
             println!("# public key: {public}");
             println!("{}", secrecy::ExposeSecret::expose_secret(&id.to_string()));
             eprintln!("parlo: public key (for PARLO_BACKUP_RECIPIENTS): {public}");
@@ -185,9 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     batch_rows: l.retention_batch_rows,
                     pause: l.retention_pause,
                 };
-                match lifecycle::retention::run(store.as_ref(), storage::Timestamp::now(), opts)
-                    .await?
-                {
+                match lifecycle::retention::run(&store, model::Timestamp::now(), opts).await? {
                     lifecycle::retention::RetentionOutcome::Ran(r) => {
                         eprintln!("parlo: retention: {r}");
                         println!("{}", serde_json::to_string(&r)?);

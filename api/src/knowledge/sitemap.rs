@@ -14,7 +14,8 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 use url::Url;
 
-use super::fetch::{FetchError, FetchSession};
+use super::fetch::FetchError;
+use super::fetch::robots::FetchSession;
 
 #[derive(Debug, Clone, Copy)]
 pub struct SitemapLimits {
@@ -688,8 +689,9 @@ mod tests {
     async fn discover_walks_a_served_sitemap_through_the_fetch_session() {
         use std::sync::{Arc, OnceLock};
 
+        use crate::knowledge::fetch::Fetcher;
+        use crate::knowledge::fetch::robots::FetchSession;
         use crate::knowledge::fetch::tests::{TestServer, config, ok, status};
-        use crate::knowledge::fetch::{FetchSession, Fetcher};
 
         // The bodies name the server's own address, known only once it listens.
         let base = Arc::new(OnceLock::<String>::new());

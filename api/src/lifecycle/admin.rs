@@ -6,14 +6,14 @@
 //! reads or changes each workspace in that workspace's own tenant transaction.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use serde_json::json;
 
 use super::erasure::{self, AccountErasure};
 use super::operator_audit::{self, Head, OperatorAction, VerifyReport};
-use crate::storage::{Email, OperatorAuditEntry, Store, TenantId, Timestamp, WorkspaceUsage};
+use crate::model::{Email, OperatorAuditEntry, TenantId, Timestamp, WorkspaceUsage};
+use crate::storage::Store;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct WorkspaceSummary {
@@ -33,17 +33,13 @@ pub struct WorkspaceUsageRow {
 
 /// An operator session: who acts, where the log's head is kept.
 pub struct Operator {
-    store: Arc<dyn Store>,
+    store: Store,
     actor: String,
     head_file: Option<PathBuf>,
 }
 
 impl Operator {
-    pub fn new(
-        store: Arc<dyn Store>,
-        actor: impl Into<String>,
-        head_file: Option<PathBuf>,
-    ) -> Self {
+    pub fn new(store: Store, actor: impl Into<String>, head_file: Option<PathBuf>) -> Self {
         Self {
             store,
             actor: actor.into(),
@@ -66,7 +62,7 @@ impl Operator {
         details: serde_json::Value,
     ) -> anyhow::Result<OperatorAuditEntry> {
         let e = operator_audit::append(
-            self.store.as_ref(),
+            &self.store,
             &OperatorAction {
                 actor: self.actor.clone(),
                 action: action.to_owned(),
@@ -205,7 +201,7 @@ impl Operator {
             &t.to_string(),
             json!({ "reason": reason }),
             async {
-                if !erasure::erase_workspace(self.store.as_ref(), t).await? {
+                if !erasure::erase_workspace(&self.store, t).await? {
                     bail!("no workspace {t}");
                 }
                 Ok(())
@@ -231,7 +227,7 @@ impl Operator {
             &user.id.to_string(),
             json!({ "reason": reason }),
             async {
-                erasure::erase_account(self.store.as_ref(), user.id)
+                erasure::erase_account(&self.store, user.id)
                     .await
                     .map_err(anyhow::Error::from)
             },

@@ -16,15 +16,13 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::str::FromStr;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgConnection, SqliteConnection};
 
 use super::archive::{self, Manifest, Progress, Sealer};
 use crate::config::{Config, DatabaseUrl};
+use crate::storage::census::{self, PgUnrestricted, SqliteFile};
 
 #[derive(Debug, Clone)]
 pub struct BackupReport {
@@ -139,128 +137,22 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating the backup directory {}", dir.display()))
 }
 
-/// The SQLite database file a `sqlite://` URL names.
-pub fn sqlite_path(url: &DatabaseUrl) -> anyhow::Result<PathBuf> {
-    Ok(SqliteConnectOptions::from_str(url.expose())
-        .context("parsing the SQLite URL")?
-        .get_filename()
-        .to_owned())
-}
-
 async fn sqlite_snapshot(
     url: &DatabaseUrl,
     snapshot: &Path,
     manifest: &mut Manifest,
 ) -> anyhow::Result<()> {
-    let source = sqlite_path(url)?;
+    let source = census::sqlite_path(url)?;
     if !source.exists() {
         bail!("there is no database at {} to back up", source.display());
     }
-    let mut conn = SqliteConnectOptions::new()
-        .filename(&source)
-        .busy_timeout(Duration::from_secs(30))
-        .disable_statement_logging()
-        .connect()
-        .await
-        .with_context(|| format!("opening {}", source.display()))?;
-    sqlx::query("VACUUM INTO $1")
-        .bind(snapshot.display().to_string())
-        .execute(&mut conn)
-        .await
-        .context("taking the snapshot (VACUUM INTO)")?;
-    conn.close().await?;
-    let mut snap = SqliteConnectOptions::new()
-        .filename(snapshot)
-        .read_only(true)
-        .disable_statement_logging()
-        .connect()
-        .await?;
-    let (tables, schema_version) = sqlite_counts(&mut snap).await?;
+    census::sqlite_vacuum_into(&source, snapshot).await?;
+    let mut snap = SqliteFile::open_read_only(snapshot).await?;
+    let counted = snap.census().await?;
     snap.close().await?;
-    manifest.tables = tables;
-    manifest.schema_version = schema_version;
+    manifest.tables = counted.tables;
+    manifest.schema_version = counted.schema_version;
     Ok(())
-}
-
-/// Every table's row count and the highest applied migration.
-pub async fn sqlite_counts(
-    conn: &mut SqliteConnection,
-) -> anyhow::Result<(BTreeMap<String, i64>, i64)> {
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut tables = BTreeMap::new();
-    for name in names {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {}", quote_ident(&name)))
-            .fetch_one(&mut *conn)
-            .await?;
-        tables.insert(name, n);
-    }
-    let version: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap_or(None);
-    Ok((tables, version.unwrap_or(0)))
-}
-
-/// Every public table's row count (as seen by this role and transaction) and the highest
-/// applied migration.
-pub async fn postgres_counts(
-    conn: &mut PgConnection,
-) -> anyhow::Result<(BTreeMap<String, i64>, i64)> {
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut tables = BTreeMap::new();
-    for name in names {
-        let n: i64 = sqlx::query_scalar(&format!(
-            "SELECT count(*) FROM public.{}",
-            quote_ident(&name)
-        ))
-        .fetch_one(&mut *conn)
-        .await?;
-        tables.insert(name, n);
-    }
-    let version: Option<i64> = if tables.contains_key("_sqlx_migrations") {
-        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
-            .fetch_one(&mut *conn)
-            .await?
-    } else {
-        None
-    };
-    Ok((tables, version.unwrap_or(0)))
-}
-
-pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// Connects with `url` and refuses a role that row-level security would hide rows from.
-pub async fn connect_unrestricted(url: &DatabaseUrl) -> anyhow::Result<PgConnection> {
-    let mut conn = sqlx::postgres::PgConnectOptions::from_str(url.expose())
-        .context("parsing PARLO_BACKUP_DATABASE_URL")?
-        .application_name("parlo-backup")
-        .disable_statement_logging()
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {}", url.redacted()))?;
-    let unrestricted: bool = sqlx::query_scalar(
-        "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
-    )
-    .fetch_one(&mut conn)
-    .await?;
-    if !unrestricted {
-        bail!(
-            "the role of PARLO_BACKUP_DATABASE_URL ({}) is subject to row-level security and \
-             would see no tenant rows; give it BYPASSRLS (ALTER ROLE … BYPASSRLS) or use a superuser",
-            url.redacted()
-        );
-    }
-    Ok(conn)
 }
 
 /// The URL without its password, for libpq tools, and the password for `PGPASSWORD`.
@@ -294,16 +186,11 @@ async fn postgres_backup(
     mut manifest: Manifest,
     progress: Progress,
 ) -> anyhow::Result<(PathBuf, Manifest)> {
-    let mut conn = connect_unrestricted(url).await?;
-    sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut conn)
-        .await?;
-    let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
-        .fetch_one(&mut conn)
-        .await?;
-    let (tables, schema_version) = postgres_counts(&mut conn).await?;
-    manifest.tables = tables;
-    manifest.schema_version = schema_version;
+    let mut conn = PgUnrestricted::connect(url).await?;
+    let snapshot = conn.export_snapshot().await?;
+    let counted = conn.census().await?;
+    manifest.tables = counted.tables;
+    manifest.schema_version = counted.schema_version;
     let mut cmd = pg_tool("pg_dump", url)?;
     cmd.arg("--format=custom")
         .arg(format!("--snapshot={snapshot}"))
@@ -341,7 +228,7 @@ async fn postgres_backup(
         }
     })
     .await?;
-    let _ = sqlx::query("COMMIT").execute(&mut conn).await;
+    conn.end_snapshot().await;
     let _ = conn.close().await;
     sealed
 }

@@ -16,7 +16,8 @@
 //! user id: they belong to the workspace and go with it. Must never run a cross-tenant
 //! statement: each workspace is changed in its own tenant transaction.
 
-use crate::storage::{Role, Store, TenantId, UserId};
+use crate::model::{Role, TenantId, UserId};
+use crate::storage::Store;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct AccountErasure {
@@ -39,15 +40,12 @@ pub enum ErasureError {
 }
 
 /// Deletes a workspace and all of its data. False if it did not exist.
-pub async fn erase_workspace(store: &dyn Store, t: TenantId) -> Result<bool, ErasureError> {
+pub async fn erase_workspace(store: &Store, t: TenantId) -> Result<bool, ErasureError> {
     Ok(store.delete_workspace(t).await?)
 }
 
 /// Deletes an account as described in the module documentation.
-pub async fn erase_account(
-    store: &dyn Store,
-    user: UserId,
-) -> Result<AccountErasure, ErasureError> {
+pub async fn erase_account(store: &Store, user: UserId) -> Result<AccountErasure, ErasureError> {
     if store.user(user).await?.is_none() {
         return Err(ErasureError::NoSuchAccount);
     }

@@ -12,7 +12,8 @@ use super::archive::{self, Progress};
 use super::backup;
 use super::retention::{self, RetentionOptions, RetentionOutcome};
 use crate::config::Config;
-use crate::storage::{Job, Store, Timestamp};
+use crate::model::Timestamp;
+use crate::storage::{Job, Store};
 
 /// The running jobs; [`Jobs::stop`] (or dropping) cancels them between transactions.
 pub struct Jobs(Vec<JoinHandle<()>>);
@@ -32,7 +33,7 @@ impl Drop for Jobs {
 }
 
 /// Starts the configured jobs. Refuses scheduled backups that could not be written.
-pub fn spawn(store: Arc<dyn Store>, config: Arc<Config>) -> anyhow::Result<Jobs> {
+pub fn spawn(store: Store, config: Arc<Config>) -> anyhow::Result<Jobs> {
     let mut tasks = Vec::new();
     let l = &config.lifecycle;
     if let Some(every) = l.retention_interval {
@@ -55,9 +56,9 @@ pub fn spawn(store: Arc<dyn Store>, config: Arc<Config>) -> anyhow::Result<Jobs>
     Ok(Jobs(tasks))
 }
 
-async fn retention_loop(store: Arc<dyn Store>, every: Duration, opts: RetentionOptions) {
+async fn retention_loop(store: Store, every: Duration, opts: RetentionOptions) {
     loop {
-        match retention::run(store.as_ref(), Timestamp::now(), opts).await {
+        match retention::run(&store, Timestamp::now(), opts).await {
             Ok(RetentionOutcome::Ran(r)) => tracing::info!(
                 conversations = r.deleted.conversations,
                 messages = r.deleted.messages,
@@ -75,7 +76,7 @@ async fn retention_loop(store: Arc<dyn Store>, every: Duration, opts: RetentionO
     }
 }
 
-async fn backup_loop(store: Arc<dyn Store>, config: Arc<Config>, every: Duration) {
+async fn backup_loop(store: Store, config: Arc<Config>, every: Duration) {
     // A restart does not mean a new backup: wait until the newest one is `every` old, but
     // at least a minute so start-up is not slowed down.
     let since = backup::newest_backup(&config.lifecycle.backup_dir)

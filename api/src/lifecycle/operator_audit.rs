@@ -22,7 +22,8 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 
-use crate::storage::{OperatorAuditEntry, Store, StoreError, Timestamp};
+use crate::model::{OperatorAuditEntry, Timestamp};
+use crate::storage::{Store, StoreError};
 
 pub const GENESIS: [u8; 32] = [0; 32];
 const DOMAIN: &[u8] = b"parlo-operator-audit-v1\0";
@@ -142,7 +143,7 @@ impl Head {
 
 /// Appends `a` to the chain and returns the stored entry. Retries when another operator
 /// appended at the same moment (the sequence number is the primary key).
-pub async fn append(store: &dyn Store, a: &OperatorAction) -> anyhow::Result<OperatorAuditEntry> {
+pub async fn append(store: &Store, a: &OperatorAction) -> anyhow::Result<OperatorAuditEntry> {
     let details = serde_json::to_string(&a.details)?;
     for _ in 0..10 {
         let last = store.last_operator_audit().await?;

@@ -14,17 +14,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::str::FromStr;
 
 use anyhow::{Context, bail};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection, SqliteConnection};
 
 use super::archive::{self, Manifest, Opened, Progress};
-use super::backup::{
-    connect_unrestricted, pg_tool, postgres_counts, quote_ident, sqlite_counts, sqlite_path,
-};
+use super::backup::pg_tool;
 use crate::config::{Config, DatabaseUrl};
+use crate::storage::census::{self, PgUnrestricted, SqliteFile, sqlite_path};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TableCheck {
@@ -114,15 +110,10 @@ pub async fn verify(
     let opened = open(backup, identity, progress).await?;
     let report = match opened.manifest.backend.as_str() {
         "sqlite" => {
-            let mut conn = SqliteConnectOptions::new()
-                .filename(&opened.payload)
-                .read_only(true)
-                .disable_statement_logging()
-                .connect()
-                .await?;
-            let integrity = sqlite_integrity(&mut conn).await?;
-            let (found, _) = sqlite_counts(&mut conn).await?;
-            conn.close().await?;
+            let mut file = SqliteFile::open_read_only(&opened.payload).await?;
+            let integrity = file.integrity().await?;
+            let found = file.census().await?.tables;
+            file.close().await?;
             compare(
                 &opened.manifest,
                 &found,
@@ -141,25 +132,6 @@ pub async fn verify(
     };
     drop(opened);
     report.into_result()
-}
-
-async fn sqlite_integrity(conn: &mut SqliteConnection) -> anyhow::Result<String> {
-    let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_all(&mut *conn)
-        .await?;
-    let fk: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
-        .fetch_all(&mut *conn)
-        .await?;
-    if rows != ["ok"] {
-        return Ok(rows.join("; "));
-    }
-    if !fk.is_empty() {
-        return Ok(format!(
-            "foreign key violations in {}",
-            fk.into_iter().map(|r| r.0).collect::<Vec<_>>().join(", ")
-        ));
-    }
-    Ok("ok".into())
 }
 
 fn database_named(server: &DatabaseUrl, db: &str) -> anyhow::Result<DatabaseUrl> {
@@ -194,12 +166,12 @@ async fn postgres_verify(
     opened: &Opened,
     progress: Progress,
 ) -> anyhow::Result<CheckReport> {
-    let mut admin = connect_unrestricted(server).await?;
+    let mut admin = PgUnrestricted::connect(server).await?;
     let mut rand = [0u8; 6];
     getrandom::fill(&mut rand).expect("OS random number generator");
     let name = format!("parlo_restore_verify_{}", hex::encode(rand));
-    sqlx::query(&format!("CREATE DATABASE {}", quote_ident(&name)))
-        .execute(&mut admin)
+    admin
+        .create_database(&name)
         .await
         .context("creating the temporary database (the role needs CREATEDB)")?;
     progress.say(&format!(
@@ -209,8 +181,8 @@ async fn postgres_verify(
         let target = database_named(server, &name)?;
         // Owners and grants name roles of the source server; the drill checks data only.
         pg_restore(&target, &opened.payload, &["--no-owner", "--no-acl"]).await?;
-        let mut conn = connect_unrestricted(&target).await?;
-        let (found, _) = postgres_counts(&mut conn).await?;
+        let mut conn = PgUnrestricted::connect(&target).await?;
+        let found = conn.census().await?.tables;
         conn.close().await?;
         Ok::<_, anyhow::Error>(compare(
             &opened.manifest,
@@ -220,12 +192,7 @@ async fn postgres_verify(
         ))
     }
     .await;
-    let dropped = sqlx::query(&format!(
-        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-        quote_ident(&name)
-    ))
-    .execute(&mut admin)
-    .await;
+    let dropped = admin.drop_database(&name).await;
     let _ = admin.close().await;
     let report = result?;
     dropped.with_context(|| format!("dropping the temporary database {name}"))?;
@@ -263,13 +230,8 @@ pub async fn restore(
             if !target.is_postgres() {
                 bail!("this is a PostgreSQL backup; --into must be a postgres:// URL");
             }
-            let mut conn = connect_unrestricted(&target).await?;
-            let objects: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S')",
-            )
-            .fetch_one(&mut conn)
-            .await?;
+            let mut conn = PgUnrestricted::connect(&target).await?;
+            let objects = conn.public_objects().await?;
             if objects > 0 {
                 bail!(
                     "refusing to restore into {}: it is not empty ({objects} tables or sequences in schema public)",
@@ -281,7 +243,7 @@ pub async fn restore(
             // restored, so the roles must exist and the restoring role must be able to
             // assign them (a superuser).
             pg_restore(&target, &opened.payload, &["--single-transaction"]).await?;
-            let (found, _) = postgres_counts(&mut conn).await?;
+            let found = conn.census().await?.tables;
             conn.close().await?;
             compare(&opened.manifest, &found, "ok".into(), target.redacted())
         }
@@ -293,16 +255,7 @@ pub async fn restore(
 
 async fn sqlite_restore(opened: &Opened, target: &Path) -> anyhow::Result<CheckReport> {
     if target.exists() && std::fs::metadata(target)?.len() > 0 {
-        let mut conn = SqliteConnectOptions::new()
-            .filename(target)
-            .read_only(true)
-            .connect()
-            .await?;
-        let tables: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
-                .fetch_one(&mut conn)
-                .await?;
-        conn.close().await?;
+        let tables = census::sqlite_table_count(target).await?;
         if tables > 0 {
             bail!(
                 "refusing to restore into {}: it is not empty ({tables} tables)",
@@ -325,13 +278,10 @@ async fn sqlite_restore(opened: &Opened, target: &Path) -> anyhow::Result<CheckR
     std::fs::File::open(&staging)?.sync_all()?;
     std::fs::rename(&staging, target)
         .with_context(|| format!("moving the restored database to {}", target.display()))?;
-    let mut conn = SqliteConnectOptions::from_str(&format!("sqlite://{}", target.display()))?
-        .disable_statement_logging()
-        .connect()
-        .await?;
-    let integrity = sqlite_integrity(&mut conn).await?;
-    let (found, _) = sqlite_counts(&mut conn).await?;
-    conn.close().await?;
+    let mut file = SqliteFile::open(target).await?;
+    let integrity = file.integrity().await?;
+    let found = file.census().await?.tables;
+    file.close().await?;
     Ok(compare(
         &opened.manifest,
         &found,

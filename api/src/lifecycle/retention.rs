@@ -7,7 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::storage::{Job, PurgeCounts, PurgeLimits, Store, Timestamp};
+use crate::model::{PurgeCounts, PurgeLimits, Timestamp};
+use crate::storage::{Job, Store};
 
 /// The longest retention a bot may have, whatever its row says.
 pub const MAX_RETENTION_DAYS: i64 = 365;
@@ -64,7 +65,7 @@ pub enum RetentionOutcome {
 
 /// Runs retention once as of `now`, unless another run holds the lock.
 pub async fn run(
-    store: &dyn Store,
+    store: &Store,
     now: Timestamp,
     opts: RetentionOptions,
 ) -> anyhow::Result<RetentionOutcome> {
@@ -78,7 +79,7 @@ pub async fn run(
 
 /// The purge itself, without the lock (callers hold it).
 async fn purge(
-    store: &dyn Store,
+    store: &Store,
     now: Timestamp,
     opts: RetentionOptions,
 ) -> anyhow::Result<RetentionReport> {

@@ -3,7 +3,8 @@
 //! layer (`crate::error`) decides what the client sees, which must never reveal why the
 //! operator suspended the workspace.
 
-use crate::storage::{Store, StoreError, TenantId};
+use crate::model::TenantId;
+use crate::storage::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuspensionError {
@@ -15,7 +16,7 @@ pub enum SuspensionError {
 }
 
 /// `Ok` for an active workspace; [`SuspensionError::Suspended`] otherwise.
-pub async fn refuse_if_suspended(store: &dyn Store, t: TenantId) -> Result<(), SuspensionError> {
+pub async fn refuse_if_suspended(store: &Store, t: TenantId) -> Result<(), SuspensionError> {
     match store.suspended_at(t).await? {
         None => Ok(()),
         Some(_) => Err(SuspensionError::Suspended),

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::crypto::{self, Purpose};
+use crate::model::WorkspaceName;
 use crate::state::AppState;
-use crate::storage::WorkspaceName;
 
 use super::csrf::CsrfForm;
 use super::limits;
@@ -317,7 +317,7 @@ async fn delete_account(
     // the account; being the only owner of a workspace with other members blocks it.
     // Written before the erasure: afterwards the account has no workspace to record it in.
     audit_user(&state, &user.user, "account.delete.requested", json!({})).await;
-    match crate::lifecycle::erasure::erase_account(state.store.as_ref(), user.user.id).await {
+    match crate::lifecycle::erasure::erase_account(&state.store, user.user.id).await {
         Ok(_) => {}
         Err(crate::lifecycle::erasure::ErasureError::SoleOwner(blocked)) => {
             audit_user(

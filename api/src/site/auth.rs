@@ -11,8 +11,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::crypto;
+use crate::model::{Email, User, WorkspaceName};
 use crate::state::AppState;
-use crate::storage::{Email, StoreError, User, WorkspaceName};
+use crate::storage::StoreError;
 
 use super::csrf::{CsrfForm, NoFields};
 use super::invite::{clean_invite, invitation_tenant};

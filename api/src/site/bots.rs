@@ -14,10 +14,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::state::AppState;
-use crate::storage::{
+use crate::model::{
     Bot, BotId, BotInput, BotSettings, DEFAULT_MODEL, DEFAULT_THEME_COLOR, Provider,
 };
+use crate::state::AppState;
 
 use super::account::NoticeQuery;
 use super::csrf::{CsrfForm, NoFields};

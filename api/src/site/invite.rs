@@ -10,8 +10,9 @@ use parlo_site::{Chrome, InvitePage};
 use serde_json::json;
 
 use crate::crypto;
+use crate::model::{Invitation, TenantId};
 use crate::state::AppState;
-use crate::storage::{Invitation, StoreError, TenantId};
+use crate::storage::StoreError;
 
 use super::csrf::{CsrfForm, NoFields};
 use super::page::{PageError, PageResult, render, see_other};

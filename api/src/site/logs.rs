@@ -10,10 +10,10 @@ use parlo_site::{ConversationPage, ConversationRow, LogsPage, MessageView, notic
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::state::AppState;
-use crate::storage::{
+use crate::model::{
     BotId, ConversationId, ConversationQuery, MessageRole, MessageStatus, Timestamp,
 };
+use crate::state::AppState;
 
 use super::csrf::CsrfForm;
 use super::page::{PageError, PageResult, render, see_other, when};

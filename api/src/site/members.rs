@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::crypto;
+use crate::model::{InvitationId, NewInvitation, Role, Timestamp, UserId};
 use crate::state::AppState;
-use crate::storage::{InvitationId, NewInvitation, Role, Timestamp, UserId};
 
 use super::account::NoticeQuery;
 use super::csrf::{CsrfForm, NoFields};
@@ -146,11 +146,7 @@ async fn revoke(
 }
 
 /// The member named in the path, if they belong to this workspace and the viewer may edit them.
-async fn editable_member(
-    state: &AppState,
-    ws: &Ws,
-    raw: &str,
-) -> PageResult<crate::storage::Member> {
+async fn editable_member(state: &AppState, ws: &Ws, raw: &str) -> PageResult<crate::model::Member> {
     let id: UserId = raw.parse().map_err(|_| PageError::NotFound)?;
     let member = state
         .store

@@ -12,7 +12,7 @@ use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::crypto::{self, Purpose};
 use crate::keyring::MasterKeys;
-use crate::storage::{SealedSecret, UserId};
+use crate::model::{SealedSecret, UserId};
 
 const STEP_SECS: u64 = 30;
 pub const RECOVERY_CODES: usize = 10;

@@ -6,7 +6,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use parlo_site::{Chrome, ErrorPage, Template};
 
-use crate::storage::{StoreError, Timestamp};
+use crate::model::Timestamp;
+use crate::storage::{StoreError, StoreErrorKind};
 
 /// Renders a template as a page (the security headers layer adds the page CSP).
 pub fn render<T: Template>(page: &T) -> Response {
@@ -45,6 +46,7 @@ pub enum PageError {
     RateLimited(u64),
     #[error("{0}")]
     BadRequest(String),
+    /// A sentence to show, e.g. "Email already registered." (see `StoreError::kind`).
     #[error("conflict: {0}")]
     Conflict(String),
     #[error(transparent)]
@@ -55,10 +57,10 @@ pub type PageResult<T = Response> = Result<T, PageError>;
 
 impl From<StoreError> for PageError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => PageError::NotFound,
-            StoreError::Conflict(what) => PageError::Conflict(what.to_owned()),
-            other => PageError::Internal(other.into()),
+        match e.kind() {
+            StoreErrorKind::NotFound => PageError::NotFound,
+            StoreErrorKind::Conflict(sentence) => PageError::Conflict(sentence),
+            StoreErrorKind::Internal(cause) => PageError::Internal(cause),
         }
     }
 }
@@ -89,7 +91,7 @@ impl IntoResponse for PageError {
                 format!("Too many attempts. Try again in {} minutes.", secs.div_ceil(60).max(1)),
             ),
             PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, "That did not work", m.clone()),
-            PageError::Conflict(m) => (StatusCode::CONFLICT, "That did not work", capitalise(m)),
+            PageError::Conflict(m) => (StatusCode::CONFLICT, "That did not work", m.clone()),
             PageError::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "internal error on a page");
                 (
@@ -113,14 +115,6 @@ impl IntoResponse for PageError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
-    }
-}
-
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect::<String>() + ".",
-        None => String::new(),
     }
 }
 

@@ -14,8 +14,8 @@ use serde_json::json;
 
 use crate::crypto::{self, Purpose};
 use crate::mistral::UpstreamError;
+use crate::model::{Provider, ProviderKey, Timestamp};
 use crate::state::AppState;
-use crate::storage::{Provider, ProviderKey, Timestamp};
 
 use super::account::NoticeQuery;
 use super::csrf::{CsrfForm, NoFields};

@@ -13,8 +13,8 @@ use axum::http::{HeaderMap, HeaderValue};
 use crate::config::Config;
 use crate::crypto;
 use crate::http::client_ip;
+use crate::model::{LoginSession, NewLoginSession, Timestamp, User};
 use crate::state::AppState;
-use crate::storage::{LoginSession, NewLoginSession, Timestamp, User};
 
 use super::cookies;
 use super::csrf;

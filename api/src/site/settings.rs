@@ -11,8 +11,8 @@ use parlo_site::{AuditPage, AuditRow, WorkspaceSettingsPage, notice_text};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::model::{ConversationQuery, Provider, Timestamp, WorkspaceName};
 use crate::state::AppState;
-use crate::storage::{ConversationQuery, Provider, Timestamp, WorkspaceName};
 
 use super::account::NoticeQuery;
 use super::csrf::CsrfForm;

@@ -11,8 +11,8 @@ use parlo_site::{Chrome, SubProcessorRow, TrustPage};
 use serde_json::json;
 
 use crate::config::{Config, SubProcessor};
+use crate::model::{MAX_RETENTION_DAYS, Timestamp};
 use crate::state::AppState;
-use crate::storage::{MAX_RETENTION_DAYS, Timestamp};
 
 use super::page::{PageError, PageResult, render};
 use super::session::CurrentUser;

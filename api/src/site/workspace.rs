@@ -11,8 +11,8 @@ use axum::http::request::Parts;
 use parlo_site::{Chrome, WorkspaceLink};
 use serde_json::json;
 
+use crate::model::{Role, TenantId};
 use crate::state::AppState;
-use crate::storage::{Role, TenantId};
 
 use super::page::PageError;
 use super::session::CurrentUser;

@@ -6,8 +6,8 @@
 
 use serde_json::Value;
 
+use crate::model::{NewAuditEntry, TenantId, User, UserId};
 use crate::state::AppState;
-use crate::storage::{NewAuditEntry, TenantId, User, UserId};
 
 pub async fn audit_in(
     state: &AppState,

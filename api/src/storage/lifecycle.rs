@@ -1,149 +1,250 @@
-//! Storage types for the data lifecycle (retention, erasure, suspension, the operator audit
-//! log) and the job lock that keeps one background job from running twice at once. Owns no
-//! policy: what to purge, hash or refuse is decided in `crate::lifecycle`. Must never hold a
-//! lock in a way a crashed process could leave behind (a PostgreSQL session lock dies with
-//! its connection; the SQLite lock is an in-process mutex).
+//! The data lifecycle's queries: retention purges, suspension, a workspace's usage, the
+//! operator audit log, and taking a job lock (`jobs.rs`). Owns no policy: what to purge, hash
+//! or refuse is decided in `crate::lifecycle`.
 
-use std::sync::Arc;
+use super::backend::Db;
+use super::error::{StoreResult, conflict_on_unique};
+use super::jobs::{Job, JobLock};
+use super::store::Store;
+use crate::model::WorkspaceUsage;
+use crate::model::{BotId, OperatorAuditEntry, PurgeCounts, PurgeLimits, TenantId, Timestamp};
 
-use sqlx::Connection;
+/// The first conversations of bot `$2` in tenant `$1` last active before `$3`, at most `$4`:
+/// the chunk one retention transaction works on. Ordered so that consecutive transactions
+/// take the same chunk until it is gone, never rescanning emptied conversations.
+const EXPIRED_CHUNK: &str = "SELECT id FROM conversations \
+     WHERE tenant_id = $1 AND bot_id = $2 AND last_activity_at < $3 \
+     ORDER BY last_activity_at, id LIMIT $4";
 
-use super::types::Timestamp;
+const OPERATOR_AUDIT_COLUMNS: &str =
+    "seq, created_at, actor, action, target, details, prev_hash, hash";
 
-/// Background jobs that must not run concurrently, across every process on the database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Job {
-    Retention,
-    Backup,
+#[derive(sqlx::FromRow)]
+struct UsageRow {
+    members: i64,
+    bots: i64,
+    conversations: i64,
+    messages: i64,
+    attachments: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    last_activity_at: Option<Timestamp>,
 }
 
-impl Job {
-    /// The PostgreSQL advisory lock key: "parlo" in ASCII followed by the job number.
-    pub fn advisory_key(self) -> i64 {
-        const PREFIX: i64 = 0x7061_726c_6f00_0000;
-        PREFIX
-            | match self {
-                Job::Retention => 1,
-                Job::Backup => 2,
-            }
-    }
-
-    pub(super) fn index(self) -> usize {
-        match self {
-            Job::Retention => 0,
-            Job::Backup => 1,
+impl From<UsageRow> for WorkspaceUsage {
+    fn from(r: UsageRow) -> Self {
+        WorkspaceUsage {
+            members: r.members,
+            bots: r.bots,
+            conversations: r.conversations,
+            messages: r.messages,
+            attachments: r.attachments,
+            prompt_tokens: r.prompt_tokens,
+            completion_tokens: r.completion_tokens,
+            last_activity_at: r.last_activity_at,
         }
     }
 }
 
-/// In-process locks of the SQLite backend, one per [`Job`].
-#[derive(Debug, Default, Clone)]
-pub(super) struct JobMutexes([Arc<tokio::sync::Mutex<()>>; 2]);
-
-impl JobMutexes {
-    pub(super) fn try_lock(&self, job: Job) -> Option<JobLock> {
-        self.0[job.index()]
-            .clone()
-            .try_lock_owned()
-            .ok()
-            .map(|g| JobLock(JobLockInner::InProcess(g)))
-    }
+#[derive(sqlx::FromRow)]
+struct OperatorAuditRow {
+    seq: i64,
+    created_at: Timestamp,
+    actor: String,
+    action: String,
+    target: String,
+    details: String,
+    prev_hash: Vec<u8>,
+    hash: Vec<u8>,
 }
 
-/// Held while a job runs; dropping it releases the lock.
-#[derive(Debug)]
-pub struct JobLock(JobLockInner);
-
-#[derive(Debug)]
-enum JobLockInner {
-    InProcess(tokio::sync::OwnedMutexGuard<()>),
-    /// A connection taken out of the pool holding `pg_try_advisory_lock`: a session lock, so
-    /// closing the connection (or the process dying) releases it.
-    Postgres(sqlx::PgConnection, i64),
-}
-
-impl JobLock {
-    pub(super) fn postgres(conn: sqlx::PgConnection, key: i64) -> Self {
-        JobLock(JobLockInner::Postgres(conn, key))
-    }
-
-    /// Releases the lock now (dropping also releases it, when the connection closes).
-    pub async fn release(self) {
-        match self.0 {
-            JobLockInner::InProcess(guard) => drop(guard),
-            JobLockInner::Postgres(mut conn, key) => {
-                // Unlock explicitly: the server notices a closed connection only a moment
-                // later, and the next run may already be asking for the lock.
-                let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-                    .bind(key)
-                    .execute(&mut conn)
-                    .await;
-                let _ = conn.close().await;
-            }
+impl From<OperatorAuditRow> for OperatorAuditEntry {
+    fn from(r: OperatorAuditRow) -> Self {
+        OperatorAuditEntry {
+            seq: r.seq,
+            created_at: r.created_at,
+            actor: r.actor,
+            action: r.action,
+            target: r.target,
+            details: r.details,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
         }
     }
 }
 
-/// What one purge transaction deleted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct PurgeCounts {
-    pub conversations: u64,
-    pub messages: u64,
-    pub attachments: u64,
-}
-
-impl PurgeCounts {
-    pub fn total(&self) -> u64 {
-        self.conversations + self.messages + self.attachments
+impl Store {
+    /// Takes `job`'s lock if no other process (PostgreSQL: advisory lock) or task (SQLite)
+    /// holds it; `None` when it is taken.
+    pub async fn try_lock_job(&self, job: Job) -> StoreResult<Option<JobLock>> {
+        match &self.db {
+            Db::Sqlite(db) => Ok(db.try_lock_job(job)),
+            Db::Postgres(db) => db.try_lock_job(job).await,
+        }
     }
 
-    pub fn add(&mut self, other: PurgeCounts) {
-        self.conversations += other.conversations;
-        self.messages += other.messages;
-        self.attachments += other.attachments;
+    /// One transaction of retention: among the first `limits.conversations` conversations of
+    /// `bot` last active before `cutoff`, deletes up to `limits.rows` messages and
+    /// attachments, and the conversations themselves once they are empty. All zero when
+    /// nothing is left to purge.
+    pub async fn purge_expired(
+        &self,
+        t: TenantId,
+        bot: BotId,
+        cutoff: Timestamp,
+        limits: PurgeLimits,
+    ) -> StoreResult<PurgeCounts> {
+        let rows = i64::from(limits.rows.max(1));
+        let chunk = i64::from(limits.conversations.max(1));
+        self.in_tenant(t, async |tx| {
+            let messages = tx
+                .query(&format!(
+                    "DELETE FROM messages WHERE tenant_id = $1 AND id IN (\
+                     SELECT id FROM messages WHERE tenant_id = $1 \
+                     AND conversation_id IN ({EXPIRED_CHUNK}) LIMIT $5)"
+                ))
+                .bind(bot)
+                .bind(cutoff)
+                .bind(chunk)
+                .bind(rows)
+                .execute()
+                .await?;
+            let room = rows - messages as i64;
+            let attachments = if room > 0 {
+                tx.query(&format!(
+                    "DELETE FROM attachments WHERE tenant_id = $1 AND id IN (\
+                     SELECT id FROM attachments WHERE tenant_id = $1 \
+                     AND conversation_id IN ({EXPIRED_CHUNK}) LIMIT $5)"
+                ))
+                .bind(bot)
+                .bind(cutoff)
+                .bind(chunk)
+                .bind(room)
+                .execute()
+                .await?
+            } else {
+                0
+            };
+            // Only once the chunk's messages and attachments are all gone (neither limit
+            // was reached) are its conversations deleted, so the cascade adds no rows
+            // beyond the budget (except messages written concurrently, which it takes too).
+            let conversations = if room > 0 && (attachments as i64) < room {
+                tx.query(&format!(
+                    "DELETE FROM conversations WHERE tenant_id = $1 AND id IN ({EXPIRED_CHUNK})"
+                ))
+                .bind(bot)
+                .bind(cutoff)
+                .bind(chunk)
+                .execute()
+                .await?
+            } else {
+                0
+            };
+            Ok(PurgeCounts {
+                conversations,
+                messages,
+                attachments,
+            })
+        })
+        .await
     }
-}
 
-/// Row budget of one purge transaction.
-#[derive(Debug, Clone, Copy)]
-pub struct PurgeLimits {
-    /// Most messages plus attachments deleted in one transaction.
-    pub rows: u32,
-    /// Most conversations handled in one transaction (their messages first).
-    pub conversations: u32,
-}
+    /// When the workspace was suspended, `None` if it is active (or does not exist).
+    pub async fn suspended_at(&self, t: TenantId) -> StoreResult<Option<Timestamp>> {
+        self.in_tenant(t, async |tx| {
+            let at: Option<Option<Timestamp>> = tx
+                .query_scalar("SELECT suspended_at FROM workspaces WHERE id = $1")
+                .fetch_optional()
+                .await?;
+            Ok(at.flatten())
+        })
+        .await
+    }
 
-/// One workspace's size, for `parlo admin workspaces usage`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct WorkspaceUsage {
-    pub members: i64,
-    pub bots: i64,
-    pub conversations: i64,
-    pub messages: i64,
-    pub attachments: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub last_activity_at: Option<Timestamp>,
-}
+    /// Suspends (`Some`) or reactivates (`None`) a workspace; false if it does not exist.
+    pub async fn set_suspended(&self, t: TenantId, at: Option<Timestamp>) -> StoreResult<bool> {
+        self.in_tenant(t, async |tx| {
+            let n = tx
+                .query("UPDATE workspaces SET suspended_at = $2 WHERE id = $1")
+                .bind(at)
+                .execute()
+                .await?;
+            Ok(n > 0)
+        })
+        .await
+    }
 
-/// An entry of the operator audit log (global, append-only, hash-chained).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
-pub struct OperatorAuditEntry {
-    pub seq: i64,
-    pub created_at: Timestamp,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    /// A JSON object.
-    pub details: String,
-    #[serde(with = "hex_bytes")]
-    pub prev_hash: Vec<u8>,
-    #[serde(with = "hex_bytes")]
-    pub hash: Vec<u8>,
-}
+    pub async fn workspace_usage(&self, t: TenantId) -> StoreResult<WorkspaceUsage> {
+        self.in_tenant(t, async |tx| {
+            let row: UsageRow = tx
+                .query_as(
+                    "SELECT \
+                       (SELECT count(*) FROM memberships WHERE tenant_id = $1) AS members, \
+                       (SELECT count(*) FROM bots WHERE tenant_id = $1) AS bots, \
+                       (SELECT count(*) FROM conversations WHERE tenant_id = $1) AS conversations, \
+                       (SELECT count(*) FROM messages WHERE tenant_id = $1) AS messages, \
+                       (SELECT count(*) FROM attachments WHERE tenant_id = $1) AS attachments, \
+                       (SELECT CAST(COALESCE(sum(prompt_tokens), 0) AS BIGINT) \
+                        FROM messages WHERE tenant_id = $1) AS prompt_tokens, \
+                       (SELECT CAST(COALESCE(sum(completion_tokens), 0) AS BIGINT) \
+                        FROM messages WHERE tenant_id = $1) AS completion_tokens, \
+                       (SELECT max(last_activity_at) FROM conversations WHERE tenant_id = $1) \
+                        AS last_activity_at",
+                )
+                .fetch_one()
+                .await?;
+            Ok(row.into())
+        })
+        .await
+    }
 
-mod hex_bytes {
-    pub fn serialize<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(b))
+    pub async fn last_operator_audit(&self) -> StoreResult<Option<OperatorAuditEntry>> {
+        self.in_global(async |tx| {
+            let row: Option<OperatorAuditRow> = tx
+                .query_as(&format!(
+                    "SELECT {OPERATOR_AUDIT_COLUMNS} FROM operator_audit ORDER BY seq DESC LIMIT 1"
+                ))
+                .fetch_optional()
+                .await?;
+            Ok(row.map(Into::into))
+        })
+        .await
+    }
+
+    /// Appends an entry; `Conflict` if its sequence number is taken (a concurrent append).
+    pub async fn insert_operator_audit(&self, e: &OperatorAuditEntry) -> StoreResult<()> {
+        self.in_global(async |tx| {
+            tx.query(&format!(
+                "INSERT INTO operator_audit ({OPERATOR_AUDIT_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            ))
+            .bind(e.seq)
+            .bind(e.created_at)
+            .bind(&e.actor)
+            .bind(&e.action)
+            .bind(&e.target)
+            .bind(&e.details)
+            .bind(&e.prev_hash)
+            .bind(&e.hash)
+            .execute()
+            .await
+            .map_err(conflict_on_unique("operator audit sequence number taken"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The whole operator audit log in sequence order.
+    pub async fn operator_audit(&self) -> StoreResult<Vec<OperatorAuditEntry>> {
+        self.in_global(async |tx| {
+            let rows: Vec<OperatorAuditRow> = tx
+                .query_as(&format!(
+                    "SELECT {OPERATOR_AUDIT_COLUMNS} FROM operator_audit ORDER BY seq"
+                ))
+                .fetch_all()
+                .await?;
+            Ok(rows.into_iter().map(Into::into).collect())
+        })
+        .await
     }
 }

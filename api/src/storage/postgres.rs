@@ -11,14 +11,14 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Postgres, Transaction};
 
-use super::lifecycle::{Job, JobLock};
-use super::queries::*;
-use super::types::*;
-use super::{Backend, StoreError, StoreResult};
+use super::error::StoreResult;
+use super::jobs::{Job, JobLock};
 use crate::config::DatabaseUrl;
+use crate::model::{TenantId, UserId};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -32,7 +32,7 @@ pub const GLOBAL_TABLES: &[&str] = &[
 ];
 
 #[derive(Debug, Clone)]
-pub struct PgStore {
+pub(super) struct PgDb {
     pool: PgPool,
     /// A few connections with `synchronous_commit = off` for rate-limit counters only: one
     /// autocommit statement per hit, whose commit does not wait for the WAL flush. These
@@ -67,9 +67,7 @@ fn options(url: &DatabaseUrl) -> anyhow::Result<PgConnectOptions> {
         .disable_statement_logging())
 }
 
-impl PgStore {
-    const BACKEND: Backend = Backend::Postgres;
-
+impl PgDb {
     /// Connects as the application role and refuses if that role could bypass row-level
     /// security or if the schema is not migrated.
     pub async fn connect(url: &DatabaseUrl) -> anyhow::Result<Self> {
@@ -99,13 +97,11 @@ impl PgStore {
         Ok(Self { pool, counters })
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// `BEGIN` and the transaction-local tenant in one round trip (one simple-query message).
     /// The id is interpolated, not bound: a formatted UUID is hex digits and dashes only.
-    async fn tenant_tx(&self, t: TenantId) -> StoreResult<Transaction<'static, Postgres>> {
+    /// PostgreSQL locks rows as they are written, so this also serves work that reads before
+    /// it writes.
+    pub async fn begin_tenant(&self, t: TenantId) -> StoreResult<Transaction<'static, Postgres>> {
         let begin = format!(
             "BEGIN; SELECT set_config('app.tenant_id', '{}', true)",
             t.0.hyphenated()
@@ -113,12 +109,8 @@ impl PgStore {
         Ok(self.pool.begin_with(begin).await?)
     }
 
-    /// The same as [`Self::tenant_tx`]: PostgreSQL locks rows as they are written.
-    async fn tenant_write_tx(&self, t: TenantId) -> StoreResult<Transaction<'static, Postgres>> {
-        self.tenant_tx(t).await
-    }
-
-    async fn user_tx(&self, u: UserId) -> StoreResult<Transaction<'static, Postgres>> {
+    /// A transaction in which the policies let user `u` read their own memberships.
+    pub async fn begin_user(&self, u: UserId) -> StoreResult<Transaction<'static, Postgres>> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT set_config('app.user_id', $1, true)")
             .bind(u.0.to_string())
@@ -127,25 +119,31 @@ impl PgStore {
         Ok(tx)
     }
 
-    async fn global_tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
+    /// No tenant: the policies show global tables (and the workspace registry) only.
+    pub async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
     }
 
     /// For counters whose last increments may be lost in a crash (rate limits): a single
     /// autocommit statement (one round trip, the row locked only inside the server) whose
     /// commit does not wait for the WAL flush.
-    fn counter_pool(&self) -> &PgPool {
-        &self.counters
+    pub async fn acquire_counter(&self) -> StoreResult<PoolConnection<Postgres>> {
+        Ok(self.counters.acquire().await?)
     }
 
-    async fn ping_db(&self) -> StoreResult<()> {
+    pub async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.counters.close().await;
+    }
+
     /// A session-level advisory lock on a connection taken out of the pool: it lives exactly
     /// as long as that connection, so a crashed job cannot leave it behind.
-    async fn job_lock(&self, job: Job) -> StoreResult<Option<JobLock>> {
+    pub async fn try_lock_job(&self, job: Job) -> StoreResult<Option<JobLock>> {
         let mut conn = self.pool.acquire().await?.detach();
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(job.advisory_key())
@@ -159,8 +157,6 @@ impl PgStore {
         }
     }
 }
-
-impl_store!(PgStore);
 
 /// Refuses a role that is superuser, has BYPASSRLS, owns (or can become the owner of) any
 /// table, or can SET ROLE to a role that could do any of that.
@@ -258,6 +254,7 @@ pub async fn migrate(owner: &DatabaseUrl, app_role: Option<&str>) -> anyhow::Res
     Ok(())
 }
 
-fn quote_ident(s: &str) -> String {
+/// An SQL identifier in double quotes (a table or role name read from the database).
+pub(super) fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }

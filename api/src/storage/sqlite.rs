@@ -1,31 +1,28 @@
 //! The embedded backend: one SQLite file in WAL mode. There is no row-level security in
-//! SQLite; tenant scope comes from the shared queries, every one of which filters by
-//! `tenant_id`, and from composite foreign keys.
+//! SQLite; tenant scope comes from the queries, every one of which filters by the tenant its
+//! transaction binds as `$1`, and from composite foreign keys.
 
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Sqlite, SqlitePool, Transaction};
 
-use super::lifecycle::{Job, JobLock, JobMutexes};
-use super::queries::*;
-use super::types::*;
-use super::{Backend, StoreError, StoreResult};
+use super::error::StoreResult;
+use super::jobs::{Job, JobLock, JobMutexes};
 use crate::config::DatabaseUrl;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
 #[derive(Debug, Clone)]
-pub struct SqliteStore {
+pub(super) struct SqliteDb {
     pool: SqlitePool,
     /// One process owns a SQLite file, so job locks are in-process.
     jobs: JobMutexes,
 }
 
-impl SqliteStore {
-    const BACKEND: Backend = Backend::Sqlite;
-
+impl SqliteDb {
     /// Opens (creating if needed) the database file and applies migrations.
     pub async fn open(url: &DatabaseUrl) -> anyhow::Result<Self> {
         let opts = SqliteConnectOptions::from_str(url.expose())?
@@ -56,48 +53,36 @@ impl SqliteStore {
         })
     }
 
-    async fn begin(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        // BEGIN IMMEDIATE would serialise readers too; deferred transactions plus the busy
-        // timeout are enough because every unit of work is short.
+    /// Every unit of work but a chat turn: tenant, user and global alike (SQLite has no
+    /// session settings to scope them by). `BEGIN IMMEDIATE` would serialise readers too;
+    /// deferred transactions plus the busy timeout are enough because every unit of work is
+    /// short.
+    pub async fn begin(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         Ok(self.pool.begin().await?)
-    }
-
-    async fn tenant_tx(&self, _t: TenantId) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.begin().await
     }
 
     /// For units of work that read and then write: `BEGIN IMMEDIATE` takes the write lock
     /// first, so the transaction cannot fail with `SQLITE_BUSY` when it upgrades from reading
     /// to writing (the busy timeout covers waiting for the lock, not an upgrade).
-    async fn tenant_write_tx(&self, _t: TenantId) -> StoreResult<Transaction<'static, Sqlite>> {
+    pub async fn begin_immediate(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    async fn user_tx(&self, _u: UserId) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.begin().await
-    }
-
-    async fn global_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.begin().await
-    }
-
     /// Rate-limit counters: one autocommit statement, no explicit transaction.
-    fn counter_pool(&self) -> &SqlitePool {
-        &self.pool
+    pub async fn acquire(&self) -> StoreResult<PoolConnection<Sqlite>> {
+        Ok(self.pool.acquire().await?)
     }
 
-    async fn ping_db(&self) -> StoreResult<()> {
+    pub async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 
-    async fn job_lock(&self, job: Job) -> StoreResult<Option<JobLock>> {
-        Ok(self.jobs.try_lock(job))
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    pub fn try_lock_job(&self, job: Job) -> Option<JobLock> {
+        self.jobs.try_lock(job)
     }
 }
-
-impl_store!(SqliteStore);

@@ -18,8 +18,9 @@ use crate::crypto::sha256;
 use crate::error::{AppError, AppResult};
 use crate::http::client_ip::ClientIp;
 use crate::mistral::{OcrInput, UpstreamError};
+use crate::model::{Message, MessageRole, MessageStatus, NewAttachment, NewMessage};
 use crate::state::AppState;
-use crate::storage::{Message, MessageRole, MessageStatus, NewAttachment, NewMessage, StoreError};
+use crate::storage::StoreError;
 
 pub const MAX_ATTACHMENT_BYTES: usize = 10 * 1024 * 1024;
 

@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use super::cors::{origin_refused, own_origin, request_origin};
 use super::token::{self, TokenError, WidgetClaims};
 use crate::error::AppError;
+use crate::model::Timestamp;
 use crate::state::AppState;
-use crate::storage::Timestamp;
 
 /// A verified widget token whose origin matches the request.
 pub struct WidgetAuth(pub WidgetClaims);

@@ -26,8 +26,8 @@ use super::turn::{api_key, chat_request, drive_answer};
 use crate::error::{ApiJson, AppError, AppResult};
 use crate::http::client_ip::ClientIp;
 use crate::lifecycle::suspension::SuspensionError;
+use crate::model::{NewTurn, Provider, TurnStart};
 use crate::state::AppState;
-use crate::storage::{NewTurn, Provider, TurnStart};
 
 /// Longest message an end user may send, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 4000;

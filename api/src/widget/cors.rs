@@ -64,7 +64,7 @@ pub fn origin_refused(code: &'static str, message: String) -> Response {
 /// The request's Origin, normalised like an allowed origin.
 pub fn request_origin(headers: &HeaderMap) -> Option<String> {
     let raw = headers.get(header::ORIGIN)?.to_str().ok()?;
-    crate::storage::AllowedOrigin::parse(raw)
+    crate::model::AllowedOrigin::parse(raw)
         .ok()
         .map(|o| o.as_str().to_owned())
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::error::{AppError, AppResult};
 use crate::http::client_ip::ClientIp;
+use crate::model::ConversationId;
 use crate::ratelimit::Limit;
 use crate::state::AppState;
-use crate::storage::ConversationId;
 
 /// The rate-limit key of an end user's IP (hashed before it is stored).
 pub fn ip_limit_key(ip: ClientIp) -> String {

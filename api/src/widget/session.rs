@@ -16,10 +16,10 @@ use super::token::{self, WidgetClaims};
 use crate::crypto::{random_token, sha256};
 use crate::error::{ApiJson, AppError, AppResult};
 use crate::http::client_ip::ClientIp;
-use crate::state::AppState;
-use crate::storage::{
+use crate::model::{
     Bot, ConversationId, Message, MessageRole, MessageStatus, NewConversation, Timestamp,
 };
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,7 +73,7 @@ pub async fn start_session(
         .bot_by_public_id(tenant, &req.bot)
         .await?
         .ok_or_else(unknown_bot)?;
-    crate::lifecycle::suspension::refuse_if_suspended(state.store.as_ref(), tenant).await?;
+    crate::lifecycle::suspension::refuse_if_suspended(&state.store, tenant).await?;
     let allowed = bot
         .settings
         .allowed_origins

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::keyring::TokenKeys;
-use crate::storage::{BotId, ConversationId, TenantId, Timestamp};
+use crate::model::{BotId, ConversationId, TenantId, Timestamp};
 
 const VERSION: &str = "pw1";
 /// The longest a token may live.

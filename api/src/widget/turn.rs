@@ -16,11 +16,11 @@ use tokio::sync::mpsc;
 
 use crate::crypto::{self, Purpose};
 use crate::mistral::{ChatEvent, ChatMessage, ChatRequest, Role, UpstreamError};
-use crate::state::AppState;
-use crate::storage::{
+use crate::model::{
     Bot, FinishedMessage, Message, MessageId, MessageRole, MessageStatus, Provider, ProviderKey,
     TenantId, TokenUsage,
 };
+use crate::state::AppState;
 
 /// Why there is no answer, in words an end user understands.
 #[derive(Debug)]

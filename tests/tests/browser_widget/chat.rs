@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use parlo::storage::{ConversationQuery, MessageRole, MessageStatus};
+use parlo::model::{ConversationQuery, MessageRole, MessageStatus};
 use parlo_tests::host_page::{HostSite, Page, page_html};
 use parlo_tests::{Backend, both_backends};
 use serde_json::json;
@@ -140,7 +140,7 @@ async fn cross_origin_chat_streams_markdown_and_math_and_history_survives_reload
     s.close().await;
 }
 
-async fn wait_for_stored_answer(s: &Setup, conversation: parlo::storage::ConversationId) -> String {
+async fn wait_for_stored_answer(s: &Setup, conversation: parlo::model::ConversationId) -> String {
     let start = Instant::now();
     loop {
         let messages = s

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use parlo::storage::ConversationQuery;
+use parlo::model::ConversationQuery;
 use parlo_tests::browser::{Browser, spawn_app_at_public_url};
 use parlo_tests::fake_mistral::FakeMistral;
 use parlo_tests::fixture::{NewTenant, Tenant};

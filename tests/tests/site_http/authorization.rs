@@ -2,7 +2,7 @@
 //! members without the role; posts need the session's CSRF token and the site's origin; the
 //! route table covers every route the code has.
 
-use parlo::storage::*;
+use parlo::model::*;
 use parlo_tests::fixture::PASSWORD;
 use parlo_tests::{Backend, both_backends};
 

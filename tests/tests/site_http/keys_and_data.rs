@@ -2,7 +2,7 @@
 //! last four; export without key material; wiping logs; deleting the workspace.
 
 use parlo::crypto;
-use parlo::storage::*;
+use parlo::model::*;
 use parlo_tests::fixture::location;
 use parlo_tests::{Backend, both_backends};
 

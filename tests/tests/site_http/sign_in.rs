@@ -3,7 +3,7 @@
 //! session cookie flags.
 
 use parlo::crypto;
-use parlo::storage::*;
+use parlo::model::*;
 use parlo_tests::browser::spawn_app_at_public_url;
 use parlo_tests::fixture::{PASSWORD, SiteClient, field, location};
 use parlo_tests::{Backend, both_backends, spawn_app_with};

@@ -2,11 +2,12 @@
 //! member signed in, and the table of every workspace route with the role it needs.
 
 use parlo::crypto;
+use parlo::model::*;
 use parlo::storage::*;
 use parlo_tests::browser::spawn_app_at_public_url;
 use parlo_tests::fake_mistral::FakeMistral;
 use parlo_tests::fixture::{NewTenant, PASSWORD, SiteClient, Tenant, location};
-use parlo_tests::{AnyStore, Backend, TestApp};
+use parlo_tests::{Backend, TestApp};
 
 pub fn text_of<'a>(html: &'a str, id: &str) -> &'a str {
     let at = html
@@ -17,12 +18,7 @@ pub fn text_of<'a>(html: &'a str, id: &str) -> &'a str {
     &html[start..end]
 }
 
-pub async fn new_conversation(
-    store: &AnyStore,
-    t: TenantId,
-    bot: BotId,
-    text: &str,
-) -> Conversation {
+pub async fn new_conversation(store: &Store, t: TenantId, bot: BotId, text: &str) -> Conversation {
     let c = store
         .create_conversation(
             t,

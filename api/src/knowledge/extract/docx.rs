@@ -14,7 +14,7 @@ use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 use zip::ZipArchive;
 
-use super::{Document, ExtractError, SectionBuilder};
+use super::document::{Document, ExtractError, SectionBuilder};
 
 /// Bounds on what a DOCX may expand to.
 #[derive(Debug, Clone, Copy)]

@@ -6,7 +6,7 @@
 use ego_tree::NodeRef;
 use scraper::{ElementRef, Html, Node, Selector};
 
-use super::{Document, ExtractError, SectionBuilder, collapse_spaces};
+use super::document::{Document, ExtractError, SectionBuilder, collapse_spaces};
 
 /// WHATWG MIME sniffing's HTML signatures, checked after leading whitespace, plus the
 /// common case of a fragment that opens with markup somewhere near the top.

@@ -4,7 +4,7 @@
 
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
-use super::{Document, SectionBuilder};
+use super::document::{Document, SectionBuilder};
 
 /// Guesses whether UTF-8 text is Markdown rather than plain prose: a heading or a code fence
 /// decides, otherwise two kinds of Markdown syntax must appear.

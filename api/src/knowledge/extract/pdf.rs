@@ -4,7 +4,7 @@
 
 use memchr::memmem;
 
-use super::ExtractError;
+use super::document::ExtractError;
 
 /// The PDF specification lets a header appear within the first 1024 bytes (some producers
 /// put junk before it); readers such as pdf.js accept that too.

@@ -15,7 +15,9 @@ use std::collections::HashMap;
 use texting_robots::Robot;
 use url::Url;
 
-use super::{FetchError, Fetched, Fetcher, RequestOptions, shown};
+use futures_util::future::BoxFuture;
+
+use super::fetcher::{FetchError, Fetched, Fetcher, HopGate, RequestOptions, shown};
 
 /// Google reads at most 500 KiB of a robots.txt; a larger one is unreadable for us.
 const ROBOTS_MAX_BYTES: usize = 500 * 1024;
@@ -27,6 +29,16 @@ enum Verdict {
         robots_url: String,
         status: Option<u16>,
     },
+}
+
+impl HopGate for RobotsCache {
+    fn check<'a>(
+        &'a mut self,
+        fetcher: &'a Fetcher,
+        url: &'a Url,
+    ) -> BoxFuture<'a, Result<(), FetchError>> {
+        Box::pin(RobotsCache::check(self, fetcher, url))
+    }
 }
 
 /// The robots.txt verdicts of one fetch session, keyed by origin (scheme, host, port).
@@ -105,7 +117,7 @@ pub struct FetchSession<'a> {
 impl<'a> FetchSession<'a> {
     pub fn new(fetcher: &'a Fetcher) -> Self {
         Self {
-            robots: RobotsCache::new(&fetcher.config.user_agent),
+            robots: RobotsCache::new(&fetcher.config().user_agent),
             fetcher,
         }
     }

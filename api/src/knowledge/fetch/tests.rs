@@ -14,6 +14,12 @@ use secrecy::SecretString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use std::io;
+
+use url::Url;
+
+use super::fetcher::*;
+use super::robots::FetchSession;
 use super::*;
 
 /// What the test server does with one request.

@@ -1,0 +1,317 @@
+//! Accounts (global, not tenant data): users, login sessions, the TOTP step a login used and
+//! MFA recovery codes.
+
+use super::error::{StoreResult, conflict_on_unique, corrupt};
+use super::sql::Tx;
+use super::store::Store;
+use crate::model::{Email, LoginSession, NewLoginSession, SealedSecret, SessionId, Timestamp};
+use crate::model::{User, UserId};
+
+const USER_COLUMNS: &str =
+    "id, email, password_hash, totp_ciphertext, totp_nonce, totp_key_version, created_at";
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: UserId,
+    email: String,
+    password_hash: String,
+    totp_ciphertext: Option<Vec<u8>>,
+    totp_nonce: Option<Vec<u8>>,
+    totp_key_version: Option<i32>,
+    created_at: Timestamp,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        let totp = match (r.totp_ciphertext, r.totp_nonce, r.totp_key_version) {
+            (Some(ciphertext), Some(nonce), Some(key_version)) => Some(SealedSecret {
+                ciphertext,
+                nonce,
+                key_version,
+            }),
+            _ => None,
+        };
+        User {
+            id: r.id,
+            email: r.email,
+            password_hash: r.password_hash,
+            totp,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: SessionId,
+    user_id: UserId,
+    mfa_verified: bool,
+    created_at: Timestamp,
+    expires_at: Timestamp,
+}
+
+impl From<SessionRow> for LoginSession {
+    fn from(r: SessionRow) -> Self {
+        LoginSession {
+            id: r.id,
+            user_id: r.user_id,
+            mfa_verified: r.mfa_verified,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
+/// The stored recovery codes: a JSON array of hex SHA-256 hashes.
+fn parse_code_hashes(json: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(json).map_err(|_| corrupt("users.recovery_codes"))
+}
+
+async fn recovery_codes(tx: &mut Tx, id: UserId) -> StoreResult<Option<String>> {
+    Ok(tx
+        .query_scalar("SELECT recovery_codes FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional()
+        .await?)
+}
+
+impl Store {
+    pub async fn create_user(&self, email: &Email, password_hash: &str) -> StoreResult<User> {
+        let user = User {
+            id: UserId::new(),
+            email: email.as_str().to_owned(),
+            password_hash: password_hash.to_owned(),
+            totp: None,
+            created_at: Timestamp::now(),
+        };
+        self.in_global(async |tx| {
+            tx.query(
+                "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(user.id)
+            .bind(&user.email)
+            .bind(&user.password_hash)
+            .bind(user.created_at)
+            .execute()
+            .await
+            .map_err(conflict_on_unique("email already registered"))?;
+            Ok(())
+        })
+        .await?;
+        Ok(user)
+    }
+
+    pub async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.in_global(async |tx| {
+            let row: Option<UserRow> = tx
+                .query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                .bind(id)
+                .fetch_optional()
+                .await?;
+            Ok(row.map(Into::into))
+        })
+        .await
+    }
+
+    pub async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
+        self.in_global(async |tx| {
+            let row: Option<UserRow> = tx
+                .query_as(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
+                ))
+                .bind(email.as_str())
+                .fetch_optional()
+                .await?;
+            Ok(row.map(Into::into))
+        })
+        .await
+    }
+
+    pub async fn set_password_hash(&self, id: UserId, password_hash: &str) -> StoreResult<()> {
+        self.in_global(async |tx| {
+            tx.query("UPDATE users SET password_hash = $2 WHERE id = $1")
+                .bind(id)
+                .bind(password_hash)
+                .execute()
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn set_totp(&self, id: UserId, totp: Option<&SealedSecret>) -> StoreResult<()> {
+        self.in_global(async |tx| {
+            tx.query(
+                "UPDATE users SET totp_ciphertext = $2, totp_nonce = $3, totp_key_version = $4 \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(totp.map(|s| s.ciphertext.clone()))
+            .bind(totp.map(|s| s.nonce.clone()))
+            .bind(totp.map(|s| s.key_version))
+            .execute()
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn create_login_session(&self, s: &NewLoginSession) -> StoreResult<LoginSession> {
+        let session = LoginSession {
+            id: SessionId::new(),
+            user_id: s.user_id,
+            mfa_verified: s.mfa_verified,
+            created_at: Timestamp::now(),
+            expires_at: s.expires_at,
+        };
+        self.in_global(async |tx| {
+            tx.query(
+                "INSERT INTO login_sessions \
+                 (id, user_id, token_hash, mfa_verified, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(session.id)
+            .bind(s.user_id)
+            .bind(&s.token_hash)
+            .bind(s.mfa_verified)
+            .bind(session.created_at)
+            .bind(s.expires_at)
+            .execute()
+            .await?;
+            Ok(())
+        })
+        .await?;
+        Ok(session)
+    }
+
+    pub async fn login_session(&self, token_hash: &[u8]) -> StoreResult<Option<LoginSession>> {
+        self.in_global(async |tx| {
+            let row: Option<SessionRow> = tx
+                .query_as(
+                    "SELECT id, user_id, mfa_verified, created_at, expires_at FROM login_sessions \
+                     WHERE token_hash = $1 AND expires_at > $2",
+                )
+                .bind(token_hash)
+                .bind(Timestamp::now())
+                .fetch_optional()
+                .await?;
+            Ok(row.map(Into::into))
+        })
+        .await
+    }
+
+    pub async fn mark_login_session_mfa(&self, id: SessionId) -> StoreResult<()> {
+        self.in_global(async |tx| {
+            tx.query("UPDATE login_sessions SET mfa_verified = true WHERE id = $1")
+                .bind(id)
+                .execute()
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn delete_login_session(&self, token_hash: &[u8]) -> StoreResult<()> {
+        self.in_global(async |tx| {
+            tx.query("DELETE FROM login_sessions WHERE token_hash = $1")
+                .bind(token_hash)
+                .execute()
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
+        self.in_global(async |tx| {
+            Ok(tx
+                .query("DELETE FROM login_sessions WHERE user_id = $1")
+                .bind(user)
+                .execute()
+                .await?)
+        })
+        .await
+    }
+
+    /// Deletes the account, its sessions and its memberships (not its workspaces).
+    pub async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
+        self.in_global(async |tx| {
+            let n = tx
+                .query("DELETE FROM users WHERE id = $1")
+                .bind(id)
+                .execute()
+                .await?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    /// Replaces the user's MFA recovery codes (SHA-256 of each; the codes are shown once).
+    pub async fn set_recovery_codes(&self, id: UserId, hashes: &[Vec<u8>]) -> StoreResult<()> {
+        let json = serde_json::to_string(&hashes.iter().map(hex::encode).collect::<Vec<_>>())
+            .expect("strings serialise");
+        self.in_global(async |tx| {
+            tx.query("UPDATE users SET recovery_codes = $2 WHERE id = $1")
+                .bind(id)
+                .bind(json)
+                .execute()
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn recovery_codes_left(&self, id: UserId) -> StoreResult<usize> {
+        let json = self
+            .in_global(async |tx| recovery_codes(tx, id).await)
+            .await?;
+        Ok(match json {
+            Some(j) => parse_code_hashes(&j)?.len(),
+            None => 0,
+        })
+    }
+
+    /// Uses up a recovery code: true if it was unused (and now is gone), false otherwise.
+    pub async fn consume_recovery_code(&self, id: UserId, hash: &[u8]) -> StoreResult<bool> {
+        self.in_global(async |tx| {
+            let Some(json) = recovery_codes(tx, id).await? else {
+                return Ok(false);
+            };
+            let mut codes = parse_code_hashes(&json)?;
+            let wanted = hex::encode(hash);
+            let Some(pos) = codes.iter().position(|c| *c == wanted) else {
+                return Ok(false);
+            };
+            codes.remove(pos);
+            let left = serde_json::to_string(&codes).expect("strings serialise");
+            // Compare-and-set: of two concurrent uses of one code, only one changes the row.
+            let n = tx
+                .query("UPDATE users SET recovery_codes = $2 WHERE id = $1 AND recovery_codes = $3")
+                .bind(id)
+                .bind(left)
+                .bind(&json)
+                .execute()
+                .await?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    /// Records the TOTP time step a login used: false if that step or a later one was used
+    /// before, so a code cannot be replayed.
+    pub async fn consume_totp_step(&self, id: UserId, step: i64) -> StoreResult<bool> {
+        self.in_global(async |tx| {
+            let n = tx
+                .query(
+                    "UPDATE users SET totp_last_step = $2 WHERE id = $1 \
+                     AND (totp_last_step IS NULL OR totp_last_step < $2)",
+                )
+                .bind(id)
+                .bind(step)
+                .execute()
+                .await?;
+            Ok(n == 1)
+        })
+        .await
+    }
+}

@@ -1,0 +1,240 @@
+//! Conversations between a bot and an end user, and their attachments' metadata. Messages
+//! and the chat turn are in `messages.rs`.
+
+use super::error::StoreResult;
+use super::store::Store;
+use crate::model::Timestamp;
+use crate::model::{Attachment, AttachmentId, BotId, Conversation, ConversationId};
+use crate::model::{ConversationQuery, MessageId, NewAttachment, NewConversation, TenantId};
+
+const CONVERSATION_COLUMNS: &str =
+    "tenant_id, id, bot_id, origin, resume_hash, created_at, last_activity_at";
+const ATTACHMENT_COLUMNS: &str =
+    "id, conversation_id, message_id, file_name, content_type, size_bytes, sha256, created_at";
+
+#[derive(sqlx::FromRow)]
+struct ConversationRow {
+    tenant_id: TenantId,
+    id: ConversationId,
+    bot_id: BotId,
+    origin: String,
+    resume_hash: Vec<u8>,
+    created_at: Timestamp,
+    last_activity_at: Timestamp,
+}
+
+impl From<ConversationRow> for Conversation {
+    fn from(r: ConversationRow) -> Self {
+        Conversation {
+            tenant_id: r.tenant_id,
+            id: r.id,
+            bot_id: r.bot_id,
+            origin: r.origin,
+            resume_hash: r.resume_hash,
+            created_at: r.created_at,
+            last_activity_at: r.last_activity_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AttachmentRow {
+    id: AttachmentId,
+    conversation_id: ConversationId,
+    message_id: Option<MessageId>,
+    file_name: String,
+    content_type: String,
+    size_bytes: i64,
+    sha256: Vec<u8>,
+    created_at: Timestamp,
+}
+
+impl From<AttachmentRow> for Attachment {
+    fn from(r: AttachmentRow) -> Self {
+        Attachment {
+            id: r.id,
+            conversation_id: r.conversation_id,
+            message_id: r.message_id,
+            file_name: r.file_name,
+            content_type: r.content_type,
+            size_bytes: r.size_bytes,
+            sha256: r.sha256,
+            created_at: r.created_at,
+        }
+    }
+}
+
+impl Store {
+    pub async fn create_conversation(
+        &self,
+        t: TenantId,
+        c: &NewConversation,
+    ) -> StoreResult<Conversation> {
+        let now = Timestamp::now();
+        self.in_tenant(t, async |tx| {
+            let row: ConversationRow = tx
+                .query_as(&format!(
+                    "INSERT INTO conversations ({CONVERSATION_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {CONVERSATION_COLUMNS}"
+                ))
+                .bind(ConversationId::new())
+                .bind(c.bot_id)
+                .bind(&c.origin)
+                .bind(&c.resume_hash)
+                .bind(now)
+                .fetch_one()
+                .await?;
+            Ok(row.into())
+        })
+        .await
+    }
+
+    pub async fn conversation(
+        &self,
+        t: TenantId,
+        id: ConversationId,
+    ) -> StoreResult<Option<Conversation>> {
+        self.in_tenant(t, async |tx| {
+            let row: Option<ConversationRow> = tx
+                .query_as(&format!(
+                    "SELECT {CONVERSATION_COLUMNS} FROM conversations \
+                     WHERE tenant_id = $1 AND id = $2"
+                ))
+                .bind(id)
+                .fetch_optional()
+                .await?;
+            Ok(row.map(Into::into))
+        })
+        .await
+    }
+
+    /// The conversation of `bot` whose resume secret hashes to `resume_hash`.
+    pub async fn conversation_by_resume(
+        &self,
+        t: TenantId,
+        bot: BotId,
+        resume_hash: &[u8],
+    ) -> StoreResult<Option<Conversation>> {
+        self.in_tenant(t, async |tx| {
+            let row: Option<ConversationRow> = tx
+                .query_as(&format!(
+                    "SELECT {CONVERSATION_COLUMNS} FROM conversations \
+                     WHERE tenant_id = $1 AND bot_id = $2 AND resume_hash = $3"
+                ))
+                .bind(bot)
+                .bind(resume_hash)
+                .fetch_optional()
+                .await?;
+            Ok(row.map(Into::into))
+        })
+        .await
+    }
+
+    pub async fn conversations(
+        &self,
+        t: TenantId,
+        q: &ConversationQuery,
+    ) -> StoreResult<Vec<Conversation>> {
+        self.in_tenant(t, async |tx| {
+            let rows: Vec<ConversationRow> = tx
+                .query_as(&format!(
+                    "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE tenant_id = $1 \
+                     AND ($2 IS NULL OR bot_id = $2) AND ($3 IS NULL OR last_activity_at < $3) \
+                     ORDER BY last_activity_at DESC, id DESC LIMIT $4"
+                ))
+                .bind(q.bot_id)
+                .bind(q.before)
+                .bind(i64::from(q.limit.clamp(1, 500)))
+                .fetch_all()
+                .await?;
+            Ok(rows.into_iter().map(Into::into).collect())
+        })
+        .await
+    }
+
+    pub async fn delete_conversation(&self, t: TenantId, id: ConversationId) -> StoreResult<bool> {
+        self.in_tenant(t, async |tx| {
+            let n = tx
+                .query("DELETE FROM conversations WHERE tenant_id = $1 AND id = $2")
+                .bind(id)
+                .execute()
+                .await?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    /// Deletes a bot's conversations last active before `cutoff`; returns how many.
+    pub async fn delete_conversations_before(
+        &self,
+        t: TenantId,
+        bot: BotId,
+        cutoff: Timestamp,
+    ) -> StoreResult<u64> {
+        self.in_tenant(t, async |tx| {
+            Ok(tx
+                .query(
+                    "DELETE FROM conversations \
+                     WHERE tenant_id = $1 AND bot_id = $2 AND last_activity_at < $3",
+                )
+                .bind(bot)
+                .bind(cutoff)
+                .execute()
+                .await?)
+        })
+        .await
+    }
+
+    /// Deletes every conversation of the tenant (optionally of one bot); returns how many.
+    pub async fn wipe_conversations(&self, t: TenantId, bot: Option<BotId>) -> StoreResult<u64> {
+        self.in_tenant(t, async |tx| {
+            Ok(tx
+                .query("DELETE FROM conversations WHERE tenant_id = $1 AND ($2 IS NULL OR bot_id = $2)")
+                .bind(bot)
+                .execute()
+                .await?)
+        })
+        .await
+    }
+
+    pub async fn add_attachment(&self, t: TenantId, a: &NewAttachment) -> StoreResult<Attachment> {
+        self.in_tenant(t, async |tx| {
+            let row: AttachmentRow = tx
+                .query_as(&format!(
+                    "INSERT INTO attachments (tenant_id, {ATTACHMENT_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {ATTACHMENT_COLUMNS}"
+                ))
+                .bind(AttachmentId::new())
+                .bind(a.conversation_id)
+                .bind(a.message_id)
+                .bind(&a.file_name)
+                .bind(&a.content_type)
+                .bind(a.size_bytes)
+                .bind(&a.sha256)
+                .bind(Timestamp::now())
+                .fetch_one()
+                .await?;
+            Ok(row.into())
+        })
+        .await
+    }
+
+    pub async fn attachments(
+        &self,
+        t: TenantId,
+        conversation: ConversationId,
+    ) -> StoreResult<Vec<Attachment>> {
+        self.in_tenant(t, async |tx| {
+            let rows: Vec<AttachmentRow> = tx
+                .query_as(&format!(
+                    "SELECT {ATTACHMENT_COLUMNS} FROM attachments \
+                     WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY created_at, id"
+                ))
+                .bind(conversation)
+                .fetch_all()
+                .await?;
+            Ok(rows.into_iter().map(Into::into).collect())
+        })
+        .await
+    }
+}

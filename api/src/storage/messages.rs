@@ -1,0 +1,259 @@
+//! Messages and the two units of work of a chat turn: `begin_turn` before the upstream
+//! call, `finish_message` after it.
+
+use super::bots::{BOT_COLUMNS, BotRow};
+use super::error::{StoreError, StoreResult, corrupt};
+use super::store::Store;
+use crate::model::{ConversationId, FinishedMessage, Message, MessageId, MessageRole};
+use crate::model::{MessageStatus, NewMessage, NewTurn, Provider, ProviderKey, SealedSecret};
+use crate::model::{TenantId, Timestamp, Turn, TurnStart};
+
+const MESSAGE_COLUMNS: &str = "id, conversation_id, role, content, status, prompt_tokens, \
+     completion_tokens, created_at, completed_at";
+
+#[derive(sqlx::FromRow)]
+struct MessageRow {
+    id: MessageId,
+    conversation_id: ConversationId,
+    role: String,
+    content: String,
+    status: String,
+    prompt_tokens: Option<i64>,
+    completion_tokens: Option<i64>,
+    created_at: Timestamp,
+    completed_at: Option<Timestamp>,
+}
+
+impl MessageRow {
+    fn into_message(self) -> StoreResult<Message> {
+        let role = match self.role.as_str() {
+            "user" => MessageRole::User,
+            "assistant" => MessageRole::Assistant,
+            "system" => MessageRole::System,
+            _ => return Err(corrupt("messages.role")),
+        };
+        let status = match self.status.as_str() {
+            "pending" => MessageStatus::Pending,
+            "complete" => MessageStatus::Complete,
+            "interrupted" => MessageStatus::Interrupted,
+            "failed" => MessageStatus::Failed,
+            _ => return Err(corrupt("messages.status")),
+        };
+        Ok(Message {
+            id: self.id,
+            conversation_id: self.conversation_id,
+            role,
+            content: self.content,
+            status,
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            created_at: self.created_at,
+            completed_at: self.completed_at,
+        })
+    }
+}
+
+/// The bot of a turn with its workspace's suspension and the tenant's provider key.
+#[derive(sqlx::FromRow)]
+struct TurnHeadRow {
+    #[sqlx(flatten)]
+    bot: BotRow,
+    suspended_at: Option<Timestamp>,
+    key_ciphertext: Option<Vec<u8>>,
+    key_nonce: Option<Vec<u8>>,
+    key_version: Option<i32>,
+    key_last_four: Option<String>,
+    key_updated_at: Option<Timestamp>,
+}
+
+impl TurnHeadRow {
+    fn key(&mut self, provider: Provider) -> Option<ProviderKey> {
+        Some(ProviderKey {
+            provider,
+            sealed: SealedSecret {
+                ciphertext: self.key_ciphertext.take()?,
+                nonce: self.key_nonce.take()?,
+                key_version: self.key_version?,
+            },
+            last_four: self.key_last_four.take()?,
+            updated_at: self.key_updated_at?,
+        })
+    }
+}
+
+impl Store {
+    pub async fn append_message(&self, t: TenantId, m: &NewMessage) -> StoreResult<Message> {
+        let now = Timestamp::now();
+        let row: MessageRow = self
+            .in_tenant(t, async |tx| {
+                let touched = tx
+                    .query(
+                        "UPDATE conversations SET last_activity_at = $3 \
+                         WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(m.conversation_id)
+                    .bind(now)
+                    .execute()
+                    .await?;
+                if touched == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                let completed_at = (m.status != MessageStatus::Pending).then_some(now);
+                Ok(tx
+                    .query_as(&format!(
+                        "INSERT INTO messages (tenant_id, {MESSAGE_COLUMNS}) \
+                         VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7, $8) \
+                         RETURNING {MESSAGE_COLUMNS}"
+                    ))
+                    .bind(MessageId::new())
+                    .bind(m.conversation_id)
+                    .bind(m.role.as_str())
+                    .bind(&m.content)
+                    .bind(m.status.as_str())
+                    .bind(now)
+                    .bind(completed_at)
+                    .fetch_one()
+                    .await?)
+            })
+            .await?;
+        row.into_message()
+    }
+
+    /// Starts a chat turn in one transaction: refuses a suspended workspace or a deleted
+    /// bot, stores the user's message and an empty `pending` answer in the conversation, and
+    /// reads the bot, the latest context and the tenant's provider key. This is the whole
+    /// database cost of a turn before its upstream call.
+    pub async fn begin_turn(&self, t: TenantId, turn: &NewTurn) -> StoreResult<TurnStart> {
+        let now = Timestamp::now();
+        // Writes follow reads here, so SQLite takes the write lock up front.
+        let mut tx = self.tenant_write_tx(t).await?;
+        let head: Option<TurnHeadRow> = tx
+            .query_as(&format!(
+                "SELECT b.*, w.suspended_at, k.ciphertext AS key_ciphertext, \
+                 k.nonce AS key_nonce, k.key_version AS key_version, \
+                 k.last_four AS key_last_four, k.updated_at AS key_updated_at \
+                 FROM (SELECT {BOT_COLUMNS} FROM bots WHERE tenant_id = $1 AND id = $2) b \
+                 JOIN workspaces w ON w.id = b.tenant_id \
+                 LEFT JOIN provider_keys k ON k.tenant_id = b.tenant_id AND k.provider = $3"
+            ))
+            .bind(turn.bot)
+            .bind(turn.provider.as_str())
+            .fetch_optional()
+            .await?;
+        // Returning early drops `tx`, which rolls back: a refused turn stores nothing.
+        let Some(mut head) = head else {
+            return Ok(TurnStart::NoBot);
+        };
+        if head.suspended_at.is_some() {
+            return Ok(TurnStart::Suspended);
+        }
+        let touched = tx
+            .query(
+                "UPDATE conversations SET last_activity_at = $3 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(turn.conversation)
+            .bind(now)
+            .execute()
+            .await?;
+        if touched == 0 {
+            return Ok(TurnStart::NoConversation);
+        }
+        // UUIDv7: the answer's id sorts after the question's within the same millisecond.
+        let (question, answer) = (MessageId::new(), MessageId::new());
+        tx.query(&format!(
+            "INSERT INTO messages (tenant_id, {MESSAGE_COLUMNS}) VALUES \
+             ($1, $2, $4, $5, $6, $7, NULL, NULL, $10, $10), \
+             ($1, $3, $4, $8, '', $9, NULL, NULL, $10, NULL)"
+        ))
+        .bind(question)
+        .bind(answer)
+        .bind(turn.conversation)
+        .bind(MessageRole::User.as_str())
+        .bind(&turn.content)
+        .bind(MessageStatus::Complete.as_str())
+        .bind(MessageRole::Assistant.as_str())
+        .bind(MessageStatus::Pending.as_str())
+        .bind(now)
+        .execute()
+        .await?;
+        let rows: Vec<MessageRow> = tx
+            .query_as(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages \
+                 WHERE tenant_id = $1 AND conversation_id = $2 \
+                 AND status IN ($3, $4) AND content <> '' \
+                 ORDER BY created_at DESC, id DESC LIMIT $5"
+            ))
+            .bind(turn.conversation)
+            .bind(MessageStatus::Complete.as_str())
+            .bind(MessageStatus::Interrupted.as_str())
+            .bind(i64::from(turn.context.max(1)))
+            .fetch_all()
+            .await?;
+        tx.commit().await?;
+        let context = rows
+            .into_iter()
+            .rev()
+            .map(MessageRow::into_message)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let key = head.key(turn.provider);
+        Ok(TurnStart::Started(Box::new(Turn {
+            bot: head.bot.into_bot()?,
+            question,
+            answer,
+            context,
+            key,
+        })))
+    }
+
+    /// Sets the final content and state of a message that was stored `pending`.
+    pub async fn finish_message(
+        &self,
+        t: TenantId,
+        id: MessageId,
+        f: &FinishedMessage,
+    ) -> StoreResult<()> {
+        let n = self
+            .in_tenant(t, async |tx| {
+                Ok(tx
+                    .query(
+                        "UPDATE messages SET content = $3, status = $4, prompt_tokens = $5, \
+                         completion_tokens = $6, completed_at = $7 \
+                         WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(id)
+                    .bind(&f.content)
+                    .bind(f.status.as_str())
+                    .bind(f.usage.prompt_tokens)
+                    .bind(f.usage.completion_tokens)
+                    .bind(Timestamp::now())
+                    .execute()
+                    .await?)
+            })
+            .await?;
+        if n == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub async fn messages(
+        &self,
+        t: TenantId,
+        conversation: ConversationId,
+    ) -> StoreResult<Vec<Message>> {
+        let rows: Vec<MessageRow> = self
+            .in_tenant(t, async |tx| {
+                Ok(tx
+                    .query_as(&format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages \
+                         WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY created_at, id"
+                    ))
+                    .bind(conversation)
+                    .fetch_all()
+                    .await?)
+            })
+            .await?;
+        rows.into_iter().map(MessageRow::into_message).collect()
+    }
+}
