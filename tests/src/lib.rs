@@ -28,9 +28,6 @@ pub mod lifecycle;
 #[doc(hidden)]
 pub use paste;
 
-/// The store as tests hold it, on either backend. The one place the harness names the
-/// store's type.
-
 pub const APP_ROLE: &str = "parlo_test_app";
 pub const OWNER_ROLE: &str = "parlo_test_owner";
 
