@@ -124,7 +124,7 @@ async fn every_action_is_recorded_and_the_chain_verifies(backend: Backend) {
             .any(|w| w.id == f.acme && w.suspended_at.is_some())
     );
     let refused = AppError::from(
-        suspension::refuse_if_suspended(&f.store(), f.acme)
+        suspension::refuse_if_suspended(f.store(), f.acme)
             .await
             .unwrap_err(),
     );
@@ -133,14 +133,14 @@ async fn every_action_is_recorded_and_the_chain_verifies(backend: Backend) {
         (403, "workspace_suspended")
     );
     assert!(
-        suspension::refuse_if_suspended(&f.store(), f.bolt)
+        suspension::refuse_if_suspended(f.store(), f.bolt)
             .await
             .is_ok()
     );
     f.op.unsuspend(f.acme, None).await.unwrap();
     assert_eq!(f.store().suspended_at(f.acme).await.unwrap(), None);
     assert!(
-        suspension::refuse_if_suspended(&f.store(), f.acme)
+        suspension::refuse_if_suspended(f.store(), f.acme)
             .await
             .is_ok()
     );
