@@ -171,26 +171,25 @@ impl RawDb {
 
     /// Runs one statement with byte-string and integer parameters (`$1…`), in that order.
     pub async fn exec_with(&self, sql: &str, blobs: &[Vec<u8>], ints: &[i64]) {
+        /// Binds the parameters to a statement of either backend.
+        macro_rules! bound {
+            () => {{
+                let mut q = sqlx::query(sql);
+                for b in blobs {
+                    q = q.bind(b.clone());
+                }
+                for i in ints {
+                    q = q.bind(*i);
+                }
+                q
+            }};
+        }
         match self {
             RawDb::Sqlite(p) => {
-                let mut q = sqlx::query(sql);
-                for b in blobs {
-                    q = q.bind(b.clone());
-                }
-                for i in ints {
-                    q = q.bind(*i);
-                }
-                q.execute(p).await.unwrap();
+                bound!().execute(p).await.unwrap();
             }
             RawDb::Postgres(p) => {
-                let mut q = sqlx::query(sql);
-                for b in blobs {
-                    q = q.bind(b.clone());
-                }
-                for i in ints {
-                    q = q.bind(*i);
-                }
-                q.execute(p).await.unwrap();
+                bound!().execute(p).await.unwrap();
             }
         }
     }
