@@ -6,7 +6,7 @@
 use parlo::config::DatabaseUrl;
 use parlo::model::*;
 use parlo::storage::*;
-use parlo_tests::fixture::NewTenant;
+use parlo_tests::fixture::{self, NewTenant};
 use parlo_tests::{APP_ROLE, PgTestDb, admin_conn};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool, Row};
@@ -44,55 +44,10 @@ async fn fixture() -> Fixture {
             .create(&store)
             .await;
         let (w, u, bot) = (t.tenant, t.user, t.bot);
-        let c = store
-            .create_conversation(
-                w,
-                &NewConversation {
-                    bot_id: bot.id,
-                    origin: "https://x.example".into(),
-                    resume_hash: vec![0; 32],
-                },
-            )
-            .await
-            .unwrap();
-        store
-            .append_message(
-                w,
-                &NewMessage {
-                    conversation_id: c.id,
-                    role: MessageRole::User,
-                    content: format!("secret of {name}"),
-                    status: MessageStatus::Complete,
-                },
-            )
-            .await
-            .unwrap();
-        store
-            .add_attachment(
-                w,
-                &NewAttachment {
-                    conversation_id: c.id,
-                    message_id: None,
-                    file_name: "a.png".into(),
-                    content_type: "image/png".into(),
-                    size_bytes: 1,
-                    sha256: vec![0; 32],
-                },
-            )
-            .await
-            .unwrap();
-        store
-            .append_audit(
-                w,
-                &NewAuditEntry {
-                    actor: Some(u),
-                    action: "test".into(),
-                    target: "t".into(),
-                    details: serde_json::json!({}),
-                },
-            )
-            .await
-            .unwrap();
+        let secret = format!("secret of {name}");
+        let (c, _) = fixture::chat(&store, w, bot.id, &[(MessageRole::User, &secret)]).await;
+        fixture::attachment(&store, w, c.id, None, "a.png").await;
+        fixture::audit_entry(&store, w, Some(u), "test", "t").await;
         ids.push(w);
     }
     store.close().await;

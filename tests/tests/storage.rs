@@ -3,7 +3,7 @@
 
 use parlo::model::*;
 use parlo::storage::*;
-use parlo_tests::fixture::{NewTenant, Tenant};
+use parlo_tests::fixture::{self, NewTenant, Tenant};
 use parlo_tests::{Backend, both_backends, test_store};
 
 async fn user(store: &Store, email: &str) -> User {
@@ -59,45 +59,14 @@ async fn world(store: &Store) -> World {
     let (bot_a, bot_b) = (a.bot.clone(), b.bot.clone());
     let mut convs = Vec::new();
     for (t, bot) in [(a.tenant, &bot_a), (b.tenant, &bot_b)] {
-        let c = store
-            .create_conversation(
-                t,
-                &NewConversation {
-                    bot_id: bot.id,
-                    origin: "https://shop.example".into(),
-                    resume_hash: vec![1; 32],
-                },
-            )
-            .await
-            .unwrap();
-        for (role, content) in [(MessageRole::User, "hello"), (MessageRole::Assistant, "hi")] {
-            store
-                .append_message(
-                    t,
-                    &NewMessage {
-                        conversation_id: c.id,
-                        role,
-                        content: content.into(),
-                        status: MessageStatus::Complete,
-                    },
-                )
-                .await
-                .unwrap();
-        }
-        store
-            .add_attachment(
-                t,
-                &NewAttachment {
-                    conversation_id: c.id,
-                    message_id: None,
-                    file_name: "scan.pdf".into(),
-                    content_type: "application/pdf".into(),
-                    size_bytes: 1234,
-                    sha256: vec![9; 32],
-                },
-            )
-            .await
-            .unwrap();
+        let (c, _) = fixture::chat(
+            store,
+            t,
+            bot.id,
+            &[(MessageRole::User, "hello"), (MessageRole::Assistant, "hi")],
+        )
+        .await;
+        fixture::attachment(store, t, c.id, None, "scan.pdf").await;
         store
             .put_provider_key(
                 t,

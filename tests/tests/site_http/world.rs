@@ -6,7 +6,7 @@ use parlo::model::*;
 use parlo::storage::*;
 use parlo_tests::browser::spawn_app_at_public_url;
 use parlo_tests::fake_mistral::FakeMistral;
-use parlo_tests::fixture::{NewTenant, PASSWORD, SiteClient, Tenant, location};
+use parlo_tests::fixture::{self, NewTenant, PASSWORD, SiteClient, Tenant, location};
 use parlo_tests::{Backend, TestApp};
 
 pub fn text_of<'a>(html: &'a str, id: &str) -> &'a str {
@@ -19,35 +19,11 @@ pub fn text_of<'a>(html: &'a str, id: &str) -> &'a str {
 }
 
 pub async fn new_conversation(store: &Store, t: TenantId, bot: BotId, text: &str) -> Conversation {
-    let c = store
-        .create_conversation(
-            t,
-            &NewConversation {
-                bot_id: bot,
-                origin: "https://shop.example".into(),
-                resume_hash: vec![7; 32],
-            },
-        )
-        .await
-        .unwrap();
-    for (role, content) in [
+    let messages = [
         (MessageRole::User, "What does it cost?"),
         (MessageRole::Assistant, text),
-    ] {
-        store
-            .append_message(
-                t,
-                &NewMessage {
-                    conversation_id: c.id,
-                    role,
-                    content: content.into(),
-                    status: MessageStatus::Complete,
-                },
-            )
-            .await
-            .unwrap();
-    }
-    c
+    ];
+    fixture::chat(store, t, bot, &messages).await.0
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
