@@ -90,6 +90,12 @@ async fn count(conn: &mut PgConnection, sql: &str, bind: Option<Uuid>) -> i64 {
     q.fetch_one(&mut *conn).await.unwrap()
 }
 
+/// Rows of `table` whose tenant column `col` holds `tenant`, as `conn` can see them.
+async fn rows_of(conn: &mut PgConnection, table: &str, col: &str, tenant: TenantId) -> i64 {
+    let sql = format!("SELECT count(*) FROM {table} WHERE {col} = $1");
+    count(conn, &sql, Some(tenant.0)).await
+}
+
 #[tokio::test]
 async fn fixture_rows_exist_for_both_tenants() {
     // The control for every test below: as the superuser, each table holds both tenants.
@@ -97,12 +103,7 @@ async fn fixture_rows_exist_for_both_tenants() {
     let mut admin = PgConnection::connect(&f.db.admin_url).await.unwrap();
     for (table, col) in TENANT_TABLES {
         for t in [f.a, f.b] {
-            let n = count(
-                &mut admin,
-                &format!("SELECT count(*) FROM {table} WHERE {col} = $1"),
-                Some(t.0),
-            )
-            .await;
+            let n = rows_of(&mut admin, table, col, t).await;
             assert!(n >= 1, "{table} has no row for tenant {t}");
         }
     }
@@ -125,12 +126,7 @@ async fn each_table_shows_and_changes_only_the_current_tenants_rows() {
             "{table}: tenant A sees only its rows"
         );
         assert_eq!(
-            count(
-                &mut tx,
-                &format!("SELECT count(*) FROM {table} WHERE {col} = $1"),
-                Some(f.b.0)
-            )
-            .await,
+            rows_of(&mut tx, table, col, f.b).await,
             0,
             "{table}: B invisible"
         );
@@ -157,12 +153,7 @@ async fn each_table_shows_and_changes_only_the_current_tenants_rows() {
     // B's rows survived all of that.
     let mut admin = PgConnection::connect(&f.db.admin_url).await.unwrap();
     for (table, col) in TENANT_TABLES {
-        let n = count(
-            &mut admin,
-            &format!("SELECT count(*) FROM {table} WHERE {col} = $1"),
-            Some(f.b.0),
-        )
-        .await;
+        let n = rows_of(&mut admin, table, col, f.b).await;
         assert!(n >= 1, "{table}: tenant B's rows still exist");
     }
 }
