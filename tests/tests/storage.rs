@@ -222,9 +222,12 @@ async fn members_roles_change_and_removal(backend: Backend) {
         s.add_member(w.id, cid.id, Role::Admin).await,
         Err(StoreError::Conflict(_))
     ));
-    assert!(s.set_member_role(w.id, cid.id, Role::Admin).await.unwrap());
+    assert_eq!(
+        s.set_member_role(w.id, cid.id, Role::Admin).await.unwrap(),
+        Some(0)
+    );
     assert_eq!(s.memberships_of(cid.id).await.unwrap()[0].role, Role::Admin);
-    assert!(s.remove_member(w.id, cid.id).await.unwrap());
+    assert_eq!(s.remove_member(w.id, cid.id).await.unwrap(), Some(0));
     assert!(s.memberships_of(cid.id).await.unwrap().is_empty());
 }
 
