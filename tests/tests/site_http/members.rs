@@ -190,16 +190,12 @@ async fn two_owners_demoting_each_other_at_once_leave_an_owner(backend: Backend)
                 .await
                 .unwrap();
         }
-        let alice_demotes_bob = alice.post(
-            &format!("/w/{t}/members/{b}/role"),
-            &alice_csrf,
-            &[("role", "admin")],
+        let (to_bob, to_alice) = (
+            format!("/w/{t}/members/{b}/role"),
+            format!("/w/{t}/members/{a}/role"),
         );
-        let bob_demotes_alice = bob.post(
-            &format!("/w/{t}/members/{a}/role"),
-            &bob_csrf,
-            &[("role", "admin")],
-        );
+        let alice_demotes_bob = alice.post(&to_bob, &alice_csrf, &[("role", "admin")]);
+        let bob_demotes_alice = bob.post(&to_alice, &bob_csrf, &[("role", "admin")]);
         let (ra, rb) = tokio::join!(alice_demotes_bob, bob_demotes_alice);
         let owners = app
             .store()
