@@ -195,9 +195,7 @@ fn one_went_through<T: std::fmt::Debug>(
     a: StoreResult<Option<T>>,
     b: StoreResult<Option<T>>,
 ) {
-    let refused = |r: &StoreResult<Option<T>>| {
-        matches!(r, Err(StoreError::Conflict(why)) if *why == LAST_OWNER)
-    };
+    let refused = |r: &StoreResult<Option<T>>| matches!(r, Err(StoreError::Conflict(why)) if *why == LAST_OWNER);
     let done = |r: &StoreResult<Option<T>>| matches!(r, Ok(Some(_)));
     assert!(
         (done(&a) && refused(&b)) || (refused(&a) && done(&b)),
@@ -295,12 +293,24 @@ async fn a_removed_or_demoted_admins_invitations_are_revoked_and_refused(backend
         created_by: Some(by),
         expires_at: Timestamp::now().plus_secs(3600),
     };
-    s.create_invitation(w.id, &invite(dan.id, "dan-1")).await.unwrap();
-    s.create_invitation(w.id, &invite(dan.id, "dan-2")).await.unwrap();
-    s.create_invitation(w.id, &invite(ann.id, "ann-1")).await.unwrap();
+    s.create_invitation(w.id, &invite(dan.id, "dan-1"))
+        .await
+        .unwrap();
+    s.create_invitation(w.id, &invite(dan.id, "dan-2"))
+        .await
+        .unwrap();
+    s.create_invitation(w.id, &invite(ann.id, "ann-1"))
+        .await
+        .unwrap();
     // A promotion keeps them; a demotion revokes them in the same transaction.
-    assert_eq!(s.set_member_role(w.id, dan.id, Role::Owner).await.unwrap(), Some(0));
-    assert_eq!(s.set_member_role(w.id, dan.id, Role::Member).await.unwrap(), Some(2));
+    assert_eq!(
+        s.set_member_role(w.id, dan.id, Role::Owner).await.unwrap(),
+        Some(0)
+    );
+    assert_eq!(
+        s.set_member_role(w.id, dan.id, Role::Member).await.unwrap(),
+        Some(2)
+    );
     assert_eq!(s.invitations(w.id).await.unwrap().len(), 1);
     assert!(matches!(
         s.accept_invitation(w.id, b"dan-1", eve.id).await,
@@ -308,14 +318,25 @@ async fn a_removed_or_demoted_admins_invitations_are_revoked_and_refused(backend
     ));
     // Removal revokes too.
     s.set_member_role(w.id, dan.id, Role::Admin).await.unwrap();
-    s.create_invitation(w.id, &invite(dan.id, "dan-3")).await.unwrap();
+    s.create_invitation(w.id, &invite(dan.id, "dan-3"))
+        .await
+        .unwrap();
     assert_eq!(s.remove_member(w.id, dan.id).await.unwrap(), Some(1));
-    assert!(s.invitation_by_token(w.id, b"dan-3").await.unwrap().is_none());
+    assert!(
+        s.invitation_by_token(w.id, b"dan-3")
+            .await
+            .unwrap()
+            .is_none()
+    );
     // An invitation whose creator may no longer grant it (not a member, or only a member)
     // is neither shown nor accepted.
-    s.create_invitation(w.id, &invite(dan.id, "dan-4")).await.unwrap();
+    s.create_invitation(w.id, &invite(dan.id, "dan-4"))
+        .await
+        .unwrap();
     s.add_member(w.id, dan.id, Role::Member).await.unwrap();
-    s.create_invitation(w.id, &invite(dan.id, "dan-5")).await.unwrap();
+    s.create_invitation(w.id, &invite(dan.id, "dan-5"))
+        .await
+        .unwrap();
     for token in [&b"dan-4"[..], b"dan-5"] {
         assert!(s.invitation_by_token(w.id, token).await.unwrap().is_none());
         assert!(matches!(

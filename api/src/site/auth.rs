@@ -450,7 +450,10 @@ mod tests {
             client_network("198.51.100.200"),
             client_network("198.51.100.7")
         );
-        assert_ne!(client_network("198.51.101.7"), client_network("198.51.100.7"));
+        assert_ne!(
+            client_network("198.51.101.7"),
+            client_network("198.51.100.7")
+        );
         assert_eq!(client_network("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
         assert_eq!(
             client_network("2001:db8:1:2:ffff::1"),

@@ -97,7 +97,10 @@ async fn a_removed_admin_cannot_let_themselves_back_in(backend: Backend) {
     let invitations = app.store().invitations(t).await.unwrap();
     assert_eq!(invitations.len(), 1, "only Alice's invitation is left");
     let (_, page) = alice.page(&format!("/w/{t}/members")).await;
-    assert!(!page.contains("dave@d.example"), "Dave's invitation is gone");
+    assert!(
+        !page.contains("dave@d.example"),
+        "Dave's invitation is gone"
+    );
     let audit = app.store().audit_log(t, 100).await.unwrap();
     let removal = audit.iter().find(|e| e.action == "member.remove").unwrap();
     assert!(
@@ -115,16 +118,16 @@ async fn a_removed_admin_cannot_let_themselves_back_in(backend: Backend) {
             &[],
         )
         .await;
-    assert_eq!(location(&r), format!("/w/{t}/members?notice=invitation_revoked"));
+    assert_eq!(
+        location(&r),
+        format!("/w/{t}/members?notice=invitation_revoked")
+    );
     assert!(app.store().invitations(t).await.unwrap().is_empty());
     assert_eq!(accept(&dave, &alices).await.status(), 404);
     let audit = app.store().audit_log(t, 100).await.unwrap();
-    assert!(
-        audit
-            .iter()
-            .any(|e| e.action == "member.invitation_revoke"
-                && e.target == invitations[0].id.to_string())
-    );
+    assert!(audit.iter().any(
+        |e| e.action == "member.invitation_revoke" && e.target == invitations[0].id.to_string()
+    ));
     app.stop().await;
 }
 
@@ -205,7 +208,13 @@ async fn two_owners_demoting_each_other_at_once_leave_an_owner(backend: Backend)
             .into_iter()
             .filter(|m| m.role == Role::Owner)
             .count();
-        assert_eq!(owners, 1, "round {round}: {} and {}", ra.status(), rb.status());
+        assert_eq!(
+            owners,
+            1,
+            "round {round}: {} and {}",
+            ra.status(),
+            rb.status()
+        );
         // One demotion happened; the other was refused (409 when both passed the role check
         // before either committed, 403 when the loser was already an admin by then).
         let mut statuses = [ra.status().as_u16(), rb.status().as_u16()];

@@ -73,7 +73,11 @@ async fn failed_logins_from_one_network_do_not_lock_the_user_out_from_another(ba
     }
     // ...while Dana, on network B, logs in (IPv4 and IPv6 alike).
     let r = login_from(&app, "203.0.113.5", "dana@d.example", PASSWORD).await;
-    assert_eq!(r.status(), 303, "Dana is not locked out by someone elsewhere");
+    assert_eq!(
+        r.status(),
+        303,
+        "Dana is not locked out by someone elsewhere"
+    );
     assert_eq!(location(&r), "/app");
     let r = login_from(&app, "2001:db8:1:2::5", "dana@d.example", PASSWORD).await;
     assert_eq!(r.status(), 303);
@@ -149,7 +153,10 @@ async fn recovery_codes_are_stored_keyed_and_unkeyed_ones_keep_working(backend: 
     let entries = app.store().recovery_code_entries(user.id).await.unwrap();
     assert_eq!(entries.len(), 10);
     for code in &recovery {
-        assert!(!entries.contains(&unkeyed_entry(code)), "{code} stored unkeyed");
+        assert!(
+            !entries.contains(&unkeyed_entry(code)),
+            "{code} stored unkeyed"
+        );
     }
     assert!(entries.iter().all(|e| e.starts_with("k1:")), "{entries:?}");
 
@@ -165,11 +172,15 @@ async fn recovery_codes_are_stored_keyed_and_unkeyed_ones_keep_working(backend: 
     let entries = app.store().recovery_code_entries(user.id).await.unwrap();
     assert_eq!(entries.len(), 2);
     assert!(
-        entries.iter().all(|e| e.starts_with("k1:") && !unkeyed.contains(e)),
+        entries
+            .iter()
+            .all(|e| e.starts_with("k1:") && !unkeyed.contains(e)),
         "{entries:?}"
     );
     let csrf = v.csrf("/login/mfa").await;
-    let r = v.post("/login/mfa", &csrf, &[("code", "ABCDE FGHJK")]).await;
+    let r = v
+        .post("/login/mfa", &csrf, &[("code", "ABCDE FGHJK")])
+        .await;
     assert_eq!(location(&r), "/app");
     v.logout().await;
     v.login("gus@g.example", PASSWORD).await;
@@ -196,7 +207,10 @@ async fn the_page_showing_the_totp_secret_is_never_cached() {
         .post(
             "/account/mfa",
             &field(&page, "csrf").unwrap(),
-            &[("sealed", &field(&page, "sealed").unwrap()), ("code", "000000")],
+            &[
+                ("sealed", &field(&page, "sealed").unwrap()),
+                ("code", "000000"),
+            ],
         )
         .await;
     assert_eq!(r.status(), 422);
