@@ -37,12 +37,7 @@ async fn accept(who: &SiteClient, token: &str) -> reqwest::Response {
 }
 
 async fn user_id(app: &TestApp, email: &str) -> UserId {
-    app.store()
-        .user_by_email(&Email::parse(email).unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .id
+    account(app, email).await.id
 }
 
 async fn role_in(app: &TestApp, t: TenantId, email: &str) -> Option<Role> {

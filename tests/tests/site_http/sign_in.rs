@@ -100,13 +100,19 @@ async fn enrol_totp(v: &SiteClient) -> (String, String, Vec<String>) {
         )
         .await;
     assert_eq!(r.status(), 200);
-    let body = r.text().await.unwrap();
-    let recovery = body
-        .split("<code>")
+    (
+        secret,
+        confirming,
+        recovery_codes_in(&r.text().await.unwrap()),
+    )
+}
+
+/// The recovery codes a page shows.
+fn recovery_codes_in(body: &str) -> Vec<String> {
+    body.split("<code>")
         .skip(1)
         .map(|s| s.split('<').next().unwrap().to_owned())
-        .collect();
-    (secret, confirming, recovery)
+        .collect()
 }
 
 async fn the_totp_code_that_confirmed_enrolment_cannot_log_in(backend: Backend) {
@@ -143,12 +149,7 @@ async fn recovery_codes_are_stored_keyed_and_unkeyed_ones_keep_working(backend: 
     v.sign_up("gus@g.example", "Gus").await;
     let (_, _, recovery) = enrol_totp(&v).await;
     assert_eq!(recovery.len(), 10);
-    let user = app
-        .store()
-        .user_by_email(&Email::parse("gus@g.example").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let user = account(&app, "gus@g.example").await;
     // A copy of the database cannot test guesses: no entry is a plain hash of a code.
     let entries = app.store().recovery_code_entries(user.id).await.unwrap();
     assert_eq!(entries.len(), 10);
@@ -358,11 +359,7 @@ async fn totp_login_flow_with_replay_and_recovery_codes(backend: Backend) {
     assert_eq!(r.status(), 200);
     let body = r.text().await.unwrap();
     assert!(body.contains("id=\"recovery-codes\""));
-    let recovery: Vec<String> = body
-        .split("<code>")
-        .skip(1)
-        .map(|s| s.split('<').next().unwrap().to_owned())
-        .collect();
+    let recovery = recovery_codes_in(&body);
     assert_eq!(recovery.len(), 10);
     let user = app
         .store()
