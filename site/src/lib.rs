@@ -258,6 +258,8 @@ pub struct MemberRow {
 pub struct InvitationRow {
     pub id: String,
     pub role: String,
+    /// The e-mail address of the member who created it.
+    pub created_by: String,
     pub expires_at: String,
 }
 

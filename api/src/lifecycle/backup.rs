@@ -125,6 +125,9 @@ pub async fn run(config: &Config, progress: Progress) -> anyhow::Result<BackupRe
     })
 }
 
+/// Creates the backup directory readable by the server's user only (0700), and tightens an
+/// existing one to 0700: a directory made earlier by hand, or by another tool, keeps no
+/// looser permissions once backups are written into it.
 pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
@@ -134,7 +137,20 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         b.mode(0o700);
     }
     b.create(dir)
-        .with_context(|| format!("creating the backup directory {}", dir.display()))
+        .with_context(|| format!("creating the backup directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(
+            || {
+                format!(
+                    "making the backup directory {} private (mode 0700)",
+                    dir.display()
+                )
+            },
+        )?;
+    }
+    Ok(())
 }
 
 async fn sqlite_snapshot(
@@ -303,4 +319,27 @@ pub fn newest_backup(dir: &Path) -> Option<SystemTime> {
         })
         .filter_map(|e| e.metadata().ok()?.modified().ok())
         .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::create_private_dir;
+
+    #[cfg(unix)]
+    #[test]
+    fn an_existing_world_readable_backup_directory_is_tightened_to_0700() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("backups");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{mode:o}");
+        // A new one is private from the start.
+        let fresh = root.path().join("a/b/backups");
+        create_private_dir(&fresh).unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{mode:o}");
+    }
 }

@@ -38,3 +38,4 @@ pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use jobs::{Job, JobLock};
 pub use postgres::{GLOBAL_TABLES, MIGRATOR as PG_MIGRATOR};
 pub use store::{Backend, Store, migrate, open};
+pub use workspaces::LAST_OWNER;

@@ -18,6 +18,15 @@ pub fn text_of<'a>(html: &'a str, id: &str) -> &'a str {
     &html[start..end]
 }
 
+/// The account signed up with `email`.
+pub async fn account(app: &TestApp, email: &str) -> User {
+    app.store()
+        .user_by_email(&Email::parse(email).unwrap())
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no account {email}"))
+}
+
 pub async fn new_conversation(store: &Store, t: TenantId, bot: BotId, text: &str) -> Conversation {
     let messages = [
         (MessageRole::User, "What does it cost?"),
