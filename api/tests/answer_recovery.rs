@@ -13,12 +13,9 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::routing::post;
 use parlo::config::DatabaseUrl;
-use parlo::model::{
-    BotInput, BotSettings, ConversationId, Email, Message, MessageRole, MessageStatus, TenantId,
-    WorkspaceName,
-};
+use parlo::model::{ConversationId, Message, MessageRole, MessageStatus, TenantId};
 use parlo::storage::Store;
-use support::{PgDb, Server, get, parlo};
+use support::{PgDb, Server, get, migrate, parlo, workspace_with_bot};
 
 const MASTER: &str = "1:Y3Jhc2gtcmVjb3ZlcnktbWFzdGVyLWtleS0wMTIzNDU=";
 const TOKEN: &str = "k1:Y3Jhc2gtcmVjb3ZlcnktdG9rZW4ta2V5LTAxMjM0NTY=";
@@ -104,26 +101,7 @@ async fn killed_mid_stream_then_restarted(db_url: &str, owner_url: Option<&str>,
         Server::start(cmd)
     };
     let server = start();
-    let user = store
-        .create_user(&Email::parse("ann@example.com").unwrap(), "h")
-        .await
-        .unwrap();
-    let ws = store
-        .create_workspace(&WorkspaceName::parse("Acme").unwrap(), user.id)
-        .await
-        .unwrap();
-    let bot = store
-        .create_bot(
-            ws.id,
-            &BotSettings::parse(&BotInput {
-                name: "Help".into(),
-                allowed_origins: SHOP.into(),
-                ..BotInput::default()
-            })
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    let (tenant, bot) = workspace_with_bot(&store, SHOP).await;
     let (status, resp) = get(
         &format!("{}/api/widget/v1/session", server.url),
         &[("Origin", SHOP)],
@@ -145,7 +123,7 @@ async fn killed_mid_stream_then_restarted(db_url: &str, owner_url: Option<&str>,
     while Instant::now() < live_until {
         let more = seen.matches("event: delta").count() + 5;
         read_deltas(&mut stream, &mut seen, more);
-        let a = answer(&store, ws.id, conv).await;
+        let a = answer(&store, tenant, conv).await;
         assert_eq!(
             a.status,
             MessageStatus::Pending,
@@ -164,7 +142,7 @@ async fn killed_mid_stream_then_restarted(db_url: &str, owner_url: Option<&str>,
     child.kill().unwrap();
     child.wait().unwrap();
     drop(stream);
-    let left = answer(&store, ws.id, conv).await;
+    let left = answer(&store, tenant, conv).await;
     assert_eq!(left.status, MessageStatus::Pending, "nobody finished it");
     assert!(expected_prefix(&left.content), "{left:?}");
 
@@ -197,7 +175,7 @@ async fn killed_mid_stream_then_restarted(db_url: &str, owner_url: Option<&str>,
         left.content.as_str(),
         "the partial answer is kept"
     );
-    let stored = answer(&store, ws.id, conv).await;
+    let stored = answer(&store, tenant, conv).await;
     assert_eq!(stored.status, MessageStatus::Interrupted);
     assert!(stored.completed_at.is_some());
     server.stop();
@@ -210,16 +188,7 @@ async fn kill_9_mid_stream_leaves_the_partial_answer_interrupted_after_restart_s
         "sqlite://{}?mode=rwc",
         dir.path().join("parlo.db").display()
     );
-    let out = parlo(dir.path())
-        .arg("migrate")
-        .env("PARLO_DATABASE_URL", &url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    migrate(dir.path(), &url, None);
     let store = Store::open_sqlite(&DatabaseUrl::new(url.clone()))
         .await
         .unwrap();
@@ -230,17 +199,7 @@ async fn kill_9_mid_stream_leaves_the_partial_answer_interrupted_after_restart_s
 async fn kill_9_mid_stream_leaves_the_partial_answer_interrupted_after_restart_postgres() {
     let pg = PgDb::create("crash").await;
     let dir = tempfile::tempdir().unwrap();
-    let out = parlo(dir.path())
-        .arg("migrate")
-        .env("PARLO_DATABASE_URL", &pg.app_url)
-        .env("PARLO_MIGRATION_DATABASE_URL", &pg.owner_url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    migrate(dir.path(), &pg.app_url, Some(&pg.owner_url));
     let store = Store::connect_postgres(&DatabaseUrl::new(pg.app_url.clone()))
         .await
         .unwrap();

@@ -5,9 +5,8 @@
 mod support;
 
 use parlo::config::DatabaseUrl;
-use parlo::model::{BotInput, BotSettings, Email, WorkspaceName};
 use parlo::storage::Store;
-use support::{Server, get, parlo};
+use support::{Server, get, migrate, parlo, workspace_with_bot};
 
 const MASTER: &str = "1:dHdvLXByb2Nlc3Nlcy1tYXN0ZXIta2V5LTAxMjM0NTY=";
 const TOKEN: &str = "k1:dHdvLXByb2Nlc3Nlcy10b2tlbi1rZXktMDEyMzQ1Njc=";
@@ -19,41 +18,12 @@ async fn two_processes_share_tokens_and_rate_limits() {
 
     // `parlo migrate` as an operator runs it.
     let dir = tempfile::tempdir().unwrap();
-    let out = parlo(dir.path())
-        .arg("migrate")
-        .env("PARLO_DATABASE_URL", &app_url)
-        .env("PARLO_MIGRATION_DATABASE_URL", &owner_url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    migrate(dir.path(), &app_url, Some(&owner_url));
 
     let store = Store::connect_postgres(&DatabaseUrl::new(app_url.clone()))
         .await
         .unwrap();
-    let user = store
-        .create_user(&Email::parse("ann@example.com").unwrap(), "h")
-        .await
-        .unwrap();
-    let ws = store
-        .create_workspace(&WorkspaceName::parse("Acme").unwrap(), user.id)
-        .await
-        .unwrap();
-    let bot = store
-        .create_bot(
-            ws.id,
-            &BotSettings::parse(&BotInput {
-                name: "Help".into(),
-                allowed_origins: "https://shop.example".into(),
-                ..BotInput::default()
-            })
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    let (_, bot) = workspace_with_bot(&store, "https://shop.example").await;
 
     let start = || {
         let mut cmd = parlo(dir.path());

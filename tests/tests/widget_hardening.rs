@@ -104,6 +104,14 @@ async fn error_code(r: reqwest::Response) -> String {
         .to_owned()
 }
 
+async fn no_attachments(app: &TestApp, t: &Tenant, c: ConversationId) -> bool {
+    app.store()
+        .attachments(t.tenant, c)
+        .await
+        .unwrap()
+        .is_empty()
+}
+
 async fn stored(app: &TestApp, t: &Tenant, c: ConversationId) -> usize {
     app.store().messages(t.tenant, c).await.unwrap().len()
 }
@@ -279,13 +287,7 @@ async fn a_suspension_stops_every_endpoint_for_tokens_issued_before_it(backend: 
         1,
         "nothing stored, nothing cleared"
     );
-    assert!(
-        app.store()
-            .attachments(t.tenant, s.conversation)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(no_attachments(&app, &t, s.conversation).await);
     app.stop().await;
 }
 
@@ -464,13 +466,7 @@ async fn attachments_answer_bad_bodies_with_json_errors(backend: Backend) {
         fake.requests().iter().all(|r| r.path != "/v1/ocr"),
         "nothing was read"
     );
-    assert!(
-        app.store()
-            .attachments(t.tenant, s.conversation)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(no_attachments(&app, &t, s.conversation).await);
     assert_eq!(stored(&app, &t, s.conversation).await, 0);
     app.stop().await;
 }
@@ -490,11 +486,7 @@ async fn a_failed_ocr_stores_no_attachment(backend: Backend) {
         "OCR was asked"
     );
     assert!(
-        app.store()
-            .attachments(t.tenant, s.conversation)
-            .await
-            .unwrap()
-            .is_empty(),
+        no_attachments(&app, &t, s.conversation).await,
         "no orphan attachment row"
     );
     assert_eq!(stored(&app, &t, s.conversation).await, 0);
@@ -553,13 +545,7 @@ async fn an_upstream_429_and_parlos_own_limit_have_different_codes(backend: Back
         .unwrap();
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(error_code(r).await, "rate_limited");
-    assert!(
-        app.store()
-            .attachments(t.tenant, s.conversation)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(no_attachments(&app, &t, s.conversation).await);
     app.stop().await;
 }
 
@@ -636,12 +622,6 @@ async fn a_token_signed_for_one_bot_cannot_reach_another_bots_conversation(backe
             .unwrap()
             .is_some()
     );
-    assert!(
-        app.store()
-            .attachments(t.tenant, theirs.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(no_attachments(&app, &t, theirs.id).await);
     app.stop().await;
 }

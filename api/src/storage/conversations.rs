@@ -93,6 +93,29 @@ pub(super) async fn open_scope(tx: &mut TenantTx, s: WidgetScope) -> StoreResult
     })
 }
 
+async fn insert_attachment(
+    tx: &mut TenantTx,
+    a: &NewAttachment,
+    now: Timestamp,
+) -> StoreResult<Attachment> {
+    let row: AttachmentRow = tx
+        .query_as(&format!(
+            "INSERT INTO attachments (tenant_id, {ATTACHMENT_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {ATTACHMENT_COLUMNS}"
+        ))
+        .bind(AttachmentId::new())
+        .bind(a.conversation_id)
+        .bind(a.message_id)
+        .bind(&a.file_name)
+        .bind(&a.content_type)
+        .bind(a.size_bytes)
+        .bind(&a.sha256)
+        .bind(now)
+        .fetch_one()
+        .await?;
+    Ok(row.into())
+}
+
 impl Store {
     /// Whether a widget token's conversation may be used now (see [`Scoped`]).
     pub async fn widget_scope(&self, t: TenantId, s: WidgetScope) -> StoreResult<Scoped<()>> {
@@ -100,7 +123,7 @@ impl Store {
     }
 
     /// The end user clears their conversation: deleted only if it is the token's bot's and
-    /// the workspace is not suspended; `Open(false)` never happens (the scope was checked).
+    /// the workspace is not suspended.
     pub async fn widget_clear(&self, t: TenantId, s: WidgetScope) -> StoreResult<Scoped<()>> {
         self.in_tenant(t, async |tx| {
             let open = open_scope(tx, s).await?;
@@ -151,22 +174,15 @@ impl Store {
             .bind(now)
             .execute()
             .await?;
-            let row: AttachmentRow = tx
-                .query_as(&format!(
-                    "INSERT INTO attachments (tenant_id, {ATTACHMENT_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {ATTACHMENT_COLUMNS}"
-                ))
-                .bind(AttachmentId::new())
-                .bind(s.conversation)
-                .bind(Some(message))
-                .bind(&a.file_name)
-                .bind(&a.content_type)
-                .bind(a.size_bytes)
-                .bind(&a.sha256)
-                .bind(now)
-                .fetch_one()
-                .await?;
-            Ok(Scoped::Open(row.into()))
+            let attachment = NewAttachment {
+                conversation_id: s.conversation,
+                message_id: Some(message),
+                file_name: a.file_name.clone(),
+                content_type: a.content_type.clone(),
+                size_bytes: a.size_bytes,
+                sha256: a.sha256.clone(),
+            };
+            Ok(Scoped::Open(insert_attachment(tx, &attachment, now).await?))
         })
         .await
     }
@@ -304,25 +320,9 @@ impl Store {
     }
 
     pub async fn add_attachment(&self, t: TenantId, a: &NewAttachment) -> StoreResult<Attachment> {
-        self.in_tenant(t, async |tx| {
-            let row: AttachmentRow = tx
-                .query_as(&format!(
-                    "INSERT INTO attachments (tenant_id, {ATTACHMENT_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {ATTACHMENT_COLUMNS}"
-                ))
-                .bind(AttachmentId::new())
-                .bind(a.conversation_id)
-                .bind(a.message_id)
-                .bind(&a.file_name)
-                .bind(&a.content_type)
-                .bind(a.size_bytes)
-                .bind(&a.sha256)
-                .bind(Timestamp::now())
-                .fetch_one()
-                .await?;
-            Ok(row.into())
-        })
-        .await
+        let now = Timestamp::now();
+        self.in_tenant(t, async |tx| insert_attachment(tx, a, now).await)
+            .await
     }
 
     pub async fn attachments(

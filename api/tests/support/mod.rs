@@ -185,3 +185,47 @@ impl PgDb {
         }
     }
 }
+
+/// `parlo migrate` on `url` (as `owner_url` on PostgreSQL), as an operator runs it.
+pub fn migrate(dir: &Path, url: &str, owner_url: Option<&str>) {
+    let mut cmd = parlo(dir);
+    cmd.arg("migrate").env("PARLO_DATABASE_URL", url);
+    if let Some(o) = owner_url {
+        cmd.env("PARLO_MIGRATION_DATABASE_URL", o);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A user owning the workspace "Acme" with the bot "Help", allowed on `origin`.
+pub async fn workspace_with_bot(
+    store: &parlo::storage::Store,
+    origin: &str,
+) -> (parlo::model::TenantId, parlo::model::Bot) {
+    use parlo::model::{BotInput, BotSettings, Email, WorkspaceName};
+    let user = store
+        .create_user(&Email::parse("ann@example.com").unwrap(), "h")
+        .await
+        .unwrap();
+    let ws = store
+        .create_workspace(&WorkspaceName::parse("Acme").unwrap(), user.id)
+        .await
+        .unwrap();
+    let bot = store
+        .create_bot(
+            ws.id,
+            &BotSettings::parse(&BotInput {
+                name: "Help".into(),
+                allowed_origins: origin.into(),
+                ..BotInput::default()
+            })
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    (ws.id, bot)
+}
