@@ -9,6 +9,7 @@ use crate::lifecycle;
 use crate::logging::{self, Redactor};
 use crate::state::AppState;
 use crate::storage;
+use crate::widget;
 
 pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     let redactor = Redactor::default();
@@ -44,6 +45,9 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     // after start-up gets a graceful shutdown, not the default signal death.
     let signal = shutdown_signal()?;
     let jobs = lifecycle::jobs::spawn(state.store.clone(), state.config.clone())?;
+    // Answers a crashed process left `pending` (this one's last run, or another's).
+    let recovery =
+        widget::recovery::spawn(state.store.clone(), state.config.upstream_timeouts.read);
     let server = app::spawn(state.clone()).await?;
     let url = local_url(server.addr);
     tracing::info!(url = %url, backend = ?backend, "parlo is listening");
@@ -57,6 +61,7 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     signal.await?;
     tracing::info!("shutting down");
     jobs.stop();
+    recovery.abort();
     server.shutdown().await
 }
 

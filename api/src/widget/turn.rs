@@ -6,7 +6,9 @@
 //! partial answer is kept) or `failed` (no answer).
 //!
 //! If the end user goes away, the SSE channel closes, the driver drops the upstream stream
-//! (which cancels the upstream request) and stores what it had.
+//! (which cancels the upstream request) and stores what it had. While streaming, the text so
+//! far is saved into the pending row every second (and a heartbeat every two), so a process
+//! that dies mid-stream leaves it for `recovery.rs` to end as `interrupted`.
 
 use axum::response::sse::Event;
 use futures_util::StreamExt;
@@ -14,6 +16,7 @@ use secrecy::SecretString;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::recovery::{HEARTBEAT_EVERY, SAVE_EVERY};
 use crate::crypto::{self, Purpose};
 use crate::mistral::{ChatEvent, ChatMessage, ChatRequest, Role, UpstreamError};
 use crate::model::{
@@ -149,10 +152,23 @@ pub async fn drive_answer(
             Err(e) => return Ending::Failed(Failure::Upstream(e)),
         };
         drop(key);
+        let mut save = tokio::time::interval(SAVE_EVERY);
+        save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut saved_len, mut saved_at) = (0, tokio::time::Instant::now());
         loop {
             let item = tokio::select! {
                 _ = tx.closed() => return Ending::ClientGone,
                 item = upstream.next() => item,
+                _ = save.tick() => {
+                    // New text, or a heartbeat when there is none: one small UPDATE.
+                    if answer.len() != saved_len || saved_at.elapsed() >= HEARTBEAT_EVERY {
+                        if let Err(e) = state.store.save_partial(t, message, &answer).await {
+                            tracing::warn!(error = %e, "saving the partial answer failed");
+                        }
+                        (saved_len, saved_at) = (answer.len(), tokio::time::Instant::now());
+                    }
+                    continue;
+                }
             };
             match item {
                 Some(Ok(ChatEvent::Delta(text))) => {

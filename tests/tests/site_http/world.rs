@@ -59,6 +59,11 @@ pub const WORKSPACE_ROUTES: &[(Method, &str, Needs)] = &[
     (Method::Post, "/w/{t}/bots/{bot}/delete", Needs::Manager),
     (Method::Get, "/w/{t}/bots/{bot}/embed", Needs::Member),
     (Method::Get, "/w/{t}/bots/{bot}/preview", Needs::Member),
+    (
+        Method::Post,
+        "/w/{t}/bots/{bot}/preview/session",
+        Needs::Member,
+    ),
     (Method::Get, "/w/{t}/keys", Needs::Member),
     (Method::Post, "/w/{t}/keys", Needs::Manager),
     (Method::Post, "/w/{t}/keys/delete", Needs::Manager),
