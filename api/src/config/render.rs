@@ -100,6 +100,16 @@ impl Config {
         line("backup_dir", quote(&l.backup_dir.display().to_string()));
         line("backup_recipients", format!("{:?}", l.backup_recipients));
         line(
+            "backup_verify_key",
+            format!(
+                "{:?}",
+                l.backup_verify_keys
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            ),
+        );
+        line(
             "backup_command",
             l.backup_command
                 .as_deref()
