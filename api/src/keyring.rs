@@ -25,6 +25,9 @@ pub const KEY_LEN: usize = 32;
 pub struct KeySource {
     master: Option<SecretString>,
     token: Option<SecretString>,
+    /// `PARLO_BACKUP_SIGNING_KEY`: a backup signing key of its own (base64 of a 32-byte
+    /// Ed25519 seed), for a backup host that should not hold the master keys.
+    backup_signing: Option<SecretString>,
 }
 
 impl KeySource {
@@ -37,6 +40,7 @@ impl KeySource {
         Ok(Self {
             master: read("PARLO_MASTER_KEYS"),
             token: read("PARLO_TOKEN_KEYS"),
+            backup_signing: read("PARLO_BACKUP_SIGNING_KEY"),
         })
     }
 
@@ -51,6 +55,66 @@ impl KeySource {
     pub fn describe_token(&self) -> String {
         describe(self.token.as_ref(), "PARLO_TOKEN_KEYS")
     }
+
+    pub fn describe_backup_signing(&self) -> String {
+        match self.backup_signing_key() {
+            Ok(Some(k)) => format!(
+                "\"REDACTED (from PARLO_BACKUP_SIGNING_KEY; verifies as {})\"",
+                BackupVerifyKey(k.verifying_key())
+            ),
+            Ok(None) => "\"(derived from the newest master key)\"".to_owned(),
+            Err(_) => "\"INVALID (PARLO_BACKUP_SIGNING_KEY)\"".to_owned(),
+        }
+    }
+
+    /// The backup signing key of its own, if `PARLO_BACKUP_SIGNING_KEY` is set.
+    pub fn backup_signing_key(&self) -> anyhow::Result<Option<BackupSigningKey>> {
+        self.backup_signing
+            .as_ref()
+            .map(|s| {
+                Key::parse(s.expose_secret())
+                    .context("in PARLO_BACKUP_SIGNING_KEY")
+                    .map(|k| BackupSigningKey::from_bytes(k.bytes()))
+            })
+            .transpose()
+    }
+}
+
+/// The key backups are signed with: `PARLO_BACKUP_SIGNING_KEY` if set (a backup host then
+/// needs no master key), else the one derived from the newest master key (environment or
+/// key file, as [`load`] finds them).
+pub fn backup_signing_key(
+    source: &KeySource,
+    key_file: &Path,
+    production: bool,
+) -> anyhow::Result<BackupSigningKey> {
+    if let Some(k) = source.backup_signing_key()? {
+        return Ok(k);
+    }
+    let (keys, _) = load(source, key_file, production).context(
+        "loading the master keys the backup signing key derives from (or set \
+         PARLO_BACKUP_SIGNING_KEY)",
+    )?;
+    Ok(keys.master.backup_signing_key())
+}
+
+/// The verify keys of this machine's own backup signing keys: `PARLO_BACKUP_SIGNING_KEY`'s,
+/// and where the master keys are present (environment or an existing key file; never
+/// generated here) those of every master key version.
+pub fn own_backup_verify_keys(
+    source: &KeySource,
+    key_file: &Path,
+    production: bool,
+) -> anyhow::Result<Vec<BackupVerifyKey>> {
+    let mut out = Vec::new();
+    if let Some(k) = source.backup_signing_key()? {
+        out.push(BackupVerifyKey(k.verifying_key()));
+    }
+    if source.is_complete() || key_file.exists() {
+        let (keys, _) = load(source, key_file, production)?;
+        out.extend(keys.master.backup_verify_keys().into_iter().map(|(_, k)| k));
+    }
+    Ok(out)
 }
 
 fn describe(v: Option<&SecretString>, name: &str) -> String {

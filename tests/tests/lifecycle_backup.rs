@@ -555,6 +555,54 @@ async fn a_forged_backup_is_refused_by_restore_and_its_drill(backend: Backend) {
         !elsewhere.path().join("keys.toml").exists(),
         "verifying never generates keys"
     );
+
+    // A backup host with a signing key of its own (PARLO_BACKUP_SIGNING_KEY), no master key.
+    let host_dir = tempfile::tempdir().unwrap();
+    let host_env = |k: &str| {
+        (k == "PARLO_BACKUP_SIGNING_KEY")
+            .then(|| "c2lnbmluZy1rZXktb2YtdGhlLWJhY2t1cC1ob3N0LTE=".to_owned())
+    };
+    let host = Config::load(
+        &Settings {
+            data_dir: Some(host_dir.path().to_owned()),
+            database_url: Some(ts.db.app_url()),
+            backup_recipients: Some(keys.recipients.clone()),
+            backup_database_url: ts.db.pg().map(|pg| pg.admin_url.clone()),
+            ..Settings::default()
+        },
+        None,
+        &host_env,
+    )
+    .unwrap();
+    let b = backup::run(&host, Progress::Quiet).await.unwrap();
+    assert!(
+        !host_dir.path().join("keys.toml").exists(),
+        "the backup host needs no master key"
+    );
+    let host_key = parlo::keyring::own_backup_verify_keys(&host.key_source, &host.key_file, false)
+        .unwrap()[0]
+        .to_string();
+    let report = restore::verify(
+        &restore_machine(Some(&host_key)),
+        &b.path,
+        &ops,
+        Progress::Quiet,
+    )
+    .await
+    .unwrap();
+    assert!(report.ok());
+    let err = restore::verify(
+        &restore_machine(Some(&verify_key)),
+        &b.path,
+        &ops,
+        Progress::Quiet,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("signature does not verify"),
+        "{err:#}"
+    );
 }
 
 fn contains_at(haystack: &[u8], needle: &[u8]) -> Option<usize> {

@@ -29,6 +29,9 @@ Secrets are read from the environment (or the key file), never from the command 
                       all verify (rotate by prepending a new key, remove the old one later)
   PARLO_PLATFORM_MISTRAL_KEY
                       optional operator key used for workspaces that stored none
+  PARLO_BACKUP_SIGNING_KEY
+                      optional `<base64 32 bytes>` signing backups instead of the key derived
+                      from the newest master key (for a backup host without master keys)
 Database URLs may carry a password, so they have no flag either: set them in the
 environment or the config file (database_url, migration_database_url, backup_database_url):
   PARLO_DATABASE_URL  `sqlite://path/to/file.db` or `postgres://user@host/db` (default: SQLite
@@ -122,7 +125,8 @@ enum KeysCommand {
     /// offline, put the public key it names into PARLO_BACKUP_RECIPIENTS.
     BackupIdentity,
     /// Print the public keys that verify this server's backup signatures (one per master key
-    /// version), for PARLO_BACKUP_VERIFY_KEY on the machines that restore.
+    /// version, and PARLO_BACKUP_SIGNING_KEY's), for PARLO_BACKUP_VERIFY_KEY on the machines
+    /// that restore.
     BackupVerifyKey,
     /// Re-seal every stored secret (provider keys of all workspaces, TOTP secrets) under the
     /// newest master key, so older versions can be removed from PARLO_MASTER_KEYS.
@@ -201,13 +205,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys(KeysCommand::BackupVerifyKey) => {
             let config = load()?;
-            let (keys, _) =
-                keyring::load(&config.key_source, &config.key_file, config.is_production())?;
-            let list = keys.master.backup_verify_keys();
-            for (version, key) in &list {
-                eprintln!("parlo: master key version {version}: {key}");
+            let list = keyring::own_backup_verify_keys(
+                &config.key_source,
+                &config.key_file,
+                config.is_production(),
+            )?;
+            if list.is_empty() {
+                anyhow::bail!(
+                    "no backup signing key here: run this where the server's master keys (or \
+                     PARLO_BACKUP_SIGNING_KEY) are configured"
+                );
             }
-            let all: Vec<String> = list.iter().map(|(_, k)| k.to_string()).collect();
+            let all: Vec<String> = list.iter().map(ToString::to_string).collect();
             println!("PARLO_BACKUP_VERIFY_KEY={}", all.join(","));
             Ok(())
         }

@@ -23,6 +23,10 @@ impl Config {
         line("master_keys", self.key_source.describe_master());
         line("token_keys", self.key_source.describe_token());
         line(
+            "backup_signing_key",
+            self.key_source.describe_backup_signing(),
+        );
+        line(
             "platform_mistral_key",
             if self.platform_mistral_key.is_some() {
                 "\"REDACTED (set)\""

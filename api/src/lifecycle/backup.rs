@@ -39,10 +39,8 @@ pub struct BackupReport {
 pub async fn run(config: &Config, progress: Progress) -> anyhow::Result<BackupReport> {
     let l = &config.lifecycle;
     let recipients = archive::recipients(&l.backup_recipients)?;
-    let (keys, _) = keyring::load(&config.key_source, &config.key_file, config.is_production())
-        .context("loading the master keys the backup signing key derives from")?;
-    let signer = keys.master.backup_signing_key();
-    drop(keys);
+    let signer =
+        keyring::backup_signing_key(&config.key_source, &config.key_file, config.is_production())?;
     let started = Instant::now();
     create_private_dir(&l.backup_dir)?;
     let backend = if config.database_url.is_postgres() {

@@ -97,16 +97,15 @@ fn compare(
     }
 }
 
-/// The keys whose backup signatures are trusted: `PARLO_BACKUP_VERIFY_KEY`, and where this
-/// machine has the server's master keys (environment or an existing key file), the verify
-/// keys of every configured master key version. Never generates a key file.
+/// The keys whose backup signatures are trusted: `PARLO_BACKUP_VERIFY_KEY`, and this
+/// machine's own signing keys (`keyring::own_backup_verify_keys`). Never generates a key file.
 pub fn trusted_keys(config: &Config) -> anyhow::Result<Vec<BackupVerifyKey>> {
     let mut trusted = config.lifecycle.backup_verify_keys.clone();
-    if config.key_source.is_complete() || config.key_file.exists() {
-        let (keys, _) =
-            keyring::load(&config.key_source, &config.key_file, config.is_production())?;
-        trusted.extend(keys.master.backup_verify_keys().into_iter().map(|(_, k)| k));
-    }
+    trusted.extend(keyring::own_backup_verify_keys(
+        &config.key_source,
+        &config.key_file,
+        config.is_production(),
+    )?);
     Ok(trusted)
 }
 
