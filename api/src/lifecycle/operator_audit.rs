@@ -169,10 +169,11 @@ async fn check_tip(
     let found = tip.and_then(Head::of);
     match &found {
         Some(t) if t == head => return Ok(()),
-        Some(t) if t.seq > head.seq => {
-            if verify(&store.operator_audit().await?, Some(head)).is_ok() {
-                return Ok(());
-            }
+        // Another operator appended since: fine if the chain still holds this head.
+        Some(t)
+            if t.seq > head.seq && verify(&store.operator_audit().await?, Some(head)).is_ok() =>
+        {
+            return Ok(());
         }
         _ => {}
     }
