@@ -487,3 +487,70 @@ async fn an_admin_command_after_deleted_audit_entries_refuses_and_keeps_the_evid
     assert!(!ok);
     assert!(err.contains("the newest entries were removed"), "{err}");
 }
+
+/// `parlo keys rotate-master` as an operator runs it: re-seals a provider key sealed under
+/// version 1, says how many, records itself in the operator audit log, and a second run
+/// re-seals nothing. (Both backends and the server's view: tests/tests/lifecycle_keys.rs.)
+#[tokio::test]
+async fn keys_rotate_master_reseals_reports_and_is_recorded() {
+    use parlo::keyring::MasterKeys;
+    use parlo::model::*;
+    let dir = tempfile::tempdir().unwrap();
+    let store = parlo::storage::open(&sqlite_url(dir.path()), None)
+        .await
+        .unwrap();
+    let user = store
+        .create_user(&Email::parse("ann@example.com").unwrap(), "h")
+        .await
+        .unwrap();
+    let ws = store
+        .create_workspace(&WorkspaceName::parse("Acme").unwrap(), user.id)
+        .await
+        .unwrap();
+    let old = MasterKeys::parse(MASTER).unwrap();
+    let purpose = parlo::crypto::Purpose::ProviderKey(ws.id, Provider::Mistral);
+    store
+        .put_provider_key(
+            ws.id,
+            &ProviderKey {
+                provider: Provider::Mistral,
+                sealed: parlo::crypto::seal(&old, purpose, b"mistral-key-0123456789"),
+                last_four: "6789".into(),
+                updated_at: Timestamp::now(),
+            },
+        )
+        .await
+        .unwrap();
+    let new = "2:bmV3LW1hc3Rlci1rZXktZm9yLXJvdGF0aW9uLTAxMjM=";
+    let rotate = || {
+        let mut cmd = parlo(dir.path());
+        cmd.args(["keys", "rotate-master"])
+            .env("PARLO_MASTER_KEYS", format!("{new},{MASTER}"))
+            .env("PARLO_TOKEN_KEYS", TOKEN);
+        run_to_end(cmd)
+    };
+    let (ok, out, err) = rotate();
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["version"], 2, "{out}");
+    assert_eq!(r["provider_keys"]["resealed"], 1, "{out}");
+    assert!(
+        err.contains("re-sealed 1 provider keys") && err.contains("operator audit entry 1"),
+        "{err}"
+    );
+    let (ok, out, err) = rotate();
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["provider_keys"]["resealed"], 0, "idempotent: {out}");
+    assert_eq!(r["provider_keys"]["already_current"], 1, "{out}");
+    let stored = store
+        .provider_key(ws.id, Provider::Mistral)
+        .await
+        .unwrap()
+        .unwrap();
+    let only_new = MasterKeys::parse(new).unwrap();
+    assert!(parlo::crypto::open(&only_new, purpose, &stored.sealed).is_ok());
+    let log = store.operator_audit().await.unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].action, "keys.rotate_master");
+}

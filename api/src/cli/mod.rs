@@ -129,7 +129,8 @@ enum KeysCommand {
     /// that restore.
     BackupVerifyKey,
     /// Re-seal every stored secret (provider keys of all workspaces, TOTP secrets) under the
-    /// newest master key, so older versions can be removed from PARLO_MASTER_KEYS.
+    /// newest master key, so older versions can be removed from PARLO_MASTER_KEYS. Recorded
+    /// in the operator audit log like `parlo admin` actions.
     RotateMaster,
 }
 
@@ -226,8 +227,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 keyring::load(&config.key_source, &config.key_file, config.is_production())?;
             runtime()?.block_on(async {
                 let store = storage::open(&config.database_url, None).await?;
-                let r = lifecycle::keys::rotate_master(&store, &keys.master).await?;
+                let op = lifecycle::admin::Operator::new(
+                    store,
+                    lifecycle::admin::Operator::default_actor(),
+                    Some(config.lifecycle.audit_head_file.clone()),
+                );
+                let (r, e) = op.rotate_master(&keys.master).await?;
                 eprintln!("parlo: {r}");
+                admin::print_recorded(&e);
                 println!("{}", serde_json::to_string(&r)?);
                 Ok(())
             })

@@ -1,5 +1,6 @@
-//! Cross-tenant operator actions (`parlo admin`): list workspaces, show usage, suspend,
-//! reactivate, delete, erase an account. Every action is first appended to the operator
+//! Cross-tenant operator actions (`parlo admin`, and `parlo keys rotate-master`): list
+//! workspaces, show usage, suspend, reactivate, delete, erase an account, re-seal secrets
+//! under the newest master key. Every action is first appended to the operator
 //! audit log (so nothing happens unrecorded; a failure afterwards is recorded as a second
 //! entry) and the new head is written to the head file; an append to a log that no longer
 //! holds the recorded head is refused (`operator_audit::append`). Must never bypass row-level
@@ -12,7 +13,9 @@ use anyhow::{Context, bail};
 use serde_json::json;
 
 use super::erasure::{self, AccountErasure};
+use super::keys::{self, RotationReport};
 use super::operator_audit::{self, Head, OperatorAction, VerifyReport};
+use crate::keyring::MasterKeys;
 use crate::model::{Email, OperatorAuditEntry, TenantId, Timestamp, WorkspaceUsage};
 use crate::storage::Store;
 
@@ -242,6 +245,20 @@ impl Operator {
                     .await
                     .map_err(anyhow::Error::from)
             },
+        )
+        .await
+    }
+
+    /// Re-seals every stored secret under the newest master key (see `keys`).
+    pub async fn rotate_master(
+        &self,
+        keys: &MasterKeys,
+    ) -> anyhow::Result<(RotationReport, OperatorAuditEntry)> {
+        self.audited(
+            "keys.rotate_master",
+            "*",
+            json!({ "version": keys.current().0 }),
+            keys::rotate_master(&self.store, keys),
         )
         .await
     }
