@@ -307,14 +307,7 @@ async fn invitation_tokens_never_reach_the_logs() {
     let store = parlo::storage::open(&sqlite_url(dir.path()), None)
         .await
         .unwrap();
-    let owner = store
-        .create_user(&Email::parse("owner@example.com").unwrap(), "h")
-        .await
-        .unwrap();
-    let ws = store
-        .create_workspace(&WorkspaceName::parse("Acme").unwrap(), owner.id)
-        .await
-        .unwrap();
+    let (owner, ws) = support::owner_of_acme(&store, "owner@example.com").await;
     let canary = "CanaryInvite7q9w8e7r6t5y4u3i2o1p0aSdFgHjKl";
     let token = format!("inv_{}_{canary}", ws.id.0.simple());
     store
@@ -499,14 +492,7 @@ async fn keys_rotate_master_reseals_reports_and_is_recorded() {
     let store = parlo::storage::open(&sqlite_url(dir.path()), None)
         .await
         .unwrap();
-    let user = store
-        .create_user(&Email::parse("ann@example.com").unwrap(), "h")
-        .await
-        .unwrap();
-    let ws = store
-        .create_workspace(&WorkspaceName::parse("Acme").unwrap(), user.id)
-        .await
-        .unwrap();
+    let (_, ws) = support::owner_of_acme(&store, "ann@example.com").await;
     let old = MasterKeys::parse(MASTER).unwrap();
     let purpose = parlo::crypto::Purpose::ProviderKey(ws.id, Provider::Mistral);
     store

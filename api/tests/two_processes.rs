@@ -5,7 +5,7 @@
 mod support;
 
 use parlo::config::DatabaseUrl;
-use parlo::model::{BotInput, BotSettings, Email, WorkspaceName};
+use parlo::model::{BotInput, BotSettings};
 use parlo::storage::Store;
 use sqlx::{Connection, PgConnection};
 use support::{Server, get, parlo};
@@ -69,14 +69,7 @@ async fn two_processes_share_tokens_and_rate_limits() {
     let store = Store::connect_postgres(&DatabaseUrl::new(app_url.clone()))
         .await
         .unwrap();
-    let user = store
-        .create_user(&Email::parse("ann@example.com").unwrap(), "h")
-        .await
-        .unwrap();
-    let ws = store
-        .create_workspace(&WorkspaceName::parse("Acme").unwrap(), user.id)
-        .await
-        .unwrap();
+    let (_, ws) = support::owner_of_acme(&store, "ann@example.com").await;
     let bot = store
         .create_bot(
             ws.id,

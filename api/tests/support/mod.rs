@@ -131,3 +131,20 @@ pub fn request(url: &str, headers: &[(&str, &str)], body: Option<(&str, &str)>) 
     let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
     (status, resp)
 }
+
+/// A user `email` (placeholder password hash) owning a new workspace "Acme".
+pub async fn owner_of_acme(
+    store: &parlo::storage::Store,
+    email: &str,
+) -> (parlo::model::User, parlo::model::Workspace) {
+    use parlo::model::{Email, WorkspaceName};
+    let user = store
+        .create_user(&Email::parse(email).unwrap(), "h")
+        .await
+        .unwrap();
+    let ws = store
+        .create_workspace(&WorkspaceName::parse("Acme").unwrap(), user.id)
+        .await
+        .unwrap();
+    (user, ws)
+}
