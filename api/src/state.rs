@@ -25,7 +25,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: Config, store: Store, keys: KeyRing) -> Self {
         Self {
-            limiter: RateLimiter::new(store.clone()),
+            limiter: RateLimiter::new(store.clone(), &keys.master),
             mistral: MistralClient::new(config.mistral_base_url.clone(), config.upstream_timeouts),
             config: Arc::new(config),
             store,

@@ -23,6 +23,10 @@ impl Config {
         line("master_keys", self.key_source.describe_master());
         line("token_keys", self.key_source.describe_token());
         line(
+            "backup_signing_key",
+            self.key_source.describe_backup_signing(),
+        );
+        line(
             "platform_mistral_key",
             if self.platform_mistral_key.is_some() {
                 "\"REDACTED (set)\""
@@ -99,6 +103,16 @@ impl Config {
         );
         line("backup_dir", quote(&l.backup_dir.display().to_string()));
         line("backup_recipients", format!("{:?}", l.backup_recipients));
+        line(
+            "backup_verify_key",
+            format!(
+                "{:?}",
+                l.backup_verify_keys
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            ),
+        );
         line(
             "backup_command",
             l.backup_command

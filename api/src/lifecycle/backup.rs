@@ -1,7 +1,8 @@
 //! `parlo backup`: a consistent snapshot of the whole database, row counts taken inside the
 //! same snapshot, sealed with age to the configured recipients (see `archive`), written
 //! atomically into the backup directory, optionally handed to an off-site command, and old
-//! local backups pruned.
+//! local backups pruned. Every backup is signed with the server's backup signing key
+//! (derived from the newest master key; see `archive`).
 //!
 //! - SQLite: `VACUUM INTO` a private temporary file next to the backups (a transactionally
 //!   consistent copy that does not block writers for long), counted, then encrypted.
@@ -22,6 +23,7 @@ use anyhow::{Context, bail};
 
 use super::archive::{self, Manifest, Progress, Sealer};
 use crate::config::{Config, DatabaseUrl};
+use crate::keyring;
 use crate::storage::census::{self, PgUnrestricted, SqliteFile};
 
 #[derive(Debug, Clone)]
@@ -37,6 +39,8 @@ pub struct BackupReport {
 pub async fn run(config: &Config, progress: Progress) -> anyhow::Result<BackupReport> {
     let l = &config.lifecycle;
     let recipients = archive::recipients(&l.backup_recipients)?;
+    let signer =
+        keyring::backup_signing_key(&config.key_source, &config.key_file, config.is_production())?;
     let started = Instant::now();
     create_private_dir(&l.backup_dir)?;
     let backend = if config.database_url.is_postgres() {
@@ -62,6 +66,7 @@ pub async fn run(config: &Config, progress: Progress) -> anyhow::Result<BackupRe
         tables: BTreeMap::new(),
         payload_bytes: 0,
         payload_sha256: String::new(),
+        signing_key: String::new(),
     };
     progress.say(&format!("backup: writing {}", final_path.display()));
     let (path, manifest) = if config.database_url.is_postgres() {
@@ -70,7 +75,7 @@ pub async fn run(config: &Config, progress: Progress) -> anyhow::Result<BackupRe
              (row-level security is forced even for the table owner), e.g. \
              CREATE ROLE parlo_backup LOGIN BYPASSRLS; GRANT pg_read_all_data TO parlo_backup",
         )?;
-        postgres_backup(url, &final_path, &recipients, manifest, progress).await?
+        postgres_backup(url, &final_path, &recipients, manifest, signer, progress).await?
     } else {
         let snapshot_dir = tempfile::Builder::new()
             .prefix(".snapshot-")
@@ -84,7 +89,7 @@ pub async fn run(config: &Config, progress: Progress) -> anyhow::Result<BackupRe
             let copied =
                 std::fs::File::open(&snapshot).and_then(|mut f| std::io::copy(&mut f, &mut sealer));
             match copied {
-                Ok(_) => sealer.finish(manifest),
+                Ok(_) => sealer.finish(manifest, &signer),
                 Err(e) => {
                     sealer.abandon();
                     Err(e).context("encrypting the snapshot")
@@ -200,6 +205,7 @@ async fn postgres_backup(
     final_path: &Path,
     recipients: &[age::x25519::Recipient],
     mut manifest: Manifest,
+    signer: ed25519_dalek::SigningKey,
     progress: Progress,
 ) -> anyhow::Result<(PathBuf, Manifest)> {
     let mut conn = PgUnrestricted::connect(url).await?;
@@ -232,7 +238,7 @@ async fn postgres_backup(
         let status = child.wait()?;
         let errors = errors.join().unwrap_or_default();
         match (copied, status.success()) {
-            (Ok(_), true) => sealer.finish(manifest),
+            (Ok(_), true) => sealer.finish(manifest, &signer),
             (copied, _) => {
                 sealer.abandon();
                 bail!(

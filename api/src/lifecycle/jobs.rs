@@ -64,6 +64,7 @@ async fn retention_loop(store: Store, every: Duration, opts: RetentionOptions) {
                 messages = r.deleted.messages,
                 attachments = r.deleted.attachments,
                 workspaces = r.workspaces,
+                rate_limit_windows = r.rate_limit_windows,
                 elapsed_ms = r.elapsed.as_millis() as u64,
                 "retention run finished"
             ),

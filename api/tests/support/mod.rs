@@ -87,6 +87,20 @@ impl Server {
 }
 
 pub fn get(url: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, String) {
+    request(url, headers, body.map(|b| ("application/json", b)))
+}
+
+/// A POST of an HTML form (`application/x-www-form-urlencoded`).
+pub fn post_form(url: &str, headers: &[(&str, &str)], form: &str) -> (u16, String) {
+    request(
+        url,
+        headers,
+        Some(("application/x-www-form-urlencoded", form)),
+    )
+}
+
+/// GET, or POST when there is a body (content type, body).
+pub fn request(url: &str, headers: &[(&str, &str)], body: Option<(&str, &str)>) -> (u16, String) {
     // A tiny HTTP/1.1 client keeps the test free of async machinery.
     use std::io::Write;
     let u = url::Url::parse(url).unwrap();
@@ -103,14 +117,14 @@ pub fn get(url: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, Str
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
-    if let Some(b) = body {
+    if let Some((content_type, b)) = body {
         req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
             b.len()
         ));
     }
     req.push_str("\r\n");
-    req.push_str(body.unwrap_or(""));
+    req.push_str(body.map_or("", |(_, b)| b));
     s.write_all(req.as_bytes()).unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
@@ -201,20 +215,30 @@ pub fn migrate(dir: &Path, url: &str, owner_url: Option<&str>) {
     );
 }
 
-/// A user owning the workspace "Acme" with the bot "Help", allowed on `origin`.
-pub async fn workspace_with_bot(
+/// A user `email` (placeholder password hash) owning a new workspace "Acme".
+pub async fn owner_of_acme(
     store: &parlo::storage::Store,
-    origin: &str,
-) -> (parlo::model::TenantId, parlo::model::Bot) {
-    use parlo::model::{BotInput, BotSettings, Email, WorkspaceName};
+    email: &str,
+) -> (parlo::model::User, parlo::model::Workspace) {
+    use parlo::model::{Email, WorkspaceName};
     let user = store
-        .create_user(&Email::parse("ann@example.com").unwrap(), "h")
+        .create_user(&Email::parse(email).unwrap(), "h")
         .await
         .unwrap();
     let ws = store
         .create_workspace(&WorkspaceName::parse("Acme").unwrap(), user.id)
         .await
         .unwrap();
+    (user, ws)
+}
+
+/// A user owning the workspace "Acme" with the bot "Help", allowed on `origin`.
+pub async fn workspace_with_bot(
+    store: &parlo::storage::Store,
+    origin: &str,
+) -> (parlo::model::TenantId, parlo::model::Bot) {
+    use parlo::model::{BotInput, BotSettings};
+    let (_, ws) = owner_of_acme(store, "ann@example.com").await;
     let bot = store
         .create_bot(
             ws.id,
