@@ -44,10 +44,9 @@ async fn an_old_master_key_can_be_retired_after_rotate_master(backend: Backend) 
     ts.store
         .set_totp(
             totp_user,
-            Some(&crypto::seal(
-                &old,
-                Purpose::Totp(totp_user),
-                totp.as_bytes(),
+            Some((
+                &crypto::seal(&old, Purpose::Totp(totp_user), totp.as_bytes()),
+                0,
             )),
         )
         .await
