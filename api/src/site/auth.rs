@@ -237,16 +237,21 @@ fn account_key(prefix: &str, email: &str) -> String {
 
 /// The client network an address belongs to, for the per-account login limit: IPv4 per /24,
 /// IPv6 per /64 (what one subscriber or one rented server block usually holds). An address
-/// that does not parse is its own network.
+/// that does not parse is its own network. Takes an address or the client's rate-limit bucket
+/// (`1.2.3.4/32`, `2001:db8::/64`).
 fn client_network(ip: &str) -> String {
-    match ip.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(v4)) => ipnet::Ipv4Net::new(v4, 24)
+    let addr = ip
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .or_else(|| ip.parse::<ipnet::IpNet>().ok().map(|n| n.addr()));
+    match addr {
+        Some(std::net::IpAddr::V4(v4)) => ipnet::Ipv4Net::new(v4, 24)
             .map(|n| n.trunc().to_string())
             .unwrap_or_else(|_| ip.to_owned()),
-        Ok(std::net::IpAddr::V6(v6)) => ipnet::Ipv6Net::new(v6, 64)
+        Some(std::net::IpAddr::V6(v6)) => ipnet::Ipv6Net::new(v6, 64)
             .map(|n| n.trunc().to_string())
             .unwrap_or_else(|_| ip.to_owned()),
-        Err(_) => ip.to_owned(),
+        None => ip.to_owned(),
     }
 }
 
@@ -446,6 +451,8 @@ mod tests {
     #[test]
     fn login_failures_are_counted_per_ipv4_24_and_ipv6_64() {
         assert_eq!(client_network("198.51.100.7"), "198.51.100.0/24");
+        assert_eq!(client_network("198.51.100.7/32"), "198.51.100.0/24");
+        assert_eq!(client_network("2001:db8:1:2::/64"), "2001:db8:1:2::/64");
         assert_eq!(
             client_network("198.51.100.200"),
             client_network("198.51.100.7")
