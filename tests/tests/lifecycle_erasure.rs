@@ -118,6 +118,7 @@ async fn world(store: &Store) -> World {
             )
             .await
             .unwrap();
+        parlo_tests::knowledge::stage_rows(store, t, bot.id, c.id, m.id).await;
         store
             .append_audit(
                 t,

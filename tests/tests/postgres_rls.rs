@@ -22,6 +22,14 @@ const TENANT_TABLES: &[(&str, &str)] = &[
     ("messages", "tenant_id"),
     ("attachments", "tenant_id"),
     ("audit_log", "tenant_id"),
+    ("knowledge_libraries", "tenant_id"),
+    ("knowledge_bot_settings", "tenant_id"),
+    ("knowledge_bot_libraries", "tenant_id"),
+    ("knowledge_sources", "tenant_id"),
+    ("knowledge_jobs", "tenant_id"),
+    ("knowledge_chunks", "tenant_id"),
+    ("message_citations", "tenant_id"),
+    ("knowledge_gaps", "tenant_id"),
 ];
 
 struct Fixture {
@@ -55,7 +63,7 @@ async fn fixture() -> Fixture {
             )
             .await
             .unwrap();
-        store
+        let m = store
             .append_message(
                 w,
                 &NewMessage {
@@ -67,6 +75,7 @@ async fn fixture() -> Fixture {
             )
             .await
             .unwrap();
+        parlo_tests::knowledge::stage_rows(&store, w, bot.id, c.id, m.id).await;
         store
             .add_attachment(
                 w,

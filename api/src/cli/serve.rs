@@ -43,7 +43,11 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     // Listen for signals before announcing the URL, so a supervisor that stops us right
     // after start-up gets a graceful shutdown, not the default signal death.
     let signal = shutdown_signal()?;
-    let jobs = lifecycle::jobs::spawn(state.store.clone(), state.config.clone())?;
+    let jobs = lifecycle::jobs::spawn(
+        state.store.clone(),
+        state.config.clone(),
+        state.keys.clone(),
+    )?;
     let server = app::spawn(state.clone()).await?;
     let url = local_url(server.addr);
     tracing::info!(url = %url, backend = ?backend, "parlo is listening");

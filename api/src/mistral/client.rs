@@ -67,6 +67,7 @@ pub(super) struct Endpoints {
     base: Url,
     chat: Url,
     pub(super) ocr: Url,
+    pub(super) embeddings: Url,
     models: Url,
 }
 
@@ -104,6 +105,7 @@ impl MistralClient {
         let endpoints = Endpoints {
             chat: join("v1/chat/completions"),
             ocr: join("v1/ocr"),
+            embeddings: join("v1/embeddings"),
             models: join("v1/models"),
             base,
         };

@@ -31,6 +31,16 @@ impl MistralClient {
         api_key: &SecretString,
         input: OcrInput,
     ) -> Result<String, UpstreamError> {
+        Ok(self.ocr_pages(api_key, input).await?.join("\n\n"))
+    }
+
+    /// Reads a PDF or an image and returns the markdown of each page, in page order (page
+    /// numbers are the positions, from 1).
+    pub async fn ocr_pages(
+        &self,
+        api_key: &SecretString,
+        input: OcrInput,
+    ) -> Result<Vec<String>, UpstreamError> {
         let auth = bearer(api_key)?;
         let mime = input
             .content_type
@@ -82,8 +92,7 @@ impl MistralClient {
         let mut parsed: OcrResponse = serde_json::from_slice(&bytes)
             .map_err(|e| UpstreamError::Malformed(describe_json_error("OCR answer", &e)))?;
         parsed.pages.sort_by_key(|p| p.index);
-        let pages: Vec<&str> = parsed.pages.iter().map(|p| p.markdown.as_str()).collect();
-        Ok(pages.join("\n\n"))
+        Ok(parsed.pages.into_iter().map(|p| p.markdown).collect())
     }
 }
 
