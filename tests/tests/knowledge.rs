@@ -39,6 +39,15 @@ struct World {
 /// The app pointed at a fake Mistral that accepts [`KEY`], with one tenant (with the key
 /// when `with_key`) and the fetch allow-list open for loopback (the test web site).
 async fn world(backend: Backend, with_key: bool, limits: Option<KnowledgeLimits>) -> World {
+    world_with(backend, with_key, limits, None).await
+}
+
+async fn world_with(
+    backend: Backend,
+    with_key: bool,
+    limits: Option<KnowledgeLimits>,
+    github: Option<url::Url>,
+) -> World {
     let fake = FakeMistral::start().await;
     fake.accept_key(KEY);
     let base = fake.base_url.clone();
@@ -48,6 +57,7 @@ async fn world(backend: Backend, with_key: bool, limits: Option<KnowledgeLimits>
         s.rate_limit_conversation_per_minute = Some(1000);
         s.rate_limit_ip_per_minute = Some(1000);
         s.knowledge_fetch_allow = Some(vec!["127.0.0.0/8".parse().unwrap()]);
+        s.github_api_url = github;
         if let Some(l) = limits {
             s.knowledge_max_documents = Some(l.max_documents);
             s.knowledge_max_mb = Some(l.max_bytes / (1024 * 1024));
@@ -86,6 +96,7 @@ both_backends!(
     the_queue_leases_jobs_and_takes_over_expired_leases,
     several_workers_share_the_queue_without_taking_a_job_twice,
     chat_turn_cites_numbered_sources_and_records_knowledge_gaps,
+    github_markdown_is_read_with_the_sealed_token_and_api_failures_are_told_apart,
 );
 
 async fn markdown_file_is_ingested_and_found_by_full_text_without_a_key(backend: Backend) {
@@ -322,7 +333,8 @@ async fn deleting_a_source_removes_its_chunks_at_once(backend: Backend) {
         .await
         .unwrap();
     ingest(&w, s.id).await;
-    let search = || store.search_fulltext(w.t.tenant, w.t.bot.id, "parcels Germany", 5);
+    let words = ["parcels".to_owned(), "germany".to_owned()];
+    let search = || store.search_fulltext(w.t.tenant, w.t.bot.id, &words, 5);
     assert!(!search().await.unwrap().is_empty());
     assert!(store.delete_source(w.t.tenant, s.id).await.unwrap());
     assert!(
@@ -797,5 +809,204 @@ async fn chat_turn_cites_numbered_sources_and_records_knowledge_gaps(backend: Ba
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+const GITHUB_TOKEN: &str = "ghp_knowledgeTestToken0123456789";
+
+/// A fake of the GitHub REST API (as documented: trees, contents with base64 and
+/// `html_url`, `{"message": "Not Found"}` 404s, 403 with `x-ratelimit-remaining: 0` when
+/// rate limited). `acme/docs` needs [`GITHUB_TOKEN`]; `acme/limited` is rate limited. The
+/// Authorization headers it saw are recorded.
+async fn fake_github(seen: Arc<std::sync::Mutex<Vec<String>>>) -> url::Url {
+    use axum::extract::{Path, Query};
+    use axum::http::HeaderMap;
+    use base64::Engine;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/api/v3", listener.local_addr().unwrap());
+    let files: &'static [(&str, &str)] = &[
+        (
+            "README.md",
+            "# Acme\n\nTop-level readme about the company picnic.",
+        ),
+        (
+            "docs/guide.md",
+            "# Guide\n\nInstall the widget with one script tag.",
+        ),
+        ("docs/sub/faq.md", "# FAQ\n\nThe widget supports dark mode."),
+        ("docs/logo.png", "not markdown"),
+    ];
+    let not_found = || {
+        (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({ "message": "Not Found", "status": "404" })),
+        )
+            .into_response()
+    };
+    let check = move |seen: &std::sync::Mutex<Vec<String>>, h: &HeaderMap| {
+        let auth = h
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        seen.lock().unwrap().push(auth.clone());
+        auth == format!("Bearer {GITHUB_TOKEN}")
+    };
+    let s1 = seen.clone();
+    let app = Router::new()
+        .route(
+            "/api/v3/repos/{owner}/{repo}/git/trees/{git_ref}",
+            get(
+                move |Path((owner, repo, git_ref)): Path<(String, String, String)>,
+                      h: HeaderMap| async move {
+                    if repo == "limited" {
+                        return (
+                            StatusCode::FORBIDDEN,
+                            [("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "0")],
+                            axum::Json(serde_json::json!({ "message": "API rate limit exceeded" })),
+                        )
+                            .into_response();
+                    }
+                    if (owner, repo.as_str(), git_ref.as_str()) != ("acme".into(), "docs", "main")
+                        || !check(&s1, &h)
+                    {
+                        return not_found();
+                    }
+                    let tree: Vec<Value> = files
+                        .iter()
+                        .map(|(path, text)| {
+                            serde_json::json!({ "path": path, "mode": "100644", "type": "blob",
+                                "sha": format!("{:x}", text.len()), "size": text.len() })
+                        })
+                        .chain([serde_json::json!({ "path": "docs", "mode": "040000",
+                            "type": "tree", "sha": "d0" })])
+                        .collect();
+                    axum::Json(serde_json::json!({ "sha": "t0", "tree": tree, "truncated": false }))
+                        .into_response()
+                },
+            ),
+        )
+        .route(
+            "/api/v3/repos/acme/docs/contents/{*path}",
+            get(
+                move |Path(path): Path<String>,
+                      Query(q): Query<std::collections::HashMap<String, String>>,
+                      h: HeaderMap| async move {
+                    let Some((_, text)) = files.iter().find(|(p, _)| *p == path) else {
+                        return not_found();
+                    };
+                    if q.get("ref").map(String::as_str) != Some("main") || !check(&seen, &h) {
+                        return not_found();
+                    }
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(text);
+                    // GitHub wraps the base64 at 60 characters.
+                    let wrapped: Vec<String> = b64
+                        .as_bytes()
+                        .chunks(60)
+                        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+                        .collect();
+                    axum::Json(serde_json::json!({
+                        "type": "file", "encoding": "base64", "path": path,
+                        "content": wrapped.join("\n"),
+                        "html_url": format!("https://github.com/acme/docs/blob/main/{path}"),
+                    }))
+                    .into_response()
+                },
+            ),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url::Url::parse(&base).unwrap()
+}
+
+async fn github_markdown_is_read_with_the_sealed_token_and_api_failures_are_told_apart(
+    backend: Backend,
+) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let api = fake_github(seen.clone()).await;
+    let w = world_with(backend, false, None, Some(api)).await;
+    let store = w.app.store();
+    let lib = library_for(store, w.t.tenant, w.t.bot.id, "Repo").await;
+    let master = parlo::keyring::MasterKeys::parse(parlo_tests::TEST_MASTER_KEYS).unwrap();
+    let limits = KnowledgeLimits::default();
+    let github = |repo: &str, token: bool| {
+        let mut s = web(lib.id, SourceKind::Github, repo);
+        s.options.path = "docs".into();
+        s.options.git_ref = "main".into();
+        if token {
+            s.token = Some(parlo::crypto::seal(
+                &master,
+                parlo::crypto::Purpose::SourceToken(w.t.tenant, s.id),
+                GITHUB_TOKEN.as_bytes(),
+            ));
+        }
+        s
+    };
+    let docs = store
+        .add_source(w.t.tenant, &github("acme/docs", true), &limits)
+        .await
+        .unwrap();
+    let s = ingest(&w, docs.id).await;
+    assert_eq!(s.status, SourceStatus::Ready, "{:?}", s.reason);
+    assert_eq!(
+        s.pages, 2,
+        "the Markdown under docs/, not the readme or the image"
+    );
+    let seen_now = seen.lock().unwrap().clone();
+    assert_eq!(seen_now.len(), 3, "the tree and two files");
+    assert!(
+        seen_now
+            .iter()
+            .all(|a| a == &format!("Bearer {GITHUB_TOKEN}"))
+    );
+    let hits = retrieve::retrieve(
+        store,
+        &w.app.state.mistral,
+        None,
+        w.t.tenant,
+        w.t.bot.id,
+        "Does the widget support dark mode?",
+        1,
+    )
+    .await
+    .unwrap()
+    .hits;
+    let cite = retrieve::citation(1, &hits[0]);
+    assert_eq!(
+        cite.url.as_deref(),
+        Some("https://github.com/acme/docs/blob/main/docs/sub/faq.md")
+    );
+    // Without the token the repository is invisible: a readable "not found", not retried.
+    let hidden = store
+        .add_source(w.t.tenant, &github("acme/docs", false), &limits)
+        .await
+        .unwrap();
+    let s = ingest(&w, hidden.id).await;
+    assert_eq!(s.status, SourceStatus::Failed);
+    assert!(
+        s.reason.as_deref().unwrap().contains("not found"),
+        "{:?}",
+        s.reason
+    );
+    // Rate limited: retried later.
+    let limited = store
+        .add_source(w.t.tenant, &github("acme/limited", true), &limits)
+        .await
+        .unwrap();
+    let s = ingest(&w, limited.id).await;
+    assert_eq!(s.status, SourceStatus::Queued);
+    let why = s.reason.unwrap();
+    assert!(why.to_lowercase().contains("rate"), "{why}");
+    assert!(!why.contains(GITHUB_TOKEN));
+    // A malformed repository name is refused with a sentence.
+    let bad = store
+        .add_source(w.t.tenant, &github("acme/../etc", false), &limits)
+        .await
+        .unwrap();
+    let s = ingest(&w, bad.id).await;
+    assert_eq!(s.status, SourceStatus::Failed);
+    assert!(
+        s.reason.as_deref().unwrap().contains("owner/repo"),
+        "{:?}",
+        s.reason
     );
 }

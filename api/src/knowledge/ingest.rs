@@ -25,6 +25,7 @@ use super::chunk::{ChunkConfig, chunk_document};
 use super::extract::{self, Document, ExtractError, Extracted, ZipLimits};
 use super::fetch::robots::FetchSession;
 use super::fetch::{FetchConfig, FetchError, Fetcher};
+use super::github::{self, GithubError};
 use super::sitemap::{self, SitemapError, SitemapLimits};
 use super::vector::{StoredVector, VectorFormat};
 use crate::config::Config;
@@ -43,6 +44,9 @@ pub const MAX_ATTEMPTS: u32 = 5;
 /// How long a claimed job is leased to its worker; a worker that dies leaves it to be taken
 /// again after this.
 pub const LEASE: Duration = Duration::from_secs(15 * 60);
+
+/// How often GitHub sources are synced again.
+pub const RESYNC: Duration = Duration::from_secs(24 * 3600);
 
 /// The wait before attempt `n + 1` after attempt `n` failed: 30 s, 1, 2, 4 min … at most 1 h.
 pub fn backoff(attempts: u32) -> Duration {
@@ -98,6 +102,19 @@ impl From<SitemapError> for IngestError {
         match e {
             SitemapError::Fetch(f) => f.into(),
             other => IngestError::Permanent(capitalise(&other.to_string())),
+        }
+    }
+}
+
+impl From<GithubError> for IngestError {
+    fn from(e: GithubError) -> Self {
+        let m = capitalise(&e.to_string());
+        match e {
+            GithubError::Fetch(f) => match IngestError::from(f) {
+                IngestError::Transient(_) => IngestError::Transient(m),
+                IngestError::Permanent(_) => IngestError::Permanent(m),
+            },
+            _ => IngestError::Permanent(m),
         }
     }
 }
@@ -176,6 +193,7 @@ pub struct Ingestor {
     platform_key: Option<SecretString>,
     limits: KnowledgeLimits,
     fetcher: Fetcher,
+    github_api: Url,
     sitemap_limits: SitemapLimits,
     zip_limits: ZipLimits,
 }
@@ -197,6 +215,7 @@ impl Ingestor {
             platform_key: config.platform_mistral_key.clone(),
             limits: config.knowledge.limits,
             fetcher,
+            github_api: config.knowledge.github_api_url.clone(),
             sitemap_limits: SitemapLimits::default(),
             zip_limits: ZipLimits::default(),
         })
@@ -222,8 +241,13 @@ impl Ingestor {
         Ok(ran)
     }
 
-    /// The same for one workspace.
+    /// The same for one workspace, after queueing the GitHub sources due for their daily
+    /// re-sync.
     pub async fn run_due_in(&self, t: TenantId) -> StoreResult<usize> {
+        let day_ago = Timestamp(Timestamp::now().0 - RESYNC.as_millis() as i64);
+        for id in self.store.github_sources_synced_before(t, day_ago).await? {
+            self.store.queue_source(t, id).await?;
+        }
         let mut ran = 0;
         loop {
             let now = Timestamp::now();
@@ -501,9 +525,70 @@ impl Ingestor {
                     hash: hasher.finalize().to_vec(),
                 })
             }
-            SourceKind::Github => Err(IngestError::Permanent(
-                "GitHub sources cannot be read by this server yet.".to_owned(),
-            )),
+            SourceKind::Github => {
+                let token = match &payload.token {
+                    Some(sealed) => Some(
+                        crypto::open(
+                            &self.keys.master,
+                            Purpose::SourceToken(t, source.id),
+                            sealed,
+                        )
+                        .map_err(|_| {
+                            IngestError::Permanent(
+                                "The GitHub token can no longer be read: enter it again."
+                                    .to_owned(),
+                            )
+                        })?,
+                    ),
+                    None => None,
+                };
+                let files = github::read_markdown(
+                    &self.fetcher,
+                    &self.github_api,
+                    &source.location,
+                    &source.options.path,
+                    &source.options.git_ref,
+                    token.as_ref(),
+                )
+                .await?;
+                drop(token);
+                self.store
+                    .set_source_progress(
+                        t,
+                        source.id,
+                        SourceStatus::Parsing,
+                        files.len() as i64,
+                        source.chunks,
+                    )
+                    .await?;
+                let mut hasher = Sha256::new();
+                let mut bytes = 0i64;
+                let mut documents = Vec::new();
+                for f in &files {
+                    hasher.update(f.path.as_bytes());
+                    hasher.update(f.sha.as_bytes());
+                    bytes += f.text.len() as i64;
+                    match extract::extract(f.text.as_bytes(), &self.zip_limits) {
+                        Ok(Extracted::Text(mut d)) => {
+                            d.title.get_or_insert_with(|| f.path.clone());
+                            documents.push((d, f.html_url.clone()));
+                        }
+                        // An empty README or a file of only front matter: nothing to index.
+                        Ok(Extracted::NeedsOcr { .. }) | Err(_) => {}
+                    }
+                }
+                if documents.is_empty() {
+                    return Err(IngestError::Permanent(
+                        "No Markdown file with text was found under this path.".to_owned(),
+                    ));
+                }
+                Ok(Read {
+                    pages: documents.len() as i64,
+                    documents,
+                    bytes,
+                    hash: hasher.finalize().to_vec(),
+                })
+            }
         }
     }
 

@@ -9,6 +9,7 @@ pub mod chunk;
 pub mod embed;
 pub mod extract;
 pub mod fetch;
+pub mod github;
 pub mod ingest;
 pub mod rank;
 pub mod retrieve;

@@ -45,8 +45,9 @@ pub async fn retrieve(
     question: &str,
     k: usize,
 ) -> StoreResult<Retrieved> {
-    let query = terms(question).join(" ");
-    let fulltext = store.search_fulltext(t, bot, &query, CANDIDATES).await?;
+    let fulltext = store
+        .search_fulltext(t, bot, &terms(question), CANDIDATES)
+        .await?;
     let mut vector: Vec<(ChunkId, f32)> = Vec::new();
     let mut used_vectors = false;
     if let Some(key) = key {

@@ -202,11 +202,19 @@ fn heading_json(path: &[String]) -> String {
     serde_json::to_string(path).expect("strings serialise")
 }
 
-/// The question's words as a full-text query matching any of them (so a question's extra
-/// words do not hide a passage), in the syntax of each engine; `None` if it has no words.
-/// Words are letters and digits only, so nothing in them is query syntax.
-fn any_word_query(question: &str, backend: super::Backend) -> Option<String> {
-    let mut words = crate::knowledge::embed::words(question);
+/// Words as a full-text query matching any of them (so a question's extra words do not
+/// hide a passage), in the syntax of each engine; `None` if there are none. Only letters and
+/// digits are kept, so nothing in a word is query syntax.
+fn any_word_query(words: &[String], backend: super::Backend) -> Option<String> {
+    let mut words: Vec<String> = words
+        .iter()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric())
+                .collect::<String>()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
     words.sort();
     words.dedup();
     words.truncate(32);
@@ -556,6 +564,26 @@ impl Store {
         .await
     }
 
+    /// GitHub sources last synced before `before` and not queued or running (the daily
+    /// re-sync).
+    pub async fn github_sources_synced_before(
+        &self,
+        t: TenantId,
+        before: Timestamp,
+    ) -> StoreResult<Vec<SourceId>> {
+        self.in_tenant(t, async |tx| {
+            Ok(tx
+                .query_scalar(
+                    "SELECT id FROM knowledge_sources WHERE tenant_id = $1 AND kind = 'github' \
+                     AND status IN ('ready', 'failed') AND updated_at < $2 ORDER BY id",
+                )
+                .bind(before)
+                .fetch_all()
+                .await?)
+        })
+        .await
+    }
+
     /// Every source of the workspace (for `parlo knowledge reindex`).
     pub async fn all_source_ids(&self, t: TenantId) -> StoreResult<Vec<SourceId>> {
         self.in_tenant(t, async |tx| {
@@ -882,17 +910,18 @@ impl Store {
             .collect())
     }
 
-    /// Full-text search over bot `bot`'s libraries: the best `k` chunks for any of the
-    /// question's words, best first, with the engine's score (higher is better).
+    /// Full-text search over bot `bot`'s libraries: the best `k` chunks for any of `words`,
+    /// best first, with the engine's score (higher is better). Each engine stems the words
+    /// itself (SQLite: Porter; PostgreSQL: the library's language).
     pub async fn search_fulltext(
         &self,
         t: TenantId,
         bot: BotId,
-        question: &str,
+        words: &[String],
         k: usize,
     ) -> StoreResult<Vec<(ChunkId, f32)>> {
         let backend = self.backend();
-        let Some(query) = any_word_query(question, backend) else {
+        let Some(query) = any_word_query(words, backend) else {
             return Ok(Vec::new());
         };
         let k = k as i64;
