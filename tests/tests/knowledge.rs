@@ -97,6 +97,7 @@ both_backends!(
     several_workers_share_the_queue_without_taking_a_job_twice,
     chat_turn_cites_numbered_sources_and_records_knowledge_gaps,
     github_markdown_is_read_with_the_sealed_token_and_api_failures_are_told_apart,
+    embedding_failures_are_retried_and_inputs_go_in_batches_of_32,
 );
 
 async fn markdown_file_is_ingested_and_found_by_full_text_without_a_key(backend: Backend) {
@@ -1009,4 +1010,50 @@ async fn github_markdown_is_read_with_the_sealed_token_and_api_failures_are_told
         "{:?}",
         s.reason
     );
+}
+
+async fn embedding_failures_are_retried_and_inputs_go_in_batches_of_32(backend: Backend) {
+    let w = world(backend, true, None).await;
+    let store = w.app.store();
+    let lib = library_for(store, w.t.tenant, w.t.bot.id, "Big").await;
+    let doc: String = (0..40)
+        .map(|i| format!("# Section {i}\n\nParagraph number {i} about topic {i}.\n\n"))
+        .collect();
+    let s = store
+        .add_source(
+            w.t.tenant,
+            &file(lib.id, "big.md", doc.as_bytes()),
+            &KnowledgeLimits::default(),
+        )
+        .await
+        .unwrap();
+    w.fake
+        .set_fault(parlo_tests::fake_mistral::Fault::Status500);
+    let failed = ingest(&w, s.id).await;
+    assert_eq!(failed.status, SourceStatus::Queued, "retried later");
+    assert!(
+        failed.reason.as_deref().unwrap().starts_with("Mistral:"),
+        "{:?}",
+        failed.reason
+    );
+    assert_eq!(store.knowledge_chunk_count(w.t.tenant).await.unwrap(), 0);
+    w.fake.clear_fault();
+    w.fake.clear_requests();
+    let later = Timestamp::now().plus_secs(31);
+    let job = store
+        .claim_knowledge_job(w.t.tenant, later, later.plus_secs(900))
+        .await
+        .unwrap()
+        .unwrap();
+    ingestor(&w.app).run(&job).await;
+    let ready = store.source(w.t.tenant, s.id).await.unwrap().unwrap();
+    assert_eq!(ready.status, SourceStatus::Ready, "{:?}", ready.reason);
+    assert_eq!(ready.chunks, 40);
+    let sizes: Vec<usize> = w
+        .fake
+        .requests_to("/v1/embeddings")
+        .iter()
+        .map(|r| r.body["input"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [32, 8]);
 }

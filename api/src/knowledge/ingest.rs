@@ -298,15 +298,7 @@ impl Ingestor {
             return Ok(()); // deleted meanwhile: nothing to do
         };
         let source = &payload.source;
-        self.store
-            .set_source_progress(
-                t,
-                source.id,
-                SourceStatus::Fetching,
-                source.pages,
-                source.chunks,
-            )
-            .await?;
+        self.progress(source, SourceStatus::Fetching).await?;
         let key = mistral_key(
             &self.store,
             &self.keys.master,
@@ -423,15 +415,7 @@ impl Ingestor {
                 let bytes = payload.content.clone().ok_or_else(|| {
                     IngestError::Permanent("The uploaded file is no longer stored.".to_owned())
                 })?;
-                self.store
-                    .set_source_progress(
-                        t,
-                        source.id,
-                        SourceStatus::Parsing,
-                        source.pages,
-                        source.chunks,
-                    )
-                    .await?;
+                self.progress(source, SourceStatus::Parsing).await?;
                 let hash = Sha256::digest(&bytes).to_vec();
                 let document = self.document(&bytes, &source.location, key).await?;
                 Ok(Read {
@@ -445,15 +429,7 @@ impl Ingestor {
                 let url = parse_url(&source.location)?;
                 let mut session = FetchSession::new(&self.fetcher);
                 let fetched = session.get(&url).await?;
-                self.store
-                    .set_source_progress(
-                        t,
-                        source.id,
-                        SourceStatus::Parsing,
-                        source.pages,
-                        source.chunks,
-                    )
-                    .await?;
+                self.progress(source, SourceStatus::Parsing).await?;
                 let hash = Sha256::digest(&fetched.body).to_vec();
                 let mut document = self.document(&fetched.body, url.as_str(), key).await?;
                 document.title.get_or_insert_with(|| url.to_string());
@@ -590,6 +566,23 @@ impl Ingestor {
                 })
             }
         }
+    }
+
+    /// Shows `status` on the source, keeping its counts until new ones are known.
+    async fn progress(
+        &self,
+        source: &crate::model::Source,
+        status: SourceStatus,
+    ) -> StoreResult<()> {
+        self.store
+            .set_source_progress(
+                source.tenant_id,
+                source.id,
+                status,
+                source.pages,
+                source.chunks,
+            )
+            .await
     }
 
     /// Extracts one file's text; PDFs and images go through Mistral OCR.

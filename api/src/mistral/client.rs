@@ -210,6 +210,30 @@ impl MistralClient {
     }
 }
 
+impl MistralClient {
+    /// POSTs `body` as JSON to `url` with `auth` and a total time of `timeout`, and reads
+    /// the 200 answer's body (up to [`MAX_JSON_BODY`]); any other status is an error.
+    pub(super) async fn post_json(
+        &self,
+        url: &Url,
+        auth: HeaderValue,
+        timeout: Duration,
+        body: &impl Serialize,
+    ) -> Result<Bytes, UpstreamError> {
+        let response = self
+            .http
+            .post(url.clone())
+            .header(AUTHORIZATION, auth)
+            .timeout(timeout)
+            .json(body)
+            .send()
+            .await
+            .map_err(request_error)?;
+        let response = self.check_status(response).await?;
+        read_limited(response, MAX_JSON_BODY).await
+    }
+}
+
 pub(super) fn bearer(api_key: &SecretString) -> Result<HeaderValue, UpstreamError> {
     let key = api_key.expose_secret();
     if key.trim().is_empty() {

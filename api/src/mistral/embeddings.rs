@@ -3,11 +3,10 @@
 //! must hold exactly one vector per input, all of one dimension, or it is refused as
 //! malformed (a wrong vector would silently corrupt retrieval).
 
-use reqwest::header::AUTHORIZATION;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::client::{MAX_JSON_BODY, MistralClient, bearer, read_limited, request_error};
+use super::client::{MistralClient, bearer};
 use super::error::{UpstreamError, describe_json_error};
 
 /// The embedding model knowledge is embedded with.
@@ -33,20 +32,18 @@ impl MistralClient {
                 model: &'a str,
                 input: &'a [String],
             }
-            let response = self
-                .http
-                .post(self.endpoints.embeddings.clone())
-                .header(AUTHORIZATION, auth.clone())
-                .timeout(self.timeouts.read)
-                .json(&Body {
-                    model: EMBED_MODEL,
-                    input: batch,
-                })
-                .send()
-                .await
-                .map_err(request_error)?;
-            let response = self.check_status(response).await?;
-            let bytes = read_limited(response, MAX_JSON_BODY).await?;
+            let body = Body {
+                model: EMBED_MODEL,
+                input: batch,
+            };
+            let bytes = self
+                .post_json(
+                    &self.endpoints.embeddings,
+                    auth.clone(),
+                    self.timeouts.read,
+                    &body,
+                )
+                .await?;
             #[derive(Deserialize)]
             struct Answer {
                 data: Vec<Datum>,

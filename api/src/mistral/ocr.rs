@@ -4,11 +4,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use reqwest::header::AUTHORIZATION;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::client::{MAX_JSON_BODY, MistralClient, bearer, read_limited, request_error};
+use super::client::{MistralClient, bearer};
 use super::error::{UpstreamError, describe_json_error};
 
 /// The OCR model every attachment is read with.
@@ -68,17 +67,9 @@ impl MistralClient {
             "document": document,
             "include_image_base64": false,
         });
-        let response = self
-            .http
-            .post(self.endpoints.ocr.clone())
-            .header(AUTHORIZATION, auth)
-            .timeout(self.timeouts.ocr)
-            .json(&body)
-            .send()
-            .await
-            .map_err(request_error)?;
-        let response = self.check_status(response).await?;
-        let bytes = read_limited(response, MAX_JSON_BODY).await?;
+        let bytes = self
+            .post_json(&self.endpoints.ocr, auth, self.timeouts.ocr, &body)
+            .await?;
 
         #[derive(Deserialize)]
         struct OcrResponse {

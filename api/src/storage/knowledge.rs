@@ -96,6 +96,8 @@ impl SourceRow {
 
 #[derive(sqlx::FromRow)]
 struct PayloadRow {
+    #[sqlx(flatten)]
+    source: SourceRow,
     content: Option<Vec<u8>>,
     token_ciphertext: Option<Vec<u8>>,
     token_nonce: Option<Vec<u8>>,
@@ -470,31 +472,20 @@ impl Store {
         t: TenantId,
         id: SourceId,
     ) -> StoreResult<Option<SourcePayload>> {
-        let rows: Option<(SourceRow, PayloadRow)> = self
+        let row: Option<PayloadRow> = self
             .in_tenant(t, async |tx| {
-                let source: Option<SourceRow> = tx
+                Ok(tx
                     .query_as(&format!(
-                        "SELECT {SOURCE_COLUMNS} FROM knowledge_sources \
+                        "SELECT {SOURCE_COLUMNS}, content, token_ciphertext, token_nonce, \
+                         token_key_version FROM knowledge_sources \
                          WHERE tenant_id = $1 AND id = $2"
                     ))
                     .bind(id)
                     .fetch_optional()
-                    .await?;
-                let Some(source) = source else {
-                    return Ok(None);
-                };
-                let payload: PayloadRow = tx
-                    .query_as(
-                        "SELECT content, token_ciphertext, token_nonce, token_key_version \
-                         FROM knowledge_sources WHERE tenant_id = $1 AND id = $2",
-                    )
-                    .bind(id)
-                    .fetch_one()
-                    .await?;
-                Ok(Some((source, payload)))
+                    .await?)
             })
             .await?;
-        let Some((source, p)) = rows else {
+        let Some(p) = row else {
             return Ok(None);
         };
         let token = match (p.token_ciphertext, p.token_nonce, p.token_key_version) {
@@ -506,7 +497,7 @@ impl Store {
             _ => None,
         };
         Ok(Some(SourcePayload {
-            source: source.into_source()?,
+            source: p.source.into_source()?,
             content: p.content,
             token,
         }))
@@ -1175,18 +1166,6 @@ impl Store {
                 created_at: r.created_at,
             })
             .collect())
-    }
-
-    /// Runs `work` in a tenant write transaction (see [`Store::tenant_write_tx`]).
-    async fn in_tenant_write<T>(
-        &self,
-        t: TenantId,
-        work: impl AsyncFnOnce(&mut TenantTx) -> StoreResult<T>,
-    ) -> StoreResult<T> {
-        let mut tx = self.tenant_write_tx(t).await?;
-        let out = work(&mut tx).await?;
-        tx.commit().await?;
-        Ok(out)
     }
 }
 
