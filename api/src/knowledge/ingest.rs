@@ -136,6 +136,9 @@ impl From<StoreError> for IngestError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Limit(m) => IngestError::Permanent(m),
+            StoreError::NotFound => {
+                IngestError::Permanent("The source was deleted while it was read.".to_owned())
+            }
             other => {
                 tracing::error!(error = %other, "knowledge ingestion: storage failed");
                 IngestError::Transient("The database was unavailable.".to_owned())
