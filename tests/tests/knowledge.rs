@@ -243,6 +243,26 @@ async fn pdf_is_read_by_ocr_with_page_numbers_and_an_ocr_error_fails_the_source(
     assert_eq!(found.hits[0].page, Some(2));
     assert_eq!(found.hits[0].heading_path, ["Installation"]);
 
+    // An image goes to OCR as an image, decided by its bytes, not its name.
+    w.fake
+        .set_ocr_pages(&["# Opening hours\n\nThe shop opens at nine."]);
+    let png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00";
+    let image = store
+        .add_source(w.t.tenant, &file(lib.id, "hours.txt", png), &limits)
+        .await
+        .unwrap();
+    let s = ingest(&w, image.id).await;
+    assert_eq!(s.status, SourceStatus::Ready, "{:?}", s.reason);
+    let ocr = w.fake.requests_to("/v1/ocr");
+    let sent = &ocr.last().unwrap().body["document"];
+    assert_eq!(sent["type"], "image_url");
+    assert!(
+        sent["image_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png;base64,")
+    );
+
     w.fake.set_ocr_failure(Some(
         "The document could not be processed: invalid PDF structure",
     ));
