@@ -11,6 +11,9 @@ CREATE TABLE knowledge_libraries (
     -- The full-text configuration (PostgreSQL regconfig name) of the library's chunks.
     language    text NOT NULL CHECK (language IN ('simple', 'english', 'german', 'french',
                                                   'spanish', 'italian', 'dutch', 'portuguese')),
+    -- Bumped whenever the library's chunks change, so a process's cached vector index of
+    -- a bot knows when to reload (one cheap read instead of every vector per question).
+    revision    bigint NOT NULL,
     created_at  bigint NOT NULL,
     updated_at  bigint NOT NULL,
     PRIMARY KEY (tenant_id, id)

@@ -11,6 +11,7 @@ CREATE TABLE knowledge_libraries (
     name        TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
     language    TEXT NOT NULL CHECK (language IN ('simple', 'english', 'german', 'french',
                                                   'spanish', 'italian', 'dutch', 'portuguese')),
+    revision    INTEGER NOT NULL,
     created_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, id)

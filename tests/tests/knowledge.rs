@@ -242,6 +242,20 @@ async fn pdf_is_read_by_ocr_with_page_numbers_and_an_ocr_error_fails_the_source(
     assert!(found.used_vectors);
     assert_eq!(found.hits[0].page, Some(2));
     assert_eq!(found.hits[0].heading_path, ["Installation"]);
+    // Deleting the source also takes its vectors out of the process's index at once.
+    assert!(store.delete_source(w.t.tenant, added.id).await.unwrap());
+    let gone = retrieve::retrieve(
+        store,
+        &w.app.state.mistral,
+        Some(&secrecy::SecretString::from(KEY)),
+        w.t.tenant,
+        w.t.bot.id,
+        "Which screws do I tighten?",
+        1,
+    )
+    .await
+    .unwrap();
+    assert!(gone.hits.is_empty(), "{:?}", gone.hits);
 
     // An image goes to OCR as an image, decided by its bytes, not its name.
     w.fake
@@ -353,7 +367,13 @@ async fn deleting_a_source_removes_its_chunks_at_once(backend: Backend) {
         )
         .await
         .unwrap();
+    // Every change of a library's chunks changes its revision (what cached vector indexes
+    // are checked against).
+    let revision = || store.bot_knowledge_revision(w.t.tenant, w.t.bot.id);
+    let queued = revision().await.unwrap();
     ingest(&w, s.id).await;
+    let ingested = revision().await.unwrap();
+    assert_ne!(queued, ingested);
     let words = ["parcels".to_owned(), "germany".to_owned()];
     let search = || store.search_fulltext(w.t.tenant, w.t.bot.id, &words, 5);
     assert!(!search().await.unwrap().is_empty());
@@ -362,6 +382,7 @@ async fn deleting_a_source_removes_its_chunks_at_once(backend: Backend) {
         search().await.unwrap().is_empty(),
         "the full-text index forgot it"
     );
+    assert_ne!(revision().await.unwrap(), ingested);
     assert_eq!(store.knowledge_chunk_count(w.t.tenant).await.unwrap(), 0);
     let raw = RawDb::of(&w.app.db).await;
     assert_eq!(raw.count("knowledge_chunks").await, 0);

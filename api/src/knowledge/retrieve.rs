@@ -4,6 +4,9 @@
 //! or when the question cannot be embedded, full text alone answers. Also builds what the
 //! chat turn sends upstream: numbered sources and the instruction of the answering mode.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use secrecy::SecretString;
 
 use super::embed::terms;
@@ -11,7 +14,7 @@ use super::rank::{BruteForceIndex, RRF_K, VectorSearch, reciprocal_rank_fusion};
 use super::vector::StoredVector;
 use crate::mistral::{ChatMessage, ChatRequest, EMBED_MODEL, MistralClient, Role};
 use crate::model::{
-    AnswerMode, BotId, ChunkHit, ChunkId, Citation, ConversationId, SourceKind, TenantId,
+    AnswerMode, BotId, ChunkHit, ChunkId, Citation, ConversationId, LibraryId, SourceKind, TenantId,
 };
 use crate::storage::{Store, StoreResult};
 
@@ -35,6 +38,63 @@ pub struct Retrieved {
     pub gap: bool,
 }
 
+/// Vectors kept in memory across bots before the cache starts over (int8 at 1,024
+/// dimensions: about 1 KiB each).
+const CACHE_VECTORS: usize = 500_000;
+
+/// The vector indexes of bots, per process, each with the revisions of the libraries it was
+/// built from: a question costs one small read of those revisions instead of every vector.
+/// Keyed by tenant and bot, filled only from that tenant's transaction.
+type IndexCache =
+    HashMap<(TenantId, BotId), (Vec<(LibraryId, i64)>, Arc<BruteForceIndex<ChunkId>>)>;
+
+fn cache() -> &'static Mutex<IndexCache> {
+    static CACHE: OnceLock<Mutex<IndexCache>> = OnceLock::new();
+    CACHE.get_or_init(Mutex::default)
+}
+
+/// Bot `bot`'s `mistral-embed` vectors as a brute-force index (`None`: none embedded), from
+/// the cache while its libraries' revisions are unchanged.
+async fn vector_index(
+    store: &Store,
+    t: TenantId,
+    bot: BotId,
+) -> StoreResult<Option<Arc<BruteForceIndex<ChunkId>>>> {
+    let revision = store.bot_knowledge_revision(t, bot).await?;
+    if let Some((seen, index)) = cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&(t, bot))
+        && *seen == revision
+    {
+        return Ok(Some(index.clone()));
+    }
+    let stored = store.bot_embeddings(t, bot).await?;
+    let Some((_, first)) = stored.iter().find(|(_, e)| e.model == EMBED_MODEL) else {
+        cache()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(t, bot));
+        return Ok(None);
+    };
+    let mut index = BruteForceIndex::new(EMBED_MODEL, first.dim as usize);
+    for (id, e) in stored {
+        if let Ok(v) = StoredVector::from_parts(e.model, e.dim as usize, e.bytes) {
+            // Vectors of another model or dimension are skipped, never compared.
+            let _ = index.push(id, &v);
+        }
+    }
+    let index = Arc::new(index);
+    let mut cache = cache().lock().unwrap_or_else(|p| p.into_inner());
+    let held: usize = cache.values().map(|(_, i)| i.len()).sum();
+    if held + index.len() > CACHE_VECTORS {
+        cache.clear();
+    }
+    // Built from data at least as new as `revision`: at worst the next question reloads.
+    cache.insert((t, bot), (revision, index.clone()));
+    Ok(Some(index))
+}
+
 /// The best `k` chunks of bot `bot`'s libraries for `question`.
 pub async fn retrieve(
     store: &Store,
@@ -50,32 +110,22 @@ pub async fn retrieve(
         .await?;
     let mut vector: Vec<(ChunkId, f32)> = Vec::new();
     let mut used_vectors = false;
-    if let Some(key) = key {
-        let stored = store.bot_embeddings(t, bot).await?;
-        if let Some((_, first)) = stored.iter().find(|(_, e)| e.model == EMBED_MODEL) {
-            let mut index = BruteForceIndex::new(EMBED_MODEL, first.dim as usize);
-            for (id, e) in &stored {
-                if let Ok(v) =
-                    StoredVector::from_parts(e.model.clone(), e.dim as usize, e.bytes.clone())
+    if let Some(key) = key
+        && let Some(index) = vector_index(store, t, bot).await?
+    {
+        match mistral.embed(key, &[question.to_owned()]).await {
+            Ok(mut q) => {
+                if let Some(q) = q.pop()
+                    && let Ok(found) = index.search(&q, CANDIDATES)
                 {
-                    // Vectors of another model or dimension are skipped, never compared.
-                    let _ = index.push(*id, &v);
+                    used_vectors = true;
+                    vector = found.into_iter().map(|h| (h.id, h.score)).collect();
                 }
             }
-            match mistral.embed(key, &[question.to_owned()]).await {
-                Ok(mut q) => {
-                    if let Some(q) = q.pop()
-                        && let Ok(found) = index.search(&q, CANDIDATES)
-                    {
-                        used_vectors = true;
-                        vector = found.into_iter().map(|h| (h.id, h.score)).collect();
-                    }
-                }
-                Err(e) => tracing::warn!(
-                    code = e.code(),
-                    "embedding the question failed; answering from full text alone"
-                ),
-            }
+            Err(e) => tracing::warn!(
+                code = e.code(),
+                "embedding the question failed; answering from full text alone"
+            ),
         }
     }
     let best_vector = vector.first().map_or(0.0, |h| h.1);

@@ -244,8 +244,8 @@ impl Store {
             .in_tenant(t, async |tx| {
                 Ok(tx
                     .query_as(&format!(
-                        "INSERT INTO knowledge_libraries ({LIBRARY_COLUMNS}) \
-                         VALUES ($1, $2, $3, $4, $5, $5) RETURNING {LIBRARY_COLUMNS}"
+                        "INSERT INTO knowledge_libraries ({LIBRARY_COLUMNS}, revision) \
+                         VALUES ($1, $2, $3, $4, $5, $5, 0) RETURNING {LIBRARY_COLUMNS}"
                     ))
                     .bind(LibraryId::new())
                     .bind(&input.name)
@@ -507,6 +507,14 @@ impl Store {
     /// transaction.
     pub async fn delete_source(&self, t: TenantId, id: SourceId) -> StoreResult<bool> {
         self.in_tenant(t, async |tx| {
+            tx.query(
+                "UPDATE knowledge_libraries SET revision = revision + 1 \
+                 WHERE tenant_id = $1 AND id IN (SELECT library_id FROM knowledge_sources \
+                 WHERE tenant_id = $1 AND id = $2)",
+            )
+            .bind(id)
+            .execute()
+            .await?;
             let n = tx
                 .query("DELETE FROM knowledge_sources WHERE tenant_id = $1 AND id = $2")
                 .bind(id)
@@ -787,6 +795,13 @@ impl Store {
                 // Deleted while the job ran: keep nothing.
                 return Err(StoreError::NotFound);
             }
+            tx.query(
+                "UPDATE knowledge_libraries SET revision = revision + 1 \
+                 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(library)
+            .execute()
+            .await?;
             Ok(())
         })
         .await
@@ -978,6 +993,27 @@ impl Store {
             .into_iter()
             .map(|r| (r.chunk_id, r.rank as f32))
             .collect())
+    }
+
+    /// The libraries of bot `bot` with their revisions: changes whenever a chunk of one of
+    /// them changes or the bot's set of libraries does.
+    pub async fn bot_knowledge_revision(
+        &self,
+        t: TenantId,
+        bot: BotId,
+    ) -> StoreResult<Vec<(LibraryId, i64)>> {
+        self.in_tenant(t, async |tx| {
+            Ok(tx
+                .query_as(
+                    "SELECT l.id, l.revision FROM knowledge_bot_libraries b \
+                     JOIN knowledge_libraries l ON l.tenant_id = b.tenant_id AND l.id = b.library_id \
+                     WHERE b.tenant_id = $1 AND b.bot_id = $2 ORDER BY l.id",
+                )
+                .bind(bot)
+                .fetch_all()
+                .await?)
+        })
+        .await
     }
 
     /// The embedded chunks of bot `bot`'s libraries (for brute-force vector search).
