@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use parlo::knowledge::retrieve;
-use parlo::knowledge::vector::{StoredVector, VectorFormat, normalize};
+use parlo::knowledge::vector::{StoredVector, VectorFormat, pseudo_random_unit};
 use parlo::model::{Embedding, KnowledgeLimits, NewChunk};
 use parlo_tests::fake_mistral::{EMBED_DIM, FakeMistral};
 use parlo_tests::fixture::NewTenant;
@@ -23,17 +23,7 @@ const WORDS: &[&str] = &[
 ];
 
 fn vector(seed: u64) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut v: Vec<f32> = (0..EMBED_DIM)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % 20_001) as f32 / 10_000.0 - 1.0
-        })
-        .collect();
-    normalize(&mut v);
-    v
+    pseudo_random_unit(seed, EMBED_DIM)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -163,6 +163,22 @@ pub fn normalize(vector: &mut [f32]) {
     }
 }
 
+/// A deterministic pseudo-random unit vector of `dim` dimensions (xorshift, no RNG crate):
+/// the same data on every machine, for tests and benchmarks.
+pub fn pseudo_random_unit(seed: u64, dim: usize) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v: Vec<f32> = (0..dim)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 20_001) as f32 / 10_000.0 - 1.0
+        })
+        .collect();
+    normalize(&mut v);
+    v
+}
+
 /// Cosine similarity in [-1, 1]; 0 when either vector is zero.
 pub fn cosine(a: &[f32], b: &[f32]) -> Result<f32, VectorError> {
     if a.len() != b.len() {
