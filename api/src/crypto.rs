@@ -12,13 +12,15 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use crate::keyring::MasterKeys;
-use crate::model::{Provider, SealedSecret, TenantId, UserId};
+use crate::model::{Provider, SealedSecret, SourceId, TenantId, UserId};
 
 /// What a sealed secret is for; part of the associated data.
 #[derive(Debug, Clone, Copy)]
 pub enum Purpose {
     ProviderKey(TenantId, Provider),
     Totp(UserId),
+    /// A knowledge source's access token (a GitHub token).
+    SourceToken(TenantId, SourceId),
 }
 
 impl Purpose {
@@ -26,6 +28,7 @@ impl Purpose {
         match self {
             Purpose::ProviderKey(t, p) => format!("parlo:provider_key:v1:{}:{}", t, p.as_str()),
             Purpose::Totp(u) => format!("parlo:totp:v1:{u}"),
+            Purpose::SourceToken(t, s) => format!("parlo:source_token:v1:{t}:{s}"),
         }
     }
 }

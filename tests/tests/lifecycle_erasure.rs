@@ -89,6 +89,7 @@ async fn world(store: &Store) -> World {
         )
         .await;
         fixture::attachment(store, t, c.id, m.first(), "id.png").await;
+        parlo_tests::knowledge::stage_rows(store, t, bot.id, c.id, m[0].id).await;
         let target = bot.id.to_string();
         fixture::audit_entry(store, t, Some(ann), "bot.update", &target).await;
     }

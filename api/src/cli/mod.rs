@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod knowledge;
 mod serve;
 
 use crate::config::{Config, CredentialSetting, Settings};
@@ -20,6 +21,7 @@ use crate::logging::{self, Redactor};
 use crate::{model, storage};
 
 use admin::AdminArgs;
+use knowledge::KnowledgeCommand;
 
 const SECRETS_HELP: &str = "\
 Secrets are read from the environment (or the key file), never from the command line:
@@ -87,6 +89,9 @@ enum Command {
     Restore(RestoreArgs),
     /// Operator actions across workspaces; every one is recorded in the operator audit log.
     Admin(AdminArgs),
+    /// Knowledge libraries: import files and pages, search as a bot, reindex.
+    #[command(subcommand)]
+    Knowledge(KnowledgeCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -276,6 +281,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(args) => {
             let config = load()?;
             runtime()?.block_on(admin::admin(config, args))
+        }
+        Command::Knowledge(command) => {
+            let config = load()?;
+            runtime()?.block_on(knowledge::knowledge(config, command))
         }
         Command::Render => {
             let mut markdown = String::new();

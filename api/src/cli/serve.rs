@@ -44,7 +44,11 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     // Listen for signals before announcing the URL, so a supervisor that stops us right
     // after start-up gets a graceful shutdown, not the default signal death.
     let signal = shutdown_signal()?;
-    let jobs = lifecycle::jobs::spawn(state.store.clone(), state.config.clone())?;
+    let jobs = lifecycle::jobs::spawn(
+        state.store.clone(),
+        state.config.clone(),
+        state.keys.clone(),
+    )?;
     // Answers a crashed process left `pending` (this one's last run, or another's).
     let recovery =
         widget::recovery::spawn(state.store.clone(), state.config.upstream_timeouts.read);

@@ -15,6 +15,7 @@
 //! | `render.rs` | the redacted text of `parlo config check` |
 
 mod database_url;
+mod knowledge;
 mod lifecycle;
 mod render;
 mod settings;
@@ -31,6 +32,7 @@ use url::Url;
 use crate::keyring::KeySource;
 
 pub use database_url::DatabaseUrl;
+pub use knowledge::KnowledgeConfig;
 pub use lifecycle::LifecycleConfig;
 pub use settings::{CREDENTIAL_SETTINGS, CredentialSetting, Environment, LogFormat, Settings};
 pub use subprocessors::{SubProcessor, load_subprocessors};
@@ -64,6 +66,7 @@ pub struct Config {
     pub security_contact: Option<String>,
     pub legal_dir: Option<PathBuf>,
     pub lifecycle: LifecycleConfig,
+    pub knowledge: KnowledgeConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -97,6 +100,7 @@ impl Config {
             }
         }
         let lifecycle_settings = s.clone();
+        let knowledge = KnowledgeConfig::from_settings(&s);
 
         let env = s.env.unwrap_or(Environment::Development);
         let listen = s
@@ -178,6 +182,7 @@ impl Config {
             security_contact,
             legal_dir: s.legal_dir,
             lifecycle,
+            knowledge,
         };
         config.check_production(key_file_explicit)?;
         Ok(config)

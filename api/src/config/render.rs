@@ -139,6 +139,31 @@ impl Config {
             "audit_head_file",
             quote(&l.audit_head_file.display().to_string()),
         );
+        let k = &self.knowledge;
+        line(
+            "knowledge_max_documents",
+            k.limits.max_documents.to_string(),
+        );
+        line(
+            "knowledge_max_mb",
+            (k.limits.max_bytes / (1024 * 1024)).to_string(),
+        );
+        line("knowledge_max_chunks", k.limits.max_chunks.to_string());
+        line(
+            "knowledge_poll_ms",
+            k.poll.map_or(0, |d| d.as_millis()).to_string(),
+        );
+        line(
+            "knowledge_fetch_allow",
+            format!(
+                "{:?}",
+                k.fetch_allow
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            ),
+        );
+        line("github_api_url", quote(k.github_api_url.as_str()));
         out
     }
 }

@@ -314,6 +314,55 @@ pub struct Settings {
         value_name = "FILE"
     )]
     pub audit_head_file: Option<PathBuf>,
+
+    /// Most knowledge sources (documents, pages, repositories) a workspace may hold
+    /// (default 500).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLO_KNOWLEDGE_MAX_DOCUMENTS",
+        value_name = "N"
+    )]
+    pub knowledge_max_documents: Option<u64>,
+
+    /// Most megabytes of uploaded and fetched knowledge a workspace may hold (default 200).
+    #[arg(long, global = true, env = "PARLO_KNOWLEDGE_MAX_MB", value_name = "MB")]
+    pub knowledge_max_mb: Option<u64>,
+
+    /// Most indexed passages (chunks) a workspace may hold (default 100000).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLO_KNOWLEDGE_MAX_CHUNKS",
+        value_name = "N"
+    )]
+    pub knowledge_max_chunks: Option<u64>,
+
+    /// How often `parlo serve` looks for queued knowledge ingestion, in milliseconds
+    /// (default 2000; 0 turns the worker off).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLO_KNOWLEDGE_POLL_MS",
+        value_name = "MS"
+    )]
+    pub knowledge_poll_ms: Option<u64>,
+
+    /// Networks server-side knowledge fetches may reach although they are private or
+    /// loopback (operator only; default none).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLO_KNOWLEDGE_FETCH_ALLOW",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub knowledge_fetch_allow: Option<Vec<ipnet::IpNet>>,
+
+    /// Base URL of the GitHub API for GitHub knowledge sources (default
+    /// https://api.github.com).
+    #[arg(long, global = true, env = "PARLO_GITHUB_API_URL", value_name = "URL")]
+    pub github_api_url: Option<Url>,
 }
 
 /// One trusted proxy: a network (`10.1.0.0/16`) or a bare address (`10.0.0.7`, meaning
@@ -399,6 +448,14 @@ impl Settings {
             backup_interval_hours: self.backup_interval_hours.or(other.backup_interval_hours),
             backup_database_url: self.backup_database_url.or(other.backup_database_url),
             audit_head_file: self.audit_head_file.or(other.audit_head_file),
+            knowledge_max_documents: self
+                .knowledge_max_documents
+                .or(other.knowledge_max_documents),
+            knowledge_max_mb: self.knowledge_max_mb.or(other.knowledge_max_mb),
+            knowledge_max_chunks: self.knowledge_max_chunks.or(other.knowledge_max_chunks),
+            knowledge_poll_ms: self.knowledge_poll_ms.or(other.knowledge_poll_ms),
+            knowledge_fetch_allow: self.knowledge_fetch_allow.or(other.knowledge_fetch_allow),
+            github_api_url: self.github_api_url.or(other.github_api_url),
         }
     }
 }

@@ -1,5 +1,7 @@
-//! The lifecycle jobs inside `parlo serve`: retention every `PARLO_RETENTION_INTERVAL_SECS`
-//! and, when `PARLO_BACKUP_INTERVAL_HOURS` is set, backups. Each run takes its job lock, so
+//! The background jobs inside `parlo serve`: retention every `PARLO_RETENTION_INTERVAL_SECS`,
+//! when `PARLO_BACKUP_INTERVAL_HOURS` is set backups, and the knowledge ingestion worker
+//! polling its queue every `PARLO_KNOWLEDGE_POLL_MS` (claims are per job, so every process
+//! runs one). Each run takes its job lock, so
 //! with several processes on one PostgreSQL only one runs it at a time. Must never stop the
 //! server because a job failed: failures are logged and retried at the next interval.
 
@@ -12,6 +14,9 @@ use super::archive::{self, Progress};
 use super::backup;
 use super::retention::{self, RetentionOptions, RetentionOutcome};
 use crate::config::Config;
+use crate::keyring::KeyRing;
+use crate::knowledge::ingest::Ingestor;
+use crate::mistral::MistralClient;
 use crate::model::Timestamp;
 use crate::storage::{Job, Store};
 
@@ -33,8 +38,13 @@ impl Drop for Jobs {
 }
 
 /// Starts the configured jobs. Refuses scheduled backups that could not be written.
-pub fn spawn(store: Store, config: Arc<Config>) -> anyhow::Result<Jobs> {
+pub fn spawn(store: Store, config: Arc<Config>, keys: Arc<KeyRing>) -> anyhow::Result<Jobs> {
     let mut tasks = Vec::new();
+    if let Some(every) = config.knowledge.poll {
+        let mistral = MistralClient::new(config.mistral_base_url.clone(), config.upstream_timeouts);
+        let ingestor = Ingestor::new(store.clone(), &config, keys, mistral)?;
+        tasks.push(tokio::spawn(knowledge_loop(ingestor, every)));
+    }
     let l = &config.lifecycle;
     if let Some(every) = l.retention_interval {
         let opts = RetentionOptions {
@@ -72,6 +82,17 @@ async fn retention_loop(store: Store, every: Duration, opts: RetentionOptions) {
                 tracing::debug!("retention is running in another process")
             }
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "retention run failed"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+async fn knowledge_loop(ingestor: Ingestor, every: Duration) {
+    loop {
+        match ingestor.run_due().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "knowledge ingestion ran"),
+            Err(e) => tracing::warn!(error = %e, "knowledge ingestion could not claim jobs"),
         }
         tokio::time::sleep(every).await;
     }

@@ -23,7 +23,7 @@ use super::auth::WidgetAuth;
 use super::json::WidgetJson;
 use super::limits::limit_turn;
 use super::session::conversation_gone;
-use super::turn::{api_key, chat_request, drive_answer};
+use super::turn::{Grounding, api_key, chat_request, drive_answer};
 use crate::error::{AppError, AppResult};
 use crate::http::client_ip::ClientIp;
 use crate::lifecycle::suspension::SuspensionError;
@@ -124,7 +124,11 @@ pub async fn send_message(
     let key = api_key(&state, t, turn.key);
     let pending = turn.answer;
     let (tx, rx) = mpsc::channel::<Event>(64);
-    tokio::spawn(drive_answer(state, t, pending, key, request, tx));
+    let grounding = Grounding {
+        bot: turn.bot.id,
+        conversation: claims.conversation,
+    };
+    tokio::spawn(drive_answer(state, t, pending, key, request, grounding, tx));
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>);
     let mut resp = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
