@@ -26,6 +26,12 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(k) = &config.platform_mistral_key {
         redactor.register(secrecy::ExposeSecret::expose_secret(k));
     }
+    if let Some(smtp) = &config.mail.smtp_url
+        && let Ok(url) = url::Url::parse(secrecy::ExposeSecret::expose_secret(smtp))
+        && let Some(pw) = url.password()
+    {
+        redactor.register(pw);
+    }
     if origin == KeyOrigin::Generated {
         tracing::warn!(
             key_file = %config.key_file.display(),
@@ -43,10 +49,10 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     // Listen for signals before announcing the URL, so a supervisor that stops us right
     // after start-up gets a graceful shutdown, not the default signal death.
     let signal = shutdown_signal()?;
-    let jobs = lifecycle::jobs::spawn(state.store.clone(), state.config.clone())?;
+    let jobs = lifecycle::jobs::spawn(state.store.clone(), state.config.clone(), &state.mailer)?;
     let server = app::spawn(state.clone()).await?;
     let url = local_url(server.addr);
-    tracing::info!(url = %url, backend = ?backend, "parlo is listening");
+    tracing::info!(url = %url, backend = ?backend, mail = state.mailer.transport(), "parlo is listening");
     eprintln!(
         "parlo: serving on {url} (database: {})",
         state.config.database_url.redacted()

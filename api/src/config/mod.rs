@@ -11,10 +11,12 @@
 //! | `database_url.rs` | [`DatabaseUrl`], redacted in `Debug` |
 //! | `lifecycle.rs` | [`LifecycleConfig`]: retention, backups, the operator audit head |
 //! | `subprocessors.rs` | the trust page's sub-processor list file |
+//! | `mail.rs` | [`MailConfig`]: the SMTP server (a secret), the sender, the retry pace |
 //! | `render.rs` | the redacted text of `parlo config check` |
 
 mod database_url;
 mod lifecycle;
+mod mail;
 mod render;
 mod settings;
 mod subprocessors;
@@ -31,6 +33,7 @@ use crate::keyring::KeySource;
 
 pub use database_url::DatabaseUrl;
 pub use lifecycle::LifecycleConfig;
+pub use mail::MailConfig;
 pub use settings::{Environment, LogFormat, Settings};
 pub use subprocessors::{SubProcessor, load_subprocessors};
 
@@ -63,6 +66,7 @@ pub struct Config {
     pub security_contact: Option<String>,
     pub legal_dir: Option<PathBuf>,
     pub lifecycle: LifecycleConfig,
+    pub mail: MailConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -126,6 +130,13 @@ impl Config {
         {
             bail!("PARLO_SECURITY_CONTACT must be a mailto: or https:// URI, got {c:?}");
         }
+        let mail = MailConfig::from_settings(
+            &lifecycle_settings,
+            secret_env,
+            &public_url,
+            &data_dir,
+            env == Environment::Production,
+        )?;
         let lifecycle = LifecycleConfig::from_settings(
             &lifecycle_settings,
             &data_dir,
@@ -171,6 +182,7 @@ impl Config {
             security_contact,
             legal_dir: s.legal_dir,
             lifecycle,
+            mail,
         };
         config.check_production(key_file_explicit)?;
         Ok(config)
@@ -203,7 +215,7 @@ impl Config {
                  file readable only by the server's user"
             );
         }
-        Ok(())
+        self.mail.check_production()
     }
 }
 

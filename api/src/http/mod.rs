@@ -45,8 +45,10 @@ pub fn layers(app: Router, config: &Config) -> Router {
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(|req: &Request<_>| {
-                            // Method, path and request id only: query strings may carry
-                            // secrets and headers certainly do.
+                            // Method, route and request id only: query strings may carry
+                            // secrets and headers certainly do, and so may a path (links
+                            // in e-mails carry single-use tokens), so a matched request
+                            // logs its route template (`/password/reset/{token}`).
                             let id = req
                                 .extensions()
                                 .get::<RequestId>()
@@ -55,7 +57,10 @@ pub fn layers(app: Router, config: &Config) -> Router {
                             tracing::info_span!(
                                 "request",
                                 method = %req.method(),
-                                path = %req.uri().path(),
+                                path = %req
+                                    .extensions()
+                                    .get::<axum::extract::MatchedPath>()
+                                    .map_or(req.uri().path(), |m| m.as_str()),
                                 request_id = %id,
                             )
                         })

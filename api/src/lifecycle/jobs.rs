@@ -1,5 +1,6 @@
-//! The lifecycle jobs inside `parlo serve`: retention every `PARLO_RETENTION_INTERVAL_SECS`
-//! and, when `PARLO_BACKUP_INTERVAL_HOURS` is set, backups. Each run takes its job lock, so
+//! The background jobs inside `parlo serve`: the mail outbox (drained whenever mail is
+//! queued, and polled for retries), retention every `PARLO_RETENTION_INTERVAL_SECS` and,
+//! when `PARLO_BACKUP_INTERVAL_HOURS` is set, backups. Each run takes its job lock, so
 //! with several processes on one PostgreSQL only one runs it at a time. Must never stop the
 //! server because a job failed: failures are logged and retried at the next interval.
 
@@ -12,6 +13,7 @@ use super::archive::{self, Progress};
 use super::backup;
 use super::retention::{self, RetentionOptions, RetentionOutcome};
 use crate::config::Config;
+use crate::mail::Mailer;
 use crate::model::Timestamp;
 use crate::storage::{Job, Store};
 
@@ -33,8 +35,8 @@ impl Drop for Jobs {
 }
 
 /// Starts the configured jobs. Refuses scheduled backups that could not be written.
-pub fn spawn(store: Store, config: Arc<Config>) -> anyhow::Result<Jobs> {
-    let mut tasks = Vec::new();
+pub fn spawn(store: Store, config: Arc<Config>, mailer: &Mailer) -> anyhow::Result<Jobs> {
+    let mut tasks = vec![mailer.spawn_worker()];
     let l = &config.lifecycle;
     if let Some(every) = l.retention_interval {
         let opts = RetentionOptions {

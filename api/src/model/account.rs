@@ -42,6 +42,10 @@ pub struct User {
     pub password_hash: String,
     pub totp: Option<SealedSecret>,
     pub created_at: Timestamp,
+    /// Whether the owner proved they receive mail at `email` (a link, or a password reset).
+    pub email_verified: bool,
+    /// The language of the user's mail.
+    pub language: super::mail::Lang,
 }
 
 /// A secret sealed with the master key (AES-256-GCM); see `crypto`.
@@ -68,6 +72,16 @@ pub struct LoginSession {
     pub mfa_verified: bool,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+}
+
+/// A login session as its owner sees it on the account page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: SessionId,
+    pub created_at: Timestamp,
+    pub last_seen_at: Option<Timestamp>,
+    /// A coarse description of the client ("Chrome on Linux"), never the User-Agent.
+    pub client: String,
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod chat;
 mod ids;
 mod lifecycle;
 mod limits;
+mod mail;
 mod parse;
 mod workspace;
 
@@ -20,5 +21,6 @@ pub use chat::*;
 pub use ids::*;
 pub use lifecycle::*;
 pub use limits::*;
+pub use mail::*;
 pub use parse::Invalid;
 pub use workspace::*;

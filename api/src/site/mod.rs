@@ -17,6 +17,7 @@ pub mod csrf;
 mod invite;
 mod limits;
 mod logs;
+mod mail_links;
 mod members;
 pub mod mfa;
 mod page;
@@ -38,6 +39,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(auth::router())
         .merge(invite::router())
+        .merge(mail_links::router())
         .merge(account::router())
         .merge(bots::router())
         .merge(provider_keys::router())

@@ -9,7 +9,8 @@
 //! - one file per aggregate, its row types next to its SQL: `accounts.rs`, `workspaces.rs`
 //!   (with members, invitations and the workspace audit log), `bots.rs` (with provider keys),
 //!   `conversations.rs` (with attachments), `messages.rs` (with the chat turn), `limits.rs`,
-//!   `lifecycle.rs` (retention, suspension, usage, job locks, operator audit); `census.rs`
+//!   `lifecycle.rs` (retention, suspension, usage, job locks, operator audit), `mail.rs` (the
+//!   mail outbox); `census.rs`
 //!   counts and checks whole databases for backup and restore;
 //! - `sqlite.rs`, `postgres.rs`: connecting, migrating and beginning units of work — the only
 //!   code that differs between the backends (PostgreSQL: row-level security, advisory locks);
@@ -27,6 +28,7 @@ mod error;
 mod jobs;
 mod lifecycle;
 mod limits;
+mod mail;
 mod messages;
 mod postgres;
 mod sql;
