@@ -110,6 +110,7 @@ impl NewTenant {
             .create_user(&Email::parse(&self.email).unwrap(), "$argon2id$test")
             .await
             .unwrap();
+        store.mark_email_verified(user.id).await.unwrap();
         let workspace = store
             .create_workspace(&WorkspaceName::parse(&self.workspace).unwrap(), user.id)
             .await
@@ -181,6 +182,8 @@ pub fn sealed_key(tenant: TenantId, key: &str) -> ProviderKey {
 pub struct SiteClient {
     http: reqwest::Client,
     pub base: String,
+    /// Where the app's mail to this person arrives.
+    pub mailbox: crate::smtp::Mailbox,
 }
 
 impl SiteClient {
@@ -192,6 +195,7 @@ impl SiteClient {
                 .build()
                 .unwrap(),
             base: app.base.clone(),
+            mailbox: app.mailbox.clone(),
         }
     }
 
@@ -240,6 +244,7 @@ impl SiteClient {
     /// Signs up with [`PASSWORD`] and a new workspace; returns the workspace the site
     /// redirected to.
     pub async fn sign_up(&self, email: &str, workspace: &str) -> TenantId {
+        let before = self.mail_count(email).await;
         let csrf = self.csrf("/signup").await;
         let r = self
             .post(
@@ -253,7 +258,34 @@ impl SiteClient {
             )
             .await;
         assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
-        tenant_in(&location(&r))
+        assert_eq!(location(&r), "/signup/sent");
+        let to = self.confirm_address(email, before + 1).await;
+        tenant_in(&to)
+    }
+
+    /// How many mails to `address` arrived so far.
+    pub async fn mail_count(&self, address: &str) -> usize {
+        self.mailbox.count(address)
+    }
+
+    /// Follows the confirmation link of the `n`-th mail to `email` (opens the page, clicks
+    /// the button); returns where the site sent the now signed-in browser.
+    pub async fn confirm_address(&self, email: &str, n: usize) -> String {
+        let mail = self.mailbox.nth(email, n).await;
+        let (status, page) = self.page(&mail.link_path("/verify/")).await;
+        assert_eq!(status, 200, "{page}");
+        let action = page
+            .split("action=\"")
+            .nth(1)
+            .and_then(|a| a.split('"').next())
+            .unwrap()
+            .replace("&#x3d;", "=")
+            .replace("&amp;", "&");
+        let token = field(&page, "token").expect("the token field");
+        let csrf = field(&page, "csrf").expect("the csrf field");
+        let r = self.post(&action, &csrf, &[("token", &token)]).await;
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+        location(&r)
     }
 
     pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
@@ -432,4 +464,51 @@ impl WidgetSession {
             .await
             .unwrap()
     }
+}
+
+/// The current TOTP code of a base32 secret.
+pub fn totp_code(secret_b32: &str) -> String {
+    let raw = totp_rs::Secret::Encoded(secret_b32.to_owned())
+        .to_bytes()
+        .unwrap();
+    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, raw)
+        .unwrap()
+        .generate_current()
+        .unwrap()
+}
+
+/// Turns on TOTP for the signed-in `site` through the account pages; returns the secret.
+pub async fn enable_totp(site: &SiteClient) -> String {
+    let (status, page) = site.page("/account/mfa").await;
+    assert_eq!(status, 200, "{page}");
+    let at = page.find("id=\"totp-secret\"").expect("the TOTP secret");
+    let start = at + page[at..].find('>').unwrap() + 1;
+    let secret = page[start..start + page[start..].find('<').unwrap()].to_owned();
+    let sealed = field(&page, "sealed").unwrap();
+    let csrf = field(&page, "csrf").unwrap();
+    let r = site
+        .post(
+            "/account/mfa",
+            &csrf,
+            &[("sealed", &sealed), ("code", &totp_code(&secret))],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    secret
+}
+
+/// Answers the login's second-factor page with the current TOTP code (waiting for the next
+/// time step if this one was used already).
+pub async fn submit_totp(site: &SiteClient, secret_b32: &str) {
+    for _ in 0..2 {
+        let csrf = site.csrf("/login/mfa").await;
+        let r = site
+            .post("/login/mfa", &csrf, &[("code", &totp_code(secret_b32))])
+            .await;
+        if r.status() == 303 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(31)).await;
+    }
+    panic!("the TOTP code was refused twice");
 }
