@@ -151,6 +151,21 @@ pub struct AccountPage {
     pub mfa_enabled: bool,
     pub recovery_left: usize,
     pub min_password: usize,
+    /// The language of the user's mail (`en` or `de`).
+    pub language: String,
+    /// The user's active sessions, this one first.
+    pub sessions: Vec<SessionRow>,
+}
+
+/// A login session on the account page.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: String,
+    pub created: String,
+    pub last_seen: String,
+    /// Coarse: "Chrome on Linux".
+    pub client: String,
+    pub current: bool,
 }
 
 #[derive(Template)]

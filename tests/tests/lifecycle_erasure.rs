@@ -77,6 +77,7 @@ async fn world(store: &Store) -> World {
                     role: Role::Member,
                     created_by: None,
                     expires_at: Timestamp::now().plus_secs(3600),
+                    email: None,
                 },
             )
             .await

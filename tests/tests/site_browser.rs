@@ -48,7 +48,14 @@ async fn main_journey_in_chromium() {
     b.fill("#email", "lena@shop.example").await;
     b.fill("#password", PASSWORD).await;
     b.fill("#workspace", "Lena's Shop").await;
-    b.click_and_wait("form[action='/signup'] button[type=submit]", "/w/")
+    b.click_and_wait("form[action='/signup'] button[type=submit]", "/signup/sent")
+        .await;
+    b.assert_accessible("check-your-inbox page").await;
+    // The confirmation mail's link opens a page whose button confirms and signs in.
+    let mail = app.mailbox.nth("lena@shop.example", 1).await;
+    b.goto(&mail.link("/verify/")).await;
+    b.assert_accessible("address confirmation page").await;
+    b.click_and_wait("form[action='/verify'] button[type=submit]", "/w/")
         .await;
     let path = b.path().await;
     let t: TenantId = path[3..39].parse().unwrap();

@@ -237,7 +237,7 @@ async fn totp_login_flow_with_replay_and_recovery_codes(backend: Backend) {
         .post(
             &format!("/w/{th}/invitations"),
             &csrf,
-            &[("role", "member")],
+            &[("role", "member"), ("email", "gus@g.example")],
         )
         .await
         .text()
@@ -318,6 +318,28 @@ async fn session_cookies_carry_the_right_flags() {
             ("password", PASSWORD),
             ("workspace", "Hal"),
         ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers().get(SET_COOKIE).is_none(), "not signed in yet");
+    // Confirming the address from the mailed link signs in.
+    let mail = app.mailbox.nth("hal@h.example", 1).await;
+    let page = raw
+        .get(app.url(&mail.link_path("/verify/")))
+        .header("cookie", &pre_value)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (token, csrf) = (field(&page, "token").unwrap(), field(&page, "csrf").unwrap());
+    let r = raw
+        .post(app.url("/verify"))
+        .header("cookie", &pre_value)
+        .header("origin", "https://chat.example.test")
+        .form(&[("csrf", csrf.as_str()), ("token", token.as_str())])
         .send()
         .await
         .unwrap();
