@@ -385,18 +385,9 @@ async fn session_cookies_carry_the_right_flags() {
     // http public URL: no prefix, no Secure (a browser would drop a Secure cookie on http).
     let app = spawn_app_at_public_url(Backend::Sqlite, |_| {}).await;
     let v = SiteClient::new(&app);
-    let csrf = v.csrf("/signup").await;
-    let r = v
-        .post(
-            "/signup",
-            &csrf,
-            &[
-                ("email", "ida@i.example"),
-                ("password", PASSWORD),
-                ("workspace", "Ida"),
-            ],
-        )
-        .await;
+    v.sign_up("ida@i.example", "Ida").await;
+    v.logout().await;
+    let r = v.login("ida@i.example", PASSWORD).await;
     let cookie = r.headers()[SET_COOKIE].to_str().unwrap().to_owned();
     assert!(cookie.starts_with("parlo_session="), "{cookie}");
     assert!(
