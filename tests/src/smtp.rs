@@ -353,6 +353,7 @@ fn quoted_printable(s: &str) -> String {
 /// RFC 2047 encoded words (`=?utf-8?b?…?=` and `=?utf-8?q?…?=`), enough for subjects.
 fn decode_words(s: &str) -> String {
     let mut out = String::new();
+    let mut last_encoded = false;
     for word in s.split_whitespace() {
         let decoded = word
             .strip_prefix("=?")
@@ -369,15 +370,12 @@ fn decode_words(s: &str) -> String {
                     _ => None,
                 }
             });
-        match decoded {
-            Some(d) => out.push_str(&d),
-            None => {
-                if !out.is_empty() {
-                    out.push(' ');
-                }
-                out.push_str(word);
-            }
+        // Space between two encoded words is not part of the text (RFC 2047 6.2).
+        if !out.is_empty() && !(decoded.is_some() && last_encoded) {
+            out.push(' ');
         }
+        last_encoded = decoded.is_some();
+        out.push_str(decoded.as_deref().unwrap_or(word));
     }
     out
 }

@@ -315,3 +315,325 @@ async fn a_refused_recipient_is_given_up_not_retried(backend: Backend) {
     assert!(smtp.received().is_empty());
     app.stop().await;
 }
+
+both_backends!(
+    an_invitation_is_mailed_and_only_its_confirmed_address_can_accept_it,
+    security_notices_and_the_email_change_reach_the_right_inboxes,
+    sessions_are_listed_coarsely_and_others_can_be_ended,
+    operator_notice_reaches_confirmed_owners_and_admins_and_is_audited,
+);
+
+async fn invite(owner: &SiteClient, t: parlo::model::TenantId, email: &str) -> String {
+    let csrf = owner.csrf(&format!("/w/{t}/members")).await;
+    let r = owner
+        .post(
+            &format!("/w/{t}/invitations"),
+            &csrf,
+            &[("role", "member"), ("email", email)],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    owner.mailbox.nth(email, 1).await.link_path("/invite/")
+}
+
+async fn accept(v: &SiteClient, path: &str) -> reqwest::Response {
+    let csrf = v.csrf(path).await;
+    v.post(path, &csrf, &[]).await
+}
+
+async fn an_invitation_is_mailed_and_only_its_confirmed_address_can_accept_it(backend: Backend) {
+    let smtp = SmtpServer::start().await;
+    let app = app_with(backend, &smtp).await;
+    let owner = SiteClient::new(&app);
+    let t = owner.sign_up("olga@o.example", "Olga").await;
+    let path = invite(&owner, t, "pia@p.example").await;
+    let mail = app.mailbox.nth("pia@p.example", 1).await;
+    assert_eq!(mail.rcpt_to, vec!["pia@p.example".to_owned()]);
+    assert!(mail.text.contains("\"Olga\""), "{}", mail.text);
+    // Someone else with the link (a confirmed account of another address) cannot join.
+    let mallory = SiteClient::new(&app);
+    mallory.sign_up("mallory@m.example", "Mallory").await;
+    let r = accept(&mallory, &path).await;
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("another e-mail address"));
+    // An unconfirmed account of the invited address cannot join either.
+    let pia = SiteClient::new(&app);
+    let csrf = pia.csrf("/signup").await;
+    let r = pia
+        .post(
+            "/signup",
+            &csrf,
+            &[
+                ("email", "pia@p.example"),
+                ("password", PASSWORD),
+                ("workspace", "Pia"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&r), "/signup/sent");
+    let members = app.store().members(t).await.unwrap();
+    assert_eq!(members.len(), 1, "only Olga: {members:?}");
+    // Once Pia confirms her address, she can.
+    pia.confirm_address("pia@p.example", 2).await;
+    let r = accept(&pia, &path).await;
+    assert_eq!(location(&r), format!("/w/{t}?notice=joined"));
+    let members = app.store().members(t).await.unwrap();
+    assert!(members.iter().any(|m| m.email == "pia@p.example"));
+    assert!(!members.iter().any(|m| m.email == "mallory@m.example"));
+    // A malformed address is refused with a clear error and nothing is sent.
+    let csrf = owner.csrf(&format!("/w/{t}/members")).await;
+    let r = owner
+        .post(
+            &format!("/w/{t}/invitations"),
+            &csrf,
+            &[("role", "member"), ("email", "not an address")],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("valid e-mail address"));
+    app.stop().await;
+}
+
+/// The mails to `to` so far, by subject.
+fn subjects(app: &TestApp, to: &str) -> Vec<String> {
+    app.mailbox.all(to).into_iter().map(|m| m.subject).collect()
+}
+
+async fn security_notices_and_the_email_change_reach_the_right_inboxes(backend: Backend) {
+    let smtp = SmtpServer::start().await;
+    let app = app_with(backend, &smtp).await;
+    let v = SiteClient::new(&app);
+    v.sign_up("quinn@q.example", "Quinn").await;
+    // German mail from now on.
+    let csrf = v.csrf("/account").await;
+    let r = v.post("/account/language", &csrf, &[("language", "de")]).await;
+    assert_eq!(location(&r), "/account?notice=language_saved");
+    // Password change.
+    let csrf = v.csrf("/account").await;
+    let r = v
+        .post(
+            "/account/password",
+            &csrf,
+            &[("current", PASSWORD), ("new", "another long password")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let m = app.mailbox.nth("quinn@q.example", 2).await;
+    assert_eq!(m.subject, "Ihr Passwort wurde geändert");
+    assert!(m.headers.contains("Content-Language: de"), "{}", m.headers);
+    // MFA on, a recovery code used at login, MFA off.
+    let csrf = v.csrf("/account").await;
+    v.post("/account/language", &csrf, &[("language", "en")])
+        .await;
+    let (_, page) = v.page("/account/mfa").await;
+    let at = page.find("id=\"totp-secret\"").unwrap();
+    let start = at + page[at..].find('>').unwrap() + 1;
+    let secret = page[start..start + page[start..].find('<').unwrap()].to_owned();
+    let csrf = field(&page, "csrf").unwrap();
+    let sealed = field(&page, "sealed").unwrap();
+    let body = v
+        .post(
+            "/account/mfa",
+            &csrf,
+            &[
+                ("sealed", &sealed),
+                ("code", &parlo_tests::fixture::totp_code(&secret)),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let recovery = body
+        .split("<code>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    v.logout().await;
+    v.login("quinn@q.example", "another long password").await;
+    let csrf = v.csrf("/login/mfa").await;
+    let r = v.post("/login/mfa", &csrf, &[("code", &recovery)]).await;
+    assert_eq!(r.status(), 303);
+    let csrf = v.csrf("/account").await;
+    let r = v
+        .post(
+            "/account/mfa/disable",
+            &csrf,
+            &[("password", "another long password")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    app.mailbox.wait_for_n("quinn@q.example", 5).await;
+    assert_eq!(
+        subjects(&app, "quinn@q.example")[2..],
+        [
+            "Two-factor authentication is on",
+            "A recovery code was used (9 left)",
+            "Two-factor authentication was turned off",
+        ]
+    );
+    // E-mail change: confirmed from the new address, told to the old one.
+    let csrf = v.csrf("/account").await;
+    let r = v
+        .post(
+            "/account/email",
+            &csrf,
+            &[
+                ("email", "quinn@new.example"),
+                ("password", "another long password"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&r), "/account?notice=email_change_sent");
+    let confirm = app.mailbox.nth("quinn@new.example", 1).await;
+    assert_eq!(confirm.subject, "Confirm your new e-mail address");
+    let path = confirm.link_path("/account/email/confirm/");
+    assert!(confirm.link("/account/email/confirm/").starts_with(&app.base));
+    let (status, page) = v.page(&path).await;
+    assert_eq!(status, 200, "{page}");
+    let r = v
+        .post(
+            "/account/email/confirm",
+            &field(&page, "csrf").unwrap(),
+            &[("token", &field(&page, "token").unwrap())],
+        )
+        .await;
+    assert_eq!(location(&r), "/account?notice=email_changed");
+    let told = app.mailbox.nth("quinn@q.example", 6).await;
+    assert_eq!(told.subject, "Your e-mail address was changed");
+    assert!(told.text.contains("quinn@new.example"));
+    assert_eq!(v.page(&path).await.0, 400, "the link works once");
+    v.logout().await;
+    assert_eq!(
+        v.login("quinn@new.example", "another long password")
+            .await
+            .status(),
+        303
+    );
+    // Closing the account tells what went with it, at the (new) address.
+    let csrf = v.csrf("/account").await;
+    let r = v
+        .post(
+            "/account/delete",
+            &csrf,
+            &[("password", "another long password")],
+        )
+        .await;
+    assert_eq!(location(&r), "/login");
+    let closed = app.mailbox.nth("quinn@new.example", 2).await;
+    assert_eq!(closed.subject, "Your Parlo account was closed");
+    assert!(closed.text.contains("Quinn"), "{}", closed.text);
+    app.stop().await;
+}
+
+async fn sessions_are_listed_coarsely_and_others_can_be_ended(backend: Backend) {
+    let smtp = SmtpServer::start().await;
+    let app = app_with(backend, &smtp).await;
+    let v = SiteClient::new(&app);
+    v.sign_up("rae@r.example", "Rae").await;
+    let other = SiteClient::new(&app);
+    let third = SiteClient::new(&app);
+    for c in [&other, &third] {
+        assert_eq!(c.login("rae@r.example", PASSWORD).await.status(), 303);
+        assert_eq!(c.page("/app").await.0, 200);
+    }
+    let (_, page) = v.page("/account").await;
+    assert_eq!(page.matches("(this session)").count(), 1, "{page}");
+    assert_eq!(page.matches("/end\"").count(), 2, "two others: {page}");
+    // reqwest sends no browser User-Agent: the description stays coarse.
+    assert!(page.contains("Unknown client") || page.contains("Other client"), "{page}");
+    // End one.
+    let id = page
+        .split("action=\"/account/sessions/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let csrf = field(&page, "csrf").unwrap();
+    let r = v
+        .post(&format!("/account/sessions/{id}/end"), &csrf, &[])
+        .await;
+    assert_eq!(location(&r), "/account?notice=session_ended");
+    let still = [other.page("/app").await.0, third.page("/app").await.0];
+    assert_eq!(still.iter().filter(|s| **s == 200).count(), 1, "{still:?}");
+    // Another user's session id is not found.
+    let r = v
+        .post(
+            &format!("/account/sessions/{}/end", parlo::model::SessionId::new()),
+            &csrf,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    // End all others: only this one is left.
+    let r = v.post("/account/sessions/end-others", &csrf, &[]).await;
+    assert_eq!(location(&r), "/account?notice=sessions_ended");
+    assert_eq!(location(&other.get("/app").await), "/login");
+    assert_eq!(location(&third.get("/app").await), "/login");
+    assert_eq!(v.page("/app").await.0, 200);
+    app.stop().await;
+}
+
+async fn operator_notice_reaches_confirmed_owners_and_admins_and_is_audited(backend: Backend) {
+    use parlo::lifecycle::admin::Operator;
+    use parlo::model::Role;
+    let smtp = SmtpServer::start().await;
+    let app = app_with(backend, &smtp).await;
+    let owner = SiteClient::new(&app);
+    let t = owner.sign_up("sam@s.example", "Sam").await;
+    let admin = SiteClient::new(&app);
+    admin.sign_up("ada@s.example", "Ada").await;
+    let store = app.store();
+    let ada = store
+        .user_by_email(&Email::parse("ada@s.example").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    store.add_member(t, ada.id, Role::Admin).await.unwrap();
+    let member = parlo_tests::fixture::NewTenant::owned_by("max@s.example")
+        .workspace("Max")
+        .create(store)
+        .await;
+    store.add_member(t, member.user, Role::Member).await.unwrap();
+    // An unconfirmed admin gets no workspace notice.
+    let ghost = store
+        .create_user(&Email::parse("ghost@s.example").unwrap(), "$argon2id$x")
+        .await
+        .unwrap();
+    store.add_member(t, ghost.id, Role::Admin).await.unwrap();
+    // A subject with a line break is refused before anything is recorded.
+    assert!(parlo::mail::Mail::notice("Hi\r\nBcc: x@y.example", "Body").is_err());
+    let mail = parlo::mail::Mail::notice(
+        "Security incident on 2026-11-27",
+        "We found a problem.\n\nHere is what happened.",
+    )
+    .unwrap();
+    let op = Operator::new(store.clone(), "ops", None);
+    let progress = std::sync::Mutex::new(Vec::new());
+    let (report, entry) = op
+        .notify(&app.state.mailer, Some(vec![t]), &mail, |d, n| {
+            progress.lock().unwrap().push((d, n))
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.recipients, 2);
+    assert_eq!(report.unverified_skipped, 1);
+    assert_eq!(*progress.lock().unwrap(), vec![(1, 1)]);
+    assert_eq!(entry.action, "notify");
+    assert!(entry.details.contains("Security incident"), "{}", entry.details);
+    for to in ["sam@s.example", "ada@s.example"] {
+        let m = app.mailbox.wait_for_n(to, 2).await.pop().unwrap();
+        assert_eq!(m.subject, "Security incident on 2026-11-27");
+        assert!(m.text.contains("Here is what happened."));
+    }
+    assert!(subjects(&app, "max@s.example").is_empty());
+    assert!(subjects(&app, "ghost@s.example").is_empty());
+    let log = store.operator_audit().await.unwrap();
+    assert!(log.iter().any(|e| e.action == "notify" && e.actor == "ops"));
+    app.stop().await;
+}
