@@ -33,8 +33,9 @@ impl MailConfig {
         if self.smtp_url.is_none() {
             bail!(
                 "PARLO_ENV=production needs an SMTP server for account mail: set PARLO_SMTP_URL \
-                 (smtps://user:password@host or smtp://user:password@host?tls=required) in the \
-                 environment or smtp_url in the config file"
+                 in the environment (or smtp_url in the config file) to smtps://HOST (implicit \
+                 TLS) or smtp://HOST:587?tls=required (STARTTLS), with the mail account as the \
+                 URL's user and password"
             );
         }
         Ok(())
