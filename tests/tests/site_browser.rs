@@ -260,3 +260,66 @@ async fn axe_reports_violations_on_a_broken_page() {
     );
     b.close().await;
 }
+
+/// Forgot password → the mail → the reset page → log in with the new password and TOTP,
+/// in Chromium, with axe-core on the new pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgot_password_journey_with_totp_in_chromium() {
+    use parlo_tests::fixture::{SiteClient, enable_totp, totp_code};
+    let app = spawn_app_at_public_url(Backend::Postgres, |_| {}).await;
+    // Mia has an account with TOTP (set up without the browser).
+    let mia = SiteClient::new(&app);
+    mia.sign_up("mia@m.example", "Mia's Shop").await;
+    let secret = enable_totp(&mia).await;
+    let b = Browser::start().await;
+    let url = |p: &str| app.url(p);
+
+    b.goto(&url("/login")).await;
+    b.click_and_wait("a[href='/password/forgot']", "/password/forgot")
+        .await;
+    b.assert_accessible("forgot-password page").await;
+    b.fill("#email", "mia@m.example").await;
+    b.click("form[action='/password/forgot'] button[type=submit]")
+        .await;
+    b.client
+        .wait()
+        .for_element(fantoccini::Locator::Css("main h1"))
+        .await
+        .unwrap();
+    assert!(b.text("main").await.contains("If an account exists"));
+    b.assert_accessible("reset-link-sent page").await;
+
+    // Mails so far: the confirmation, "two-factor authentication is on", the reset link.
+    let mail = app.mailbox.nth("mia@m.example", 3).await;
+    assert_eq!(mail.subject, "Choose a new password");
+    let link = mail.link("/password/reset/");
+    assert!(link.starts_with(&app.base), "{link}");
+    b.goto(&link).await;
+    b.assert_accessible("new-password page").await;
+    b.fill("#password", PASSWORD).await;
+    b.click_and_wait(
+        "form[action='/password/reset'] button[type=submit]",
+        "/login",
+    )
+    .await;
+    assert!(b.text("main").await.contains("Your password was changed"));
+
+    // The old browser session of Mia ended; the new password needs the second factor.
+    assert_eq!(
+        parlo_tests::fixture::location(&mia.get("/account").await),
+        "/login"
+    );
+    b.fill("#email", "mia@m.example").await;
+    b.fill("#password", PASSWORD).await;
+    b.click_and_wait("form[action='/login'] button[type=submit]", "/login/mfa")
+        .await;
+    b.fill("#code", &totp_code(&secret)).await;
+    b.click_and_wait("form[action='/login/mfa'] button[type=submit]", "/app")
+        .await;
+    assert!(b.text("main").await.contains("Mia's Shop"));
+    // The link worked once.
+    b.goto(&link).await;
+    assert!(b.text("main").await.contains("This link does not work"));
+    b.close().await;
+    app.stop().await;
+}
