@@ -142,7 +142,10 @@ fn config_check_prints_settings_with_secrets_redacted() {
         )
         .env("PARLO_MASTER_KEYS", MASTER)
         .env("PARLO_TOKEN_KEYS", TOKEN)
-        .env("PARLO_SMTP_URL", "smtps://mailer:smtp-password-5150@mail.example.com")
+        .env(
+            "PARLO_SMTP_URL",
+            "smtps://mailer:smtp-password-5150@mail.example.com",
+        )
         .env("PARLO_LOG", "info");
     let (ok, out, err) = run_to_end(cmd);
     assert!(out.contains("smtp_url = \"REDACTED (set)\""), "{out}");
@@ -327,7 +330,9 @@ fn mailed_link(dir: &std::path::Path, needle: &str, nth: usize) -> String {
             let raw = std::fs::read_to_string(f).unwrap();
             // Text parts are quoted-printable or 7bit; a link is never broken inside `/…/`.
             let text = raw.replace("=\r\n", "").replace("=3D", "=");
-            let at = text.find(needle).unwrap_or_else(|| panic!("{needle} in {raw}"));
+            let at = text
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle} in {raw}"));
             let end = at + text[at..].find(|c: char| c.is_whitespace()).unwrap();
             return text[at..end].to_owned();
         }
@@ -404,7 +409,11 @@ fn mail_tokens_never_reach_the_logs() {
         all.contains("development outbox") && all.contains(".eml"),
         "the outbox file is named:\n{all}"
     );
-    for secret in [verify_token.as_str(), reset_token.as_str(), "another long password"] {
+    for secret in [
+        verify_token.as_str(),
+        reset_token.as_str(),
+        "another long password",
+    ] {
         assert!(!all.contains(secret), "{secret:?} reached the logs:\n{all}");
     }
 }

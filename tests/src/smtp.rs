@@ -121,7 +121,6 @@ impl SmtpServer {
     pub fn commands(&self) -> Vec<String> {
         self.shared.commands.lock().unwrap().clone()
     }
-
 }
 
 async fn reply(w: &mut (impl AsyncWriteExt + Unpin), line: &str) -> std::io::Result<()> {
@@ -168,7 +167,10 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) {
                 "250 smtp.test".to_owned()
             }
             "MAIL" if !greeted => "503 5.5.1 EHLO first".to_owned(),
-            "MAIL" => match upper.strip_prefix("MAIL FROM:").and_then(|_| path_arg(&cmd)) {
+            "MAIL" => match upper
+                .strip_prefix("MAIL FROM:")
+                .and_then(|_| path_arg(&cmd))
+            {
                 Some(f) => {
                     from = Some(f);
                     rcpts.clear();
@@ -250,10 +252,19 @@ impl ReceivedMail {
         let raw = raw.replace("\r\n", "\n");
         let (headers, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
         let headers = unfold(headers);
-        let subject = header(&headers, "subject").map(decode_words).unwrap_or_default();
+        let subject = header(&headers, "subject")
+            .map(decode_words)
+            .unwrap_or_default();
         let boundary = header(&headers, "content-type")
             .and_then(|ct| ct.split("boundary=").nth(1))
-            .map(|b| b.trim_matches('"').split(';').next().unwrap_or("").trim_matches('"').to_owned())
+            .map(|b| {
+                b.trim_matches('"')
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim_matches('"')
+                    .to_owned()
+            })
             .unwrap_or_default();
         let mut text = String::new();
         let mut html = String::new();
@@ -363,7 +374,9 @@ fn decode_words(s: &str) -> String {
                 let (_, enc, text) = (it.next()?, it.next()?, it.next()?);
                 match enc.to_ascii_lowercase().as_str() {
                     "b" => String::from_utf8(
-                        base64::engine::general_purpose::STANDARD.decode(text).ok()?,
+                        base64::engine::general_purpose::STANDARD
+                            .decode(text)
+                            .ok()?,
                     )
                     .ok(),
                     "q" => Some(quoted_printable(&text.replace('_', " "))),
@@ -371,7 +384,8 @@ fn decode_words(s: &str) -> String {
                 }
             });
         // Space between two encoded words is not part of the text (RFC 2047 6.2).
-        if !out.is_empty() && !(decoded.is_some() && last_encoded) {
+        let between_encoded = decoded.is_some() && last_encoded;
+        if !out.is_empty() && !between_encoded {
             out.push(' ');
         }
         last_encoded = decoded.is_some();
@@ -409,7 +423,10 @@ impl Mailbox {
                     .iter()
                     .filter_map(|p| std::fs::read_to_string(p).ok())
                     .map(|raw| ReceivedMail::parse(&raw, vec![to.clone()]))
-                    .filter(|m| m.header("to").is_some_and(|t| t.to_lowercase().contains(&to)))
+                    .filter(|m| {
+                        m.header("to")
+                            .is_some_and(|t| t.to_lowercase().contains(&to))
+                    })
                     .collect()
             }
         }

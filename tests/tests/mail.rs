@@ -58,16 +58,32 @@ async fn signup_mails_a_working_confirmation_link(backend: Backend) {
     let mail = app.mailbox.nth("ann@a.example", 1).await;
     assert_eq!(mail.rcpt_to, vec!["ann@a.example".to_owned()]);
     assert_eq!(mail.subject, "Confirm your e-mail address");
-    assert!(mail.headers.contains("multipart/alternative"), "{}", mail.raw);
+    assert!(
+        mail.headers.contains("multipart/alternative"),
+        "{}",
+        mail.raw
+    );
     assert!(mail.html.contains("Confirm the address"), "{}", mail.html);
     // The link is absolute, on the public URL, and works.
-    assert!(mail.link("/verify/").starts_with(&app.base), "{}", mail.text);
+    assert!(
+        mail.link("/verify/").starts_with(&app.base),
+        "{}",
+        mail.text
+    );
     // An unconfirmed account cannot log in; a fresh link is mailed instead.
     let r = v.login("ann@a.example", PASSWORD).await;
     assert_eq!(r.status(), 403);
-    assert!(r.text().await.unwrap().contains("Confirm your e-mail address first"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Confirm your e-mail address first")
+    );
     let to = v.confirm_address("ann@a.example", 2).await;
-    assert!(to.starts_with("/w/") && to.ends_with("?notice=signed_up"), "{to}");
+    assert!(
+        to.starts_with("/w/") && to.ends_with("?notice=signed_up"),
+        "{to}"
+    );
     let (status, _) = v.page(&to).await;
     assert_eq!(status, 200);
     // The first link stopped working when the second was sent; the second works once.
@@ -82,8 +98,14 @@ async fn signup_mails_a_working_confirmation_link(backend: Backend) {
     assert!(user.email_verified);
     // The SMTP conversation was a real one.
     let commands = smtp.commands();
-    assert!(commands.iter().any(|c| c.starts_with("EHLO")), "{commands:?}");
-    assert!(commands.iter().any(|c| c == "RCPT TO:<ann@a.example>"), "{commands:?}");
+    assert!(
+        commands.iter().any(|c| c.starts_with("EHLO")),
+        "{commands:?}"
+    );
+    assert!(
+        commands.iter().any(|c| c == "RCPT TO:<ann@a.example>"),
+        "{commands:?}"
+    );
     app.stop().await;
 }
 
@@ -120,7 +142,10 @@ async fn signup_answers_the_same_for_new_and_existing_addresses(backend: Backend
     );
     // The owner learns of the attempt; the new address gets its confirmation link.
     let attempt = app.mailbox.nth("bob@b.example", 2).await;
-    assert_eq!(attempt.subject, "Someone tried to sign up with your address");
+    assert_eq!(
+        attempt.subject,
+        "Someone tried to sign up with your address"
+    );
     assert!(attempt.link("/password/forgot").starts_with(&app.base));
     let confirm = app.mailbox.nth("new@b.example", 1).await;
     assert_eq!(confirm.subject, "Confirm your e-mail address");
@@ -406,7 +431,9 @@ async fn security_notices_and_the_email_change_reach_the_right_inboxes(backend: 
     v.sign_up("quinn@q.example", "Quinn").await;
     // German mail from now on.
     let csrf = v.csrf("/account").await;
-    let r = v.post("/account/language", &csrf, &[("language", "de")]).await;
+    let r = v
+        .post("/account/language", &csrf, &[("language", "de")])
+        .await;
     assert_eq!(location(&r), "/account?notice=language_saved");
     // Password change.
     let csrf = v.csrf("/account").await;
@@ -491,7 +518,11 @@ async fn security_notices_and_the_email_change_reach_the_right_inboxes(backend: 
     let confirm = app.mailbox.nth("quinn@new.example", 1).await;
     assert_eq!(confirm.subject, "Confirm your new e-mail address");
     let path = confirm.link_path("/account/email/confirm/");
-    assert!(confirm.link("/account/email/confirm/").starts_with(&app.base));
+    assert!(
+        confirm
+            .link("/account/email/confirm/")
+            .starts_with(&app.base)
+    );
     let (status, page) = v.page(&path).await;
     assert_eq!(status, 200, "{page}");
     let r = v
@@ -544,7 +575,10 @@ async fn sessions_are_listed_coarsely_and_others_can_be_ended(backend: Backend) 
     assert_eq!(page.matches("(this session)").count(), 1, "{page}");
     assert_eq!(page.matches("/end\"").count(), 2, "two others: {page}");
     // reqwest sends no browser User-Agent: the description stays coarse.
-    assert!(page.contains("Unknown client") || page.contains("Other client"), "{page}");
+    assert!(
+        page.contains("Unknown client") || page.contains("Other client"),
+        "{page}"
+    );
     // End one.
     let id = page
         .split("action=\"/account/sessions/")
@@ -599,7 +633,10 @@ async fn operator_notice_reaches_confirmed_owners_and_admins_and_is_audited(back
         .workspace("Max")
         .create(store)
         .await;
-    store.add_member(t, member.user, Role::Member).await.unwrap();
+    store
+        .add_member(t, member.user, Role::Member)
+        .await
+        .unwrap();
     // An unconfirmed admin gets no workspace notice.
     let ghost = store
         .create_user(&Email::parse("ghost@s.example").unwrap(), "$argon2id$x")
@@ -625,7 +662,11 @@ async fn operator_notice_reaches_confirmed_owners_and_admins_and_is_audited(back
     assert_eq!(report.unverified_skipped, 1);
     assert_eq!(*progress.lock().unwrap(), vec![(1, 1)]);
     assert_eq!(entry.action, "notify");
-    assert!(entry.details.contains("Security incident"), "{}", entry.details);
+    assert!(
+        entry.details.contains("Security incident"),
+        "{}",
+        entry.details
+    );
     for to in ["sam@s.example", "ada@s.example"] {
         let m = app.mailbox.wait_for_n(to, 2).await.pop().unwrap();
         assert_eq!(m.subject, "Security incident on 2026-11-27");

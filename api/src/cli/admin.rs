@@ -134,17 +134,17 @@ pub(super) async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()>
         AdminCommand::Notify(n) => {
             let body = std::fs::read_to_string(&n.body_file)
                 .with_context(|| format!("reading {}", n.body_file.display()))?;
-            Some(crate::mail::Mail::notice(&n.subject, &body).map_err(|e| anyhow::anyhow!("{}", e.0))?)
+            Some(
+                crate::mail::Mail::notice(&n.subject, &body)
+                    .map_err(|e| anyhow::anyhow!("{}", e.0))?,
+            )
         }
         _ => None,
     };
     let mailer = match &notice {
         Some(_) => {
-            let (keys, _) = crate::keyring::load(
-                &config.key_source,
-                &config.key_file,
-                config.is_production(),
-            )?;
+            let (keys, _) =
+                crate::keyring::load(&config.key_source, &config.key_file, config.is_production())?;
             Some(crate::mail::Mailer::new(
                 &config.mail,
                 store.clone(),

@@ -57,7 +57,9 @@ impl MailConfig {
         }
         let from = match &s.mail_from {
             Some(f) => Mailbox::from_str(f.trim()).map_err(|e| {
-                anyhow::anyhow!("PARLO_MAIL_FROM must be an address such as `Parlo <parlo@example.com>`: {e}")
+                anyhow::anyhow!(
+                    "PARLO_MAIL_FROM must be an address such as `Parlo <parlo@example.com>`: {e}"
+                )
             })?,
             None => {
                 let host = match public_url.host() {
@@ -149,7 +151,11 @@ mod tests {
 
     #[test]
     fn bad_urls_are_refused_without_echoing_them() {
-        for bad in ["imap://u:hunter2@x.example", "hunter2", "smtp://u:hunter2@x?tls=maybe"] {
+        for bad in [
+            "imap://u:hunter2@x.example",
+            "hunter2",
+            "smtp://u:hunter2@x?tls=maybe",
+        ] {
             let e = load(Some(bad), false).unwrap_err().to_string();
             assert!(!e.contains("hunter2"), "{e}");
         }

@@ -315,8 +315,10 @@ impl Operator {
                     bail!("no workspace {t}");
                 }
                 for m in self.store.members(*t).await? {
-                    if !matches!(m.role, crate::model::Role::Owner | crate::model::Role::Admin)
-                        || !seen.insert(m.user_id)
+                    if !matches!(
+                        m.role,
+                        crate::model::Role::Owner | crate::model::Role::Admin
+                    ) || !seen.insert(m.user_id)
                     {
                         continue;
                     }

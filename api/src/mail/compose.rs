@@ -26,11 +26,18 @@ pub enum SecurityEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mail {
     /// Confirms the address of a new account.
-    Verify { link: String },
+    Verify {
+        link: String,
+    },
     /// Someone tried to sign up with an address that has an account.
-    SignupAttempt { login: String, reset: String },
+    SignupAttempt {
+        login: String,
+        reset: String,
+    },
     /// A link to choose a new password.
-    Reset { link: String },
+    Reset {
+        link: String,
+    },
     /// An invitation to a workspace, bound to the address it is sent to.
     Invitation {
         workspace: String,
@@ -38,9 +45,14 @@ pub enum Mail {
         link: String,
     },
     /// Confirms a new address (sent to the new address).
-    EmailChangeConfirm { link: String, new_email: String },
+    EmailChangeConfirm {
+        link: String,
+        new_email: String,
+    },
     /// The address was changed (sent to the old address).
-    EmailChanged { new_email: String },
+    EmailChanged {
+        new_email: String,
+    },
     Security(SecurityEvent),
     /// The account was closed; what went with it.
     AccountClosed {
@@ -49,7 +61,10 @@ pub enum Mail {
         sessions: u64,
     },
     /// An operator's notice (`parlo admin notify`), in the operator's words.
-    Notice { subject: String, body: String },
+    Notice {
+        subject: String,
+        body: String,
+    },
 }
 
 impl Mail {
@@ -95,7 +110,13 @@ impl Mail {
     /// The subject and content in `lang`.
     pub fn view(&self, lang: Lang) -> (String, MailView) {
         let de = lang == Lang::De;
-        let t = |en: &str, de_text: &str| if de { de_text.to_owned() } else { en.to_owned() };
+        let t = |en: &str, de_text: &str| {
+            if de {
+                de_text.to_owned()
+            } else {
+                en.to_owned()
+            }
+        };
         let action = |en: &str, de_text: &str, url: &str| {
             Some(MailAction {
                 label: t(en, de_text),
@@ -120,7 +141,10 @@ impl Mail {
         };
         let subject = match self {
             Mail::Verify { link } => {
-                v.heading = t("Confirm your e-mail address", "Bestätigen Sie Ihre E-Mail-Adresse");
+                v.heading = t(
+                    "Confirm your e-mail address",
+                    "Bestätigen Sie Ihre E-Mail-Adresse",
+                );
                 v.paragraphs = vec![t(
                     "Welcome to Parlo. Open the link below to confirm that this address is yours. The link is valid for 24 hours.",
                     "Willkommen bei Parlo. Öffnen Sie den Link unten, um zu bestätigen, dass diese Adresse Ihnen gehört. Der Link ist 24 Stunden gültig.",
@@ -173,8 +197,12 @@ impl Mail {
                 );
                 v.paragraphs = vec![
                     t(
-                        &format!("You are invited to join the workspace \"{workspace}\" as {role}."),
-                        &format!("Sie sind eingeladen, dem Arbeitsbereich \"{workspace}\" als {role} beizutreten."),
+                        &format!(
+                            "You are invited to join the workspace \"{workspace}\" as {role}."
+                        ),
+                        &format!(
+                            "Sie sind eingeladen, dem Arbeitsbereich \"{workspace}\" als {role} beizutreten."
+                        ),
                     ),
                     t(
                         "The invitation is for this e-mail address: accept it with a confirmed Parlo account of this address (sign up with it if you have none).",
@@ -189,20 +217,34 @@ impl Mail {
                 v.heading.clone()
             }
             Mail::EmailChangeConfirm { link, new_email } => {
-                v.heading = t("Confirm your new e-mail address", "Bestätigen Sie Ihre neue E-Mail-Adresse");
+                v.heading = t(
+                    "Confirm your new e-mail address",
+                    "Bestätigen Sie Ihre neue E-Mail-Adresse",
+                );
                 v.paragraphs = vec![t(
-                    &format!("Open the link below to make {new_email} the address of your Parlo account. It is valid for one hour."),
-                    &format!("Öffnen Sie den Link unten, um {new_email} zur Adresse Ihres Parlo-Kontos zu machen. Er ist eine Stunde gültig."),
+                    &format!(
+                        "Open the link below to make {new_email} the address of your Parlo account. It is valid for one hour."
+                    ),
+                    &format!(
+                        "Öffnen Sie den Link unten, um {new_email} zur Adresse Ihres Parlo-Kontos zu machen. Er ist eine Stunde gültig."
+                    ),
                 )];
                 v.action = action("Confirm the new address", "Neue Adresse bestätigen", link);
                 v.after = vec![ignore];
                 v.heading.clone()
             }
             Mail::EmailChanged { new_email } => {
-                v.heading = t("Your e-mail address was changed", "Ihre E-Mail-Adresse wurde geändert");
+                v.heading = t(
+                    "Your e-mail address was changed",
+                    "Ihre E-Mail-Adresse wurde geändert",
+                );
                 v.paragraphs = vec![t(
-                    &format!("The address of your Parlo account is now {new_email}. Mail about your account goes there from now on."),
-                    &format!("Die Adresse Ihres Parlo-Kontos ist jetzt {new_email}. E-Mails zu Ihrem Konto gehen ab jetzt dorthin."),
+                    &format!(
+                        "The address of your Parlo account is now {new_email}. Mail about your account goes there from now on."
+                    ),
+                    &format!(
+                        "Die Adresse Ihres Parlo-Kontos ist jetzt {new_email}. E-Mails zu Ihrem Konto gehen ab jetzt dorthin."
+                    ),
                 )];
                 v.after = vec![not_you];
                 v.heading.clone()
@@ -235,7 +277,10 @@ impl Mail {
                     &format!("{en} on your Parlo account."),
                     &format!("{de_text} (Ihr Parlo-Konto)."),
                 )];
-                if matches!(e, SecurityEvent::PasswordChanged | SecurityEvent::PasswordReset) {
+                if matches!(
+                    e,
+                    SecurityEvent::PasswordChanged | SecurityEvent::PasswordReset
+                ) {
                     v.paragraphs.push(t(
                         "Every other session of your account was logged out.",
                         "Alle anderen Sitzungen Ihres Kontos wurden abgemeldet.",
@@ -249,7 +294,10 @@ impl Mail {
                 memberships,
                 sessions,
             } => {
-                v.heading = t("Your Parlo account was closed", "Ihr Parlo-Konto wurde geschlossen");
+                v.heading = t(
+                    "Your Parlo account was closed",
+                    "Ihr Parlo-Konto wurde geschlossen",
+                );
                 let list = if workspaces.is_empty() {
                     t("none", "keine")
                 } else {
@@ -262,11 +310,17 @@ impl Mail {
                     ),
                     t(
                         &format!("Workspaces deleted with their bots, keys and chat logs: {list}."),
-                        &format!("Gelöschte Arbeitsbereiche mit ihren Bots, Schlüsseln und Chat-Protokollen: {list}."),
+                        &format!(
+                            "Gelöschte Arbeitsbereiche mit ihren Bots, Schlüsseln und Chat-Protokollen: {list}."
+                        ),
                     ),
                     t(
-                        &format!("Memberships in other workspaces removed: {memberships}. Sessions ended: {sessions}."),
-                        &format!("Entfernte Mitgliedschaften in anderen Arbeitsbereichen: {memberships}. Beendete Sitzungen: {sessions}."),
+                        &format!(
+                            "Memberships in other workspaces removed: {memberships}. Sessions ended: {sessions}."
+                        ),
+                        &format!(
+                            "Entfernte Mitgliedschaften in anderen Arbeitsbereichen: {memberships}. Beendete Sitzungen: {sessions}."
+                        ),
                     ),
                 ];
                 v.after = vec![t(
@@ -349,10 +403,16 @@ mod tests {
         };
         let en = raw(&m, Lang::En);
         assert!(en.contains("multipart/alternative"), "{en}");
-        assert!(en.contains("text/plain") && en.contains("text/html"), "{en}");
+        assert!(
+            en.contains("text/plain") && en.contains("text/html"),
+            "{en}"
+        );
         assert!(en.contains("Subject: Choose a new password"), "{en}");
         let de = raw(&m, Lang::De);
-        assert!(de.contains("Subject: =?utf-8?") || de.contains("Neues Passwort"), "{de}");
+        assert!(
+            de.contains("Subject: =?utf-8?") || de.contains("Neues Passwort"),
+            "{de}"
+        );
         assert!(de.contains("Content-Language: de"), "{de}");
     }
 

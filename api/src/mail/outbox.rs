@@ -177,12 +177,11 @@ impl Mailer {
                     Err(e) => {
                         let wait = self.backoff(m.attempts);
                         let next = Timestamp(
-                            Timestamp::now().0 + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2),
+                            Timestamp::now().0
+                                + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2),
                         );
                         tracing::warn!(mail_id = %m.id, kind = %m.kind, attempts = m.attempts, retry_in_secs = wait.as_secs(), error = %e, "mail not sent; will retry");
-                        i.store
-                            .mail_retry(m.id, i.sender, next, &e.message)
-                            .await?;
+                        i.store.mail_retry(m.id, i.sender, next, &e.message).await?;
                         report.retried += 1;
                     }
                 }
@@ -204,7 +203,7 @@ impl Mailer {
                 if let Err(e) = me.drain().await {
                     tracing::warn!(error = %e, "draining the mail outbox failed");
                 }
-                if rounds % 720 == 0 {
+                if rounds.is_multiple_of(720) {
                     let before = Timestamp::now().minus_days(KEEP_FINISHED_DAYS);
                     if let Err(e) = me.0.store.purge_finished_mail(before).await {
                         tracing::warn!(error = %e, "forgetting finished mail failed");

@@ -78,12 +78,15 @@ impl Transport {
                     message: format!("SMTP: {e}"),
                 }),
             },
-            Transport::Files(dir) => write_eml(dir, id, raw).await.map(Delivered::File).map_err(
-                |e| DeliveryError {
-                    permanent: false,
-                    message: format!("writing to {}: {e}", dir.display()),
-                },
-            ),
+            Transport::Files(dir) => {
+                write_eml(dir, id, raw)
+                    .await
+                    .map(Delivered::File)
+                    .map_err(|e| DeliveryError {
+                        permanent: false,
+                        message: format!("writing to {}: {e}", dir.display()),
+                    })
+            }
         }
     }
 }

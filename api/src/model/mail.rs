@@ -35,7 +35,12 @@ impl Lang {
     /// The first language of an `Accept-Language` header that Parlo writes (English if none).
     pub fn from_accept_language(header: &str) -> Lang {
         for part in header.split(',') {
-            let tag = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let tag = part
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             if tag == "de" || tag.starts_with("de-") {
                 return Lang::De;
             }

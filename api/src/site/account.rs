@@ -18,8 +18,8 @@ use crate::state::AppState;
 
 use super::csrf::CsrfForm;
 use super::limits;
-use super::mfa;
 use super::mail_links::issue_link;
+use super::mfa;
 use super::page::{PageError, PageResult, render, render_status, see_other, when};
 use super::password;
 use super::session::{self, CurrentUser};
@@ -334,7 +334,12 @@ async fn delete_account(
         Ok(erased) => {
             let workspaces = names
                 .into_iter()
-                .filter(|w| erased.workspaces_deleted.iter().any(|t| t.to_string() == w.id))
+                .filter(|w| {
+                    erased
+                        .workspaces_deleted
+                        .iter()
+                        .any(|t| t.to_string() == w.id)
+                })
                 .map(|w| w.name)
                 .collect();
             state
@@ -523,7 +528,13 @@ async fn change_email(
             other => Err(PageError::Internal(other.into())),
         };
     }
-    audit_user(&state, &user.user, "account.email_change_requested", json!({})).await;
+    audit_user(
+        &state,
+        &user.user,
+        "account.email_change_requested",
+        json!({}),
+    )
+    .await;
     Ok(see_other("/account?notice=email_change_sent"))
 }
 
@@ -572,6 +583,12 @@ async fn end_other_sessions(
         .store
         .end_other_sessions(user.user.id, user.session.id)
         .await?;
-    audit_user(&state, &user.user, "session.end_others", json!({"ended": n})).await;
+    audit_user(
+        &state,
+        &user.user,
+        "session.end_others",
+        json!({"ended": n}),
+    )
+    .await;
     Ok(see_other("/account?notice=sessions_ended"))
 }

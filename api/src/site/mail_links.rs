@@ -94,9 +94,7 @@ fn invalid_link(state: &AppState, headers: &HeaderMap, what: &str) -> Response {
             &MailLinkPage {
                 chrome,
                 heading: "This link does not work".into(),
-                text: format!(
-                    "The link is invalid, was used already or has expired. {what}"
-                ),
+                text: format!("The link is invalid, was used already or has expired. {what}"),
                 action: String::new(),
                 token: String::new(),
                 button: String::new(),
@@ -309,7 +307,11 @@ async fn forgot(
 
 async fn send_reset(state: &AppState, email: &Email) -> anyhow::Result<()> {
     let Some(user) = state.store.user_by_email(email).await? else {
-        tracing::info!(event = "password.reset_requested", known = false, "password reset asked for");
+        tracing::info!(
+            event = "password.reset_requested",
+            known = false,
+            "password reset asked for"
+        );
         return Ok(());
     };
     let link = issue_link(state, &user, TokenPurpose::Reset, None, "/password/reset").await?;
@@ -342,7 +344,12 @@ async fn reset_page(
     Ok(reset_form(&state, &headers, &token, None))
 }
 
-fn reset_form(state: &AppState, headers: &HeaderMap, token: &str, error: Option<String>) -> Response {
+fn reset_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: &str,
+    error: Option<String>,
+) -> Response {
     link_page(
         state,
         headers,

@@ -120,15 +120,15 @@ async fn lookup(parts: &mut Parts, state: &AppState) -> Result<Option<AnySession
                             .touch_login_session(session.id, &client_description(ua))
                             .await?;
                         state
-                        .store
-                        .user(session.user_id)
-                        .await?
-                        .map(|user| AnySession {
-                            csrf: csrf::token(&state.keys, &cookie),
-                            user,
-                            session,
-                            cookie,
-                        })
+                            .store
+                            .user(session.user_id)
+                            .await?
+                            .map(|user| AnySession {
+                                csrf: csrf::token(&state.keys, &cookie),
+                                user,
+                                session,
+                                cookie,
+                            })
                     }
                     _ => None,
                 }
@@ -248,7 +248,8 @@ mod tests {
         let chrome_linux = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
                             Chrome/120.0.0.0 Safari/537.36";
         assert_eq!(client_description(chrome_linux), "Chrome on Linux");
-        let firefox_win = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0";
+        let firefox_win =
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0";
         assert_eq!(client_description(firefox_win), "Firefox on Windows");
         let safari_ios = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 \
                           (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1";

@@ -334,7 +334,10 @@ async fn session_cookies_carry_the_right_flags() {
         .text()
         .await
         .unwrap();
-    let (token, csrf) = (field(&page, "token").unwrap(), field(&page, "csrf").unwrap());
+    let (token, csrf) = (
+        field(&page, "token").unwrap(),
+        field(&page, "csrf").unwrap(),
+    );
     let r = raw
         .post(app.url("/verify"))
         .header("cookie", &pre_value)
