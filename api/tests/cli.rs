@@ -417,3 +417,45 @@ fn mail_tokens_never_reach_the_logs() {
         assert!(!all.contains(secret), "{secret:?} reached the logs:\n{all}");
     }
 }
+
+/// `parlo admin mail status` shows the queue; `parlo admin notify` refuses a subject with a
+/// line break (header injection) and an unknown workspace, with clear errors.
+#[test]
+fn admin_mail_commands_show_the_queue_and_refuse_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = parlo(dir.path());
+    cmd.args(["admin", "--actor", "ops", "mail", "status"]);
+    let (ok, out, err) = run_to_end(cmd);
+    assert!(ok, "{err}");
+    assert!(out.contains("pending 0  sent 0  failed 0"), "{out}\n{err}");
+    assert!(err.contains("recorded as operator audit entry"), "{err}");
+    let body = dir.path().join("notice.txt");
+    std::fs::write(&body, "Something happened.\n\nDetails follow.").unwrap();
+    let mut cmd = parlo(dir.path());
+    cmd.args([
+        "admin",
+        "notify",
+        "--all",
+        "--subject",
+        "Incident\r\nBcc: x@evil.example",
+    ])
+    .arg("--body-file")
+    .arg(&body);
+    let (ok, _, err) = run_to_end(cmd);
+    assert!(!ok);
+    assert!(err.contains("one line"), "{err}");
+    let mut cmd = parlo(dir.path());
+    cmd.args([
+        "admin",
+        "notify",
+        "--workspace",
+        "0190b8a0-0000-7000-8000-000000000000",
+        "--subject",
+        "Incident",
+    ])
+    .arg("--body-file")
+    .arg(&body);
+    let (ok, _, err) = run_to_end(cmd);
+    assert!(!ok);
+    assert!(err.contains("no workspace"), "{err}");
+}
