@@ -191,6 +191,7 @@ impl Mail {
                 role,
                 link,
             } => {
+                let (workspace, role) = (one_line(workspace), one_line(role));
                 v.heading = t(
                     "You are invited to a workspace on Parlo",
                     "Sie sind zu einem Arbeitsbereich auf Parlo eingeladen",
@@ -294,6 +295,7 @@ impl Mail {
                 memberships,
                 sessions,
             } => {
+                let workspaces: Vec<String> = workspaces.iter().map(|w| one_line(w)).collect();
                 v.heading = t(
                     "Your Parlo account was closed",
                     "Ihr Parlo-Konto wurde geschlossen",

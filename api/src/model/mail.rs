@@ -7,51 +7,6 @@ use uuid::Uuid;
 use super::account::SealedSecret;
 use super::ids::{Timestamp, UserId};
 
-/// The language of a user's mail (and of the pages a mail link opens); English by default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Lang {
-    #[default]
-    En,
-    De,
-}
-
-impl Lang {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Lang::En => "en",
-            Lang::De => "de",
-        }
-    }
-
-    /// `en` or `de`; anything else is English.
-    pub fn parse(s: &str) -> Lang {
-        match s.trim() {
-            "de" => Lang::De,
-            _ => Lang::En,
-        }
-    }
-
-    /// The first language of an `Accept-Language` header that Parlo writes (English if none).
-    pub fn from_accept_language(header: &str) -> Lang {
-        for part in header.split(',') {
-            let tag = part
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            if tag == "de" || tag.starts_with("de-") {
-                return Lang::De;
-            }
-            if tag == "en" || tag.starts_with("en-") {
-                return Lang::En;
-            }
-        }
-        Lang::En
-    }
-}
-
 /// What a single-use account token (sent by mail, stored as its SHA-256) may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenPurpose {

@@ -18,7 +18,7 @@ use crate::state::AppState;
 
 use super::csrf::CsrfForm;
 use super::limits;
-use super::mail_links::issue_link;
+use super::links::issue_link;
 use super::mfa;
 use super::page::{PageError, PageResult, render, render_status, see_other, when};
 use super::password;

@@ -19,7 +19,7 @@ use crate::storage::StoreError;
 use super::csrf::{CsrfForm, NoFields};
 use super::invite::clean_invite;
 use super::limits;
-use super::mail_links::{public_link, send_verification};
+use super::links::{public_link, send_verification};
 use super::mfa;
 use super::page::{PageError, PageResult, render, render_status, see_other};
 use super::password;

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::crypto;
 use crate::mail::{Mail, SecurityEvent};
-use crate::model::{Email, Timestamp, TokenPurpose, User};
+use crate::model::{Email, TokenPurpose};
 use crate::state::AppState;
 use crate::storage::StoreError;
 
@@ -24,6 +24,7 @@ use super::auth::{ClientIp, InviteQuery, anon_chrome, with_cookie};
 use super::csrf::CsrfForm;
 use super::invite::clean_invite;
 use super::limits;
+use super::links::issue_link;
 use super::page::{PageError, PageResult, render, render_status, see_other};
 use super::password;
 use super::session;
@@ -39,50 +40,6 @@ pub fn router() -> Router<AppState> {
         .route("/password/reset", post(reset))
         .route("/account/email/confirm/{token}", get(email_change_page))
         .route("/account/email/confirm", post(email_change_confirm))
-}
-
-/// An absolute link on this server (links in mail use `PARLO_PUBLIC_URL`).
-pub fn public_link(state: &AppState, path: &str) -> String {
-    format!(
-        "{}{path}",
-        state.config.public_url.as_str().trim_end_matches('/')
-    )
-}
-
-/// Creates a single-use token for `user` and returns the link carrying it.
-pub async fn issue_link(
-    state: &AppState,
-    user: &User,
-    purpose: TokenPurpose,
-    new_email: Option<&Email>,
-    path: &str,
-) -> Result<String, StoreError> {
-    let token = crypto::random_token("");
-    state
-        .store
-        .create_account_token(
-            user.id,
-            purpose,
-            &crypto::sha256(token.as_bytes()),
-            new_email,
-            Timestamp::now().plus_secs(purpose.lifetime_secs()),
-        )
-        .await?;
-    Ok(public_link(state, &format!("{path}/{token}")))
-}
-
-/// Mails `user` a fresh link confirming their address; an invitation being accepted is
-/// carried through.
-pub async fn send_verification(state: &AppState, user: &User, invite: &str) -> PageResult<()> {
-    let mut link = issue_link(state, user, TokenPurpose::Verify, None, "/verify").await?;
-    if !invite.is_empty() {
-        link.push_str(&format!("?invite={invite}"));
-    }
-    state
-        .mailer
-        .send(&user.email, user.language, &Mail::Verify { link })
-        .await
-        .map_err(|e| PageError::Internal(e.into()))
 }
 
 /// The page a link opens whose token is not (or no longer) valid.

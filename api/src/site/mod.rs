@@ -16,6 +16,7 @@ mod cookies;
 pub mod csrf;
 mod invite;
 mod limits;
+mod links;
 mod logs;
 mod mail_links;
 mod members;
