@@ -678,3 +678,29 @@ async fn operator_notice_reaches_confirmed_owners_and_admins_and_is_audited(back
     assert!(log.iter().any(|e| e.action == "notify" && e.actor == "ops"));
     app.stop().await;
 }
+
+both_backends!(operator_account_deletion_mails_what_was_deleted);
+
+async fn operator_account_deletion_mails_what_was_deleted(backend: Backend) {
+    use parlo::lifecycle::admin::Operator;
+    let smtp = SmtpServer::start().await;
+    let app = app_with(backend, &smtp).await;
+    let v = SiteClient::new(&app);
+    v.sign_up("una@u.example", "Una's Shop").await;
+    let op = Operator::new(app.store().clone(), "ops", None);
+    let (erased, entry) = op
+        .delete_account_and_tell(
+            &app.state.mailer,
+            &Email::parse("una@u.example").unwrap(),
+            Some("asked by mail"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(erased.workspaces_deleted.len(), 1);
+    assert_eq!(entry.action, "account.delete");
+    let m = app.mailbox.nth("una@u.example", 2).await;
+    assert_eq!(m.subject, "Your Parlo account was closed");
+    assert!(m.text.contains("Una's Shop"), "{}", m.text);
+    assert!(m.text.contains("Sessions ended: 1"), "{}", m.text);
+    app.stop().await;
+}

@@ -141,8 +141,13 @@ pub(super) async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()>
         }
         _ => None,
     };
-    let mailer = match &notice {
-        Some(_) => {
+    let mails = notice.is_some()
+        || matches!(
+            &args.command,
+            AdminCommand::Accounts(AccountsCommand::Delete { yes: true, .. })
+        );
+    let mailer = match mails {
+        true => {
             let (keys, _) =
                 crate::keyring::load(&config.key_source, &config.key_file, config.is_production())?;
             Some(crate::mail::Mailer::new(
@@ -151,7 +156,7 @@ pub(super) async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()>
                 std::sync::Arc::new(keys),
             )?)
         }
-        None => None,
+        false => None,
     };
     let op = Operator::new(
         store,
@@ -243,7 +248,10 @@ pub(super) async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()>
                     email.as_str()
                 );
             }
-            let (r, e) = op.delete_account(&email, reason.as_deref()).await?;
+            let mailer = mailer.expect("prepared above");
+            let (r, e) = op
+                .delete_account_and_tell(&mailer, &email, reason.as_deref())
+                .await?;
             eprintln!(
                 "parlo: account deleted ({} workspaces deleted with it, {} memberships and {} sessions removed)",
                 r.workspaces_deleted.len(),
@@ -251,6 +259,11 @@ pub(super) async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()>
                 r.sessions_deleted
             );
             recorded(&e);
+            let sent = mailer.drain().await?;
+            eprintln!(
+                "parlo: closing notice: {} sent now, {} to be retried by `parlo serve`",
+                sent.sent, sent.retried
+            );
         }
         AdminCommand::Mail(MailCommand::Status { limit, json }) => {
             let ((summary, entries), e) = op.mail_status(limit).await?;

@@ -343,3 +343,45 @@ impl Operator {
         .await
     }
 }
+
+impl Operator {
+    /// [`Operator::delete_account`], then mails the account's address what was deleted
+    /// (the workspaces by name, memberships and sessions).
+    pub async fn delete_account_and_tell(
+        &self,
+        mailer: &crate::mail::Mailer,
+        email: &Email,
+        reason: Option<&str>,
+    ) -> anyhow::Result<(AccountErasure, OperatorAuditEntry)> {
+        let user = self
+            .store
+            .user_by_email(email)
+            .await?
+            .context("no account with that e-mail address")?;
+        // The names, for the notice: afterwards the deleted workspaces are gone.
+        let mut names = Vec::new();
+        for m in self.store.memberships_of(user.id).await? {
+            if let Some(w) = self.store.workspace(m.tenant_id).await? {
+                names.push((w.id, w.name));
+            }
+        }
+        let (erased, entry) = self.delete_account(email, reason).await?;
+        let workspaces = names
+            .into_iter()
+            .filter(|(t, _)| erased.workspaces_deleted.contains(t))
+            .map(|(_, n)| n)
+            .collect();
+        mailer
+            .send_or_log(
+                &user.email,
+                user.language,
+                &crate::mail::Mail::AccountClosed {
+                    workspaces,
+                    memberships: u64::try_from(erased.memberships_removed).unwrap_or(0),
+                    sessions: erased.sessions_deleted,
+                },
+            )
+            .await;
+        Ok((erased, entry))
+    }
+}
