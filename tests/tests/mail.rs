@@ -53,6 +53,13 @@ async fn signup_mails_a_working_confirmation_link(backend: Backend) {
     let r = signup_form(&v, "ann@a.example", PASSWORD).await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/signup/sent");
+    // An address the model takes but SMTP cannot carry is refused before anything is stored.
+    let r = signup_form(&v, "\"odd\"local@a.example", PASSWORD).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("cannot receive mail"));
+    let r = signup_form(&v, "not an address", PASSWORD).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("valid e-mail address"));
     // Not signed in before the address is confirmed.
     assert_eq!(location(&v.get("/app").await), "/login");
     let mail = app.mailbox.nth("ann@a.example", 1).await;

@@ -75,6 +75,12 @@ impl Mailer {
         })))
     }
 
+    /// Whether mail can be addressed to `to` (an address the model accepts may still be one
+    /// SMTP cannot carry, e.g. with quotes).
+    pub fn accepts(to: &str) -> bool {
+        Mailbox::from_str(to.trim()).is_ok_and(|m| m.name.is_none())
+    }
+
     /// Queues `mail` to `to` in `lang` and wakes the sender. The message is in the outbox
     /// (durable) when this returns.
     pub async fn send(&self, to: &str, lang: Lang, mail: &Mail) -> Result<(), MailError> {

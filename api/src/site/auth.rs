@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::crypto;
-use crate::mail::{Mail, SecurityEvent};
+use crate::mail::{Mail, Mailer, SecurityEvent};
 use crate::model::{Email, Lang, User, WorkspaceName};
 use crate::state::AppState;
 use crate::storage::StoreError;
@@ -156,7 +156,8 @@ async fn signup(
         )
     };
     let email = match Email::parse(&form.email) {
-        Ok(e) => e,
+        Ok(e) if Mailer::accepts(e.as_str()) => e,
+        Ok(_) => return Ok(again("This address cannot receive mail.".into())),
         Err(e) => return Ok(again(e.0)),
     };
     if let Err(msg) = password::check_new(&form.password, email.as_str()) {
