@@ -117,6 +117,10 @@ pub struct LoginSession {
     pub mfa_verified: bool,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+    /// When the session was last used (noted at most once a minute).
+    pub last_seen_at: Option<Timestamp>,
+    /// A coarse description of its client ("Chrome on Linux").
+    pub client: String,
 }
 
 /// A login session as its owner sees it on the account page.

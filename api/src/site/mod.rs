@@ -1,4 +1,5 @@
-//! The customer site: accounts (sign-up, login with optional TOTP, sessions), workspaces
+//! The customer site: accounts (sign-up with a confirmed address, login with optional TOTP,
+//! password reset and e-mail change by mailed links, sessions), workspaces
 //! and roles, bots, the BYOK key, embed snippets, chat logs, and the public trust and
 //! signed-in legal pages. Pages are rendered by `parlo-site`; this module decides who may
 //! see and change what. See docs/site.md.

@@ -115,10 +115,13 @@ async fn lookup(parts: &mut Parts, state: &AppState) -> Result<Option<AnySession
                             .get(axum::http::header::USER_AGENT)
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("");
-                        state
-                            .store
-                            .touch_login_session(session.id, &client_description(ua))
-                            .await?;
+                        let client = client_description(ua);
+                        let stale = session
+                            .last_seen_at
+                            .is_none_or(|t| Timestamp::now().0 - t.0 > 60_000);
+                        if stale || session.client != client {
+                            state.store.touch_login_session(session.id, &client).await?;
+                        }
                         state
                             .store
                             .user(session.user_id)

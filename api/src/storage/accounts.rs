@@ -52,6 +52,8 @@ struct SessionRow {
     mfa_verified: bool,
     created_at: Timestamp,
     expires_at: Timestamp,
+    last_seen_at: Option<Timestamp>,
+    client: String,
 }
 
 impl From<SessionRow> for LoginSession {
@@ -62,6 +64,8 @@ impl From<SessionRow> for LoginSession {
             mfa_verified: r.mfa_verified,
             created_at: r.created_at,
             expires_at: r.expires_at,
+            last_seen_at: r.last_seen_at,
+            client: r.client,
         }
     }
 }
@@ -169,6 +173,8 @@ impl Store {
             mfa_verified: s.mfa_verified,
             created_at: Timestamp::now(),
             expires_at: s.expires_at,
+            last_seen_at: None,
+            client: String::new(),
         };
         self.in_global(async |tx| {
             tx.query(
@@ -194,8 +200,8 @@ impl Store {
         self.in_global(async |tx| {
             let row: Option<SessionRow> = tx
                 .query_as(
-                    "SELECT id, user_id, mfa_verified, created_at, expires_at FROM login_sessions \
-                     WHERE token_hash = $1 AND expires_at > $2",
+                    "SELECT id, user_id, mfa_verified, created_at, expires_at, last_seen_at, \
+                     client FROM login_sessions WHERE token_hash = $1 AND expires_at > $2",
                 )
                 .bind(token_hash)
                 .bind(Timestamp::now())
