@@ -10,23 +10,13 @@ use parlo::knowledge::chunk::{ChunkConfig, chunk_document};
 use parlo::knowledge::embed::LocalEmbedder;
 use parlo::knowledge::extract::{Extracted, ZipLimits, extract};
 use parlo::knowledge::rank::{BruteForceIndex, VectorSearch};
-use parlo::knowledge::vector::{StoredVector, VectorFormat, normalize};
+use parlo::knowledge::vector::{StoredVector, VectorFormat, pseudo_random_unit};
 
 const DIM: usize = 1024;
 
-/// Deterministic pseudo-random unit vectors (xorshift): no RNG crate, same data every run.
+/// Deterministic pseudo-random unit vectors: the same data every run.
 fn vector(seed: u64) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut v: Vec<f32> = (0..DIM)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % 20_001) as f32 / 10_000.0 - 1.0
-        })
-        .collect();
-    normalize(&mut v);
-    v
+    pseudo_random_unit(seed, DIM)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

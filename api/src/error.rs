@@ -32,8 +32,13 @@ pub enum AppError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Invalid(String),
+    /// Parlo's own limiter (`rate_limited`).
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
+    /// The upstream provider answered 429 (`upstream_rate_limited`): another cause, another
+    /// code, so a client and an operator can tell them apart.
+    #[error("upstream rate limited")]
+    UpstreamRateLimited { retry_after_secs: u64 },
     #[error("{1}")]
     Upstream(&'static str, String),
     #[error("service unavailable")]
@@ -66,7 +71,9 @@ impl AppError {
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::RateLimited { .. } | AppError::UpstreamRateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             AppError::Upstream(..) => StatusCode::BAD_GATEWAY,
             AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -85,6 +92,7 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::Invalid(_) => "invalid",
             AppError::RateLimited { .. } => "rate_limited",
+            AppError::UpstreamRateLimited { .. } => "upstream_rate_limited",
             AppError::Unavailable => "unavailable",
             AppError::Internal(_) => "internal",
         }
@@ -100,6 +108,9 @@ impl AppError {
             AppError::RateLimited { retry_after_secs } => {
                 format!("Too many requests. Try again in {retry_after_secs} seconds.")
             }
+            AppError::UpstreamRateLimited { retry_after_secs } => format!(
+                "The AI provider is busy (rate limited). Try again in {retry_after_secs} seconds."
+            ),
             AppError::Unavailable => "The service is temporarily unavailable.".to_owned(),
             AppError::Internal(_) => {
                 "Something went wrong on our side. Please try again later.".to_owned()
@@ -120,7 +131,8 @@ impl IntoResponse for AppError {
             tracing::warn!(code = self.code(), "request failed");
         }
         let retry_after = match &self {
-            AppError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            AppError::RateLimited { retry_after_secs }
+            | AppError::UpstreamRateLimited { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         };
         let message = self.public_message();

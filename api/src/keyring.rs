@@ -25,6 +25,9 @@ pub const KEY_LEN: usize = 32;
 pub struct KeySource {
     master: Option<SecretString>,
     token: Option<SecretString>,
+    /// `PARLO_BACKUP_SIGNING_KEY`: a backup signing key of its own (base64 of a 32-byte
+    /// Ed25519 seed), for a backup host that should not hold the master keys.
+    backup_signing: Option<SecretString>,
 }
 
 impl KeySource {
@@ -37,6 +40,7 @@ impl KeySource {
         Ok(Self {
             master: read("PARLO_MASTER_KEYS"),
             token: read("PARLO_TOKEN_KEYS"),
+            backup_signing: read("PARLO_BACKUP_SIGNING_KEY"),
         })
     }
 
@@ -51,6 +55,66 @@ impl KeySource {
     pub fn describe_token(&self) -> String {
         describe(self.token.as_ref(), "PARLO_TOKEN_KEYS")
     }
+
+    pub fn describe_backup_signing(&self) -> String {
+        match self.backup_signing_key() {
+            Ok(Some(k)) => format!(
+                "\"REDACTED (from PARLO_BACKUP_SIGNING_KEY; verifies as {})\"",
+                BackupVerifyKey(k.verifying_key())
+            ),
+            Ok(None) => "\"(derived from the newest master key)\"".to_owned(),
+            Err(_) => "\"INVALID (PARLO_BACKUP_SIGNING_KEY)\"".to_owned(),
+        }
+    }
+
+    /// The backup signing key of its own, if `PARLO_BACKUP_SIGNING_KEY` is set.
+    pub fn backup_signing_key(&self) -> anyhow::Result<Option<BackupSigningKey>> {
+        self.backup_signing
+            .as_ref()
+            .map(|s| {
+                Key::parse(s.expose_secret())
+                    .context("in PARLO_BACKUP_SIGNING_KEY")
+                    .map(|k| BackupSigningKey::from_bytes(k.bytes()))
+            })
+            .transpose()
+    }
+}
+
+/// The key backups are signed with: `PARLO_BACKUP_SIGNING_KEY` if set (a backup host then
+/// needs no master key), else the one derived from the newest master key (environment or
+/// key file, as [`load`] finds them).
+pub fn backup_signing_key(
+    source: &KeySource,
+    key_file: &Path,
+    production: bool,
+) -> anyhow::Result<BackupSigningKey> {
+    if let Some(k) = source.backup_signing_key()? {
+        return Ok(k);
+    }
+    let (keys, _) = load(source, key_file, production).context(
+        "loading the master keys the backup signing key derives from (or set \
+         PARLO_BACKUP_SIGNING_KEY)",
+    )?;
+    Ok(keys.master.backup_signing_key())
+}
+
+/// The verify keys of this machine's own backup signing keys: `PARLO_BACKUP_SIGNING_KEY`'s,
+/// and where the master keys are present (environment or an existing key file; never
+/// generated here) those of every master key version.
+pub fn own_backup_verify_keys(
+    source: &KeySource,
+    key_file: &Path,
+    production: bool,
+) -> anyhow::Result<Vec<BackupVerifyKey>> {
+    let mut out = Vec::new();
+    if let Some(k) = source.backup_signing_key()? {
+        out.push(BackupVerifyKey(k.verifying_key()));
+    }
+    if source.is_complete() || key_file.exists() {
+        let (keys, _) = load(source, key_file, production)?;
+        out.extend(keys.master.backup_verify_keys().into_iter().map(|(_, k)| k));
+    }
+    Ok(out)
 }
 
 fn describe(v: Option<&SecretString>, name: &str) -> String {
@@ -119,6 +183,30 @@ impl MasterKeys {
         self.keys.get(&version)
     }
 
+    /// Every configured version, oldest first.
+    pub fn versions(&self) -> impl Iterator<Item = u32> + '_ {
+        self.keys.keys().copied()
+    }
+
+    /// A key for one purpose derived from master key `version`: HMAC-SHA256 keyed with the
+    /// master key over `parlo:derived-key:v1:` ‖ `label` (HKDF-Expand's one-block case), so
+    /// each purpose gets an independent key and none of them reveals the master key.
+    pub fn derive(&self, version: u32, label: &str) -> Option<Key> {
+        use hmac::{Hmac, Mac};
+        let master = self.get(version)?;
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(master.bytes()).expect("any key length");
+        mac.update(b"parlo:derived-key:v1:");
+        mac.update(label.as_bytes());
+        let out: [u8; KEY_LEN] = mac.finalize().into_bytes().into();
+        Some(Key(SecretBox::new(Box::new(out))))
+    }
+
+    /// [`Self::derive`] from the newest master key.
+    pub fn derive_current(&self, label: &str) -> Key {
+        self.derive(self.current().0, label)
+            .expect("the current version is configured")
+    }
+
     pub fn parse(spec: &str) -> anyhow::Result<Self> {
         let mut keys = BTreeMap::new();
         for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
@@ -140,6 +228,74 @@ impl MasterKeys {
             bail!("PARLO_MASTER_KEYS holds no key");
         }
         Ok(Self { keys })
+    }
+}
+
+/// The key that signs backups (Ed25519).
+pub type BackupSigningKey = ed25519_dalek::SigningKey;
+
+/// The purpose label of the backup signing key derived from the master key.
+pub const BACKUP_SIGNING_LABEL: &str = "backup-signing";
+
+impl MasterKeys {
+    /// The Ed25519 key that signs backups: derived from the newest master key, so it lives
+    /// wherever the master keys do (the environment or the key file) and rotates with them.
+    pub fn backup_signing_key(&self) -> BackupSigningKey {
+        BackupSigningKey::from_bytes(self.derive_current(BACKUP_SIGNING_LABEL).bytes())
+    }
+
+    /// The public keys of the backup signing keys of every configured master key version,
+    /// oldest first: what verifies this server's backups, old and new.
+    pub fn backup_verify_keys(&self) -> Vec<(u32, BackupVerifyKey)> {
+        self.versions()
+            .filter_map(|v| {
+                let k = self.derive(v, BACKUP_SIGNING_LABEL)?;
+                let signing = ed25519_dalek::SigningKey::from_bytes(k.bytes());
+                Some((v, BackupVerifyKey(signing.verifying_key())))
+            })
+            .collect()
+    }
+}
+
+/// The public half of a backup signing key, as `PARLO_BACKUP_VERIFY_KEY` spells it:
+/// `ed25519:<base64 of 32 bytes>`. Public: a restore machine needs only this.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct BackupVerifyKey(pub ed25519_dalek::VerifyingKey);
+
+const BACKUP_VERIFY_PREFIX: &str = "ed25519:";
+
+impl std::fmt::Display for BackupVerifyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{BACKUP_VERIFY_PREFIX}{}", B64.encode(self.0.as_bytes()))
+    }
+}
+
+impl std::fmt::Debug for BackupVerifyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::str::FromStr for BackupVerifyKey {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        let b64 = s
+            .trim()
+            .strip_prefix(BACKUP_VERIFY_PREFIX)
+            .with_context(|| {
+                format!(
+                    "a backup verify key looks like {BACKUP_VERIFY_PREFIX}<base64> (as `parlo keys \
+                 backup-verify-key` prints it), got {s:?}"
+                )
+            })?;
+        let bytes: [u8; 32] = B64
+            .decode(b64)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .with_context(|| format!("{s:?}: not base64 of 32 bytes"))?;
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+            .map(BackupVerifyKey)
+            .map_err(|_| anyhow::anyhow!("{s:?} is not an Ed25519 public key"))
     }
 }
 
@@ -378,6 +534,35 @@ mod tests {
         assert!(MasterKeys::parse("1:AAAA").is_err());
         assert!(TokenKeys::parse(&format!("bad id:{}", key())).is_err());
         assert!(TokenKeys::parse("").is_err());
+    }
+
+    #[test]
+    fn derived_keys_differ_by_label_and_version() {
+        let m = MasterKeys::parse(&format!("1:{},2:{}", key(), B64.encode([9u8; 32]))).unwrap();
+        let a = m.derive(2, "a").unwrap();
+        assert_eq!(a.bytes(), m.derive_current("a").bytes());
+        assert_ne!(a.bytes(), m.derive(2, "b").unwrap().bytes());
+        assert_ne!(a.bytes(), m.derive(1, "a").unwrap().bytes());
+        assert_ne!(a.bytes(), m.current().1.bytes());
+        assert!(m.derive(3, "a").is_none());
+        assert_eq!(m.versions().collect::<Vec<_>>(), [1, 2]);
+    }
+
+    #[test]
+    fn backup_verify_keys_round_trip_and_follow_the_master_key() {
+        let m = MasterKeys::parse(&format!("1:{},2:{}", key(), B64.encode([9u8; 32]))).unwrap();
+        let keys = m.backup_verify_keys();
+        assert_eq!(keys.len(), 2);
+        assert_ne!(keys[0].1, keys[1].1);
+        assert_eq!(
+            keys[1].1.0,
+            m.backup_signing_key().verifying_key(),
+            "the newest signs"
+        );
+        let text = keys[1].1.to_string();
+        assert_eq!(text.parse::<BackupVerifyKey>().unwrap(), keys[1].1);
+        assert!("AAAA".parse::<BackupVerifyKey>().is_err());
+        assert!("ed25519:AAAA".parse::<BackupVerifyKey>().is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Structured JSON logs that never carry a secret.
 //!
 //! Two fences: (1) nothing logs headers, bodies or query strings — request spans record the
-//! method, the path and the request id only, and secret types (`SecretString`, keys,
+//! method, the matched route template (never the path, which may carry a token) and the
+//! request id only, and secret types (`SecretString`, keys,
 //! `DatabaseUrl`) redact their own `Debug`; (2) every line passes through [`Redactor`] before
 //! it is written, which masks the server's own key material and anything shaped like a
 //! credential (`Bearer …`, `password=…`, `"api_key":"…"`, cookies), in case a future log

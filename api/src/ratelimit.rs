@@ -1,16 +1,29 @@
 //! Request rate limits shared by every process on the database: fixed windows counted in the
 //! `rate_limits` table, so two `parlo serve` instances behind one load balancer enforce one
-//! limit. Keys are hashed before they are stored (they contain client IPs).
+//! limit. Keys contain client IPs, so only an HMAC of each is stored, keyed with a key
+//! derived from the newest master key ([`RATE_LIMIT_KEY_LABEL`]): a plain hash of an IPv4
+//! address is reversed by trying all 2^32 of them, an HMAC cannot be without the server's
+//! key. Every process with the same master keys derives the same key, so they still share
+//! one counter; rotating the master key starts every window afresh once. Expired windows
+//! are deleted by retention (`lifecycle::retention`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::crypto::sha256;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::keyring::{Key, MasterKeys};
 use crate::model::{RateLimitHit, Timestamp};
 use crate::storage::Store;
+
+/// The purpose label of the rate-limit key derived from the master key.
+pub const RATE_LIMIT_KEY_LABEL: &str = "rate-limit-keys";
 
 #[derive(Clone)]
 pub struct RateLimiter {
     store: Store,
+    key: Arc<Key>,
 }
 
 /// One limit to count a request against: at most `limit` requests per `window` for `key`.
@@ -28,8 +41,18 @@ pub struct RetryAfter {
 }
 
 impl RateLimiter {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, master: &MasterKeys) -> Self {
+        Self {
+            store,
+            key: Arc::new(master.derive_current(RATE_LIMIT_KEY_LABEL)),
+        }
+    }
+
+    /// What is stored for `key`: HMAC-SHA256 under the server's rate-limit key.
+    pub fn stored_key(&self, key: &str) -> Vec<u8> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.key.bytes()).expect("any key length");
+        mac.update(key.as_bytes());
+        mac.finalize().into_bytes().to_vec()
     }
 
     /// Counts one request for `key` and refuses it when more than `limit` fell into the
@@ -59,7 +82,7 @@ impl RateLimiter {
                     .max(1000);
                 let start = now.0 - now.0.rem_euclid(window_ms);
                 RateLimitHit {
-                    key_hash: sha256(l.key.as_bytes()),
+                    key_hash: self.stored_key(l.key),
                     window_start: Timestamp(start),
                     expires_at: Timestamp(start + window_ms),
                 }

@@ -29,7 +29,7 @@ impl AppState {
     pub fn new(config: Config, store: Store, keys: KeyRing) -> Self {
         let keys = Arc::new(keys);
         Self {
-            limiter: RateLimiter::new(store.clone()),
+            limiter: RateLimiter::new(store.clone(), &keys.master),
             mistral: MistralClient::new(config.mistral_base_url.clone(), config.upstream_timeouts),
             mailer: Mailer::new(&config.mail, store.clone(), keys.clone())
                 .expect("PARLO_SMTP_URL was checked when the configuration was loaded"),

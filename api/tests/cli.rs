@@ -459,3 +459,264 @@ fn admin_mail_commands_show_the_queue_and_refuse_bad_input() {
     assert!(!ok);
     assert!(err.contains("no workspace"), "{err}");
 }
+
+/// The SQLite URL of the default database of a `parlo` run in `dir`.
+fn sqlite_url(dir: &std::path::Path) -> parlo::config::DatabaseUrl {
+    parlo::config::DatabaseUrl::new(format!(
+        "sqlite://{}?mode=rwc",
+        dir.join("data/parlo.db").display()
+    ))
+}
+
+/// Attack: an invitation link is a credential, and request spans logged the raw path, so
+/// every `/invite/{token}` reached the INFO log. After the whole journey (invitation created,
+/// link opened, invitation accepted) at the most verbose level, the token appears nowhere;
+/// the route template does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitation_tokens_never_reach_the_logs() {
+    use parlo::keyring::{KeyRing, MasterKeys, TokenKeys};
+    use parlo::model::*;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = parlo(dir.path());
+    cmd.env("PARLO_MASTER_KEYS", MASTER)
+        .env("PARLO_TOKEN_KEYS", TOKEN)
+        .env("PARLO_LOG", "trace");
+    let server = Server::start(cmd);
+    let store = parlo::storage::open(&sqlite_url(dir.path()), None)
+        .await
+        .unwrap();
+    let (owner, ws) = support::owner_of_acme(&store, "owner@example.com").await;
+    let canary = "CanaryInvite7q9w8e7r6t5y4u3i2o1p0aSdFgHjKl";
+    let token = format!("inv_{}_{canary}", ws.id.0.simple());
+    store
+        .create_invitation(
+            ws.id,
+            &NewInvitation {
+                token_hash: parlo::crypto::sha256(token.as_bytes()),
+                role: Role::Member,
+                created_by: Some(owner.id),
+                expires_at: Timestamp::now().plus_secs(3600),
+                email: None,
+            },
+        )
+        .await
+        .unwrap();
+    let carol = store
+        .create_user(&Email::parse("carol@example.com").unwrap(), "h")
+        .await
+        .unwrap();
+    store.mark_email_verified(carol.id).await.unwrap();
+    let session = "carol-session-cookie-0123456789abcdefghijkl";
+    store
+        .create_login_session(&NewLoginSession {
+            user_id: carol.id,
+            token_hash: parlo::crypto::sha256(session.as_bytes()),
+            mfa_verified: true,
+            expires_at: Timestamp::now().plus_secs(3600),
+        })
+        .await
+        .unwrap();
+    let keys = KeyRing {
+        master: MasterKeys::parse(MASTER).unwrap(),
+        token: TokenKeys::parse(TOKEN).unwrap(),
+    };
+    let csrf = parlo::site::csrf::token(&keys, session);
+    let cookie = format!("parlo_session={session}");
+    let link = format!("{}/invite/{token}", server.url);
+
+    let (status, page) = support::request(&link, &[("Cookie", &cookie)], None);
+    assert_eq!(status, 200, "the link opens:\n{page}");
+    let (status, resp) = support::post_form(&link, &[("Cookie", &cookie)], &format!("csrf={csrf}"));
+    assert_eq!(status, 303, "the invitation is accepted:\n{resp}");
+    assert!(
+        store
+            .members(ws.id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.user_id == carol.id),
+        "carol joined"
+    );
+    // A used link is opened once more (now a 404).
+    let (status, _) = support::request(&link, &[], None);
+    assert_eq!(status, 404);
+
+    let (out, err) = server.stop();
+    let all = format!("{out}\n{err}");
+    assert!(
+        all.contains("/invite/{token}"),
+        "requests are logged by their route:\n{all}"
+    );
+    assert!(
+        !all.contains(canary),
+        "the invitation token reached the logs:\n{all}"
+    );
+}
+
+/// Attack: `ps` (or /proc) shows every local user the command line, so a database URL with
+/// its password given as a flag leaked it. The flags are refused, without repeating the
+/// value; the environment and the config file still work.
+#[test]
+fn database_url_flags_are_refused_so_ps_never_shows_a_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "flag-pass-5c8e1d";
+    let url = format!("postgres://app:{secret}@db.internal/parlo");
+    for (flag, var) in [
+        ("--database-url", "PARLO_DATABASE_URL"),
+        ("--migration-database-url", "PARLO_MIGRATION_DATABASE_URL"),
+        ("--backup-database-url", "PARLO_BACKUP_DATABASE_URL"),
+    ] {
+        for args in [
+            vec![
+                "config".to_owned(),
+                "check".to_owned(),
+                flag.to_owned(),
+                url.clone(),
+            ],
+            vec![format!("{flag}={url}"), "migrate".to_owned()],
+        ] {
+            let mut cmd = parlo(dir.path());
+            cmd.args(&args);
+            let (ok, out, err) = run_to_end(cmd);
+            assert!(!ok, "{args:?} was accepted:\n{out}");
+            assert!(
+                err.contains(&format!("{flag} is not accepted")) && err.contains(var),
+                "{args:?}: {err}"
+            );
+            assert!(!out.contains(secret) && !err.contains(secret), "{err}");
+        }
+    }
+    // From the config file: accepted, and shown redacted.
+    let file = dir.path().join("parlo.toml");
+    std::fs::write(&file, format!("database_url = \"{url}\"\n")).unwrap();
+    let mut cmd = parlo(dir.path());
+    cmd.args(["config", "check", "--config"]).arg(&file);
+    let (ok, out, err) = run_to_end(cmd);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("postgres://app:REDACTED@db.internal/parlo") && !out.contains(secret),
+        "{out}"
+    );
+    // The environment wins over the file.
+    let mut cmd = parlo(dir.path());
+    cmd.args(["config", "check", "--config"])
+        .arg(&file)
+        .env("PARLO_DATABASE_URL", "postgres://env@db.internal/parlo");
+    let (ok, out, err) = run_to_end(cmd);
+    assert!(ok, "{err}");
+    assert!(out.contains("postgres://env@db.internal/parlo"), "{out}");
+}
+
+/// Attack: after the database's administrator deleted the newest operator-audit entries, the
+/// next `parlo admin` command (even a listing) re-used their sequence numbers and overwrote
+/// the head file, erasing the evidence. Now it refuses, says why, exits non-zero and changes
+/// nothing; `audit verify` still reports the removal.
+#[tokio::test]
+async fn an_admin_command_after_deleted_audit_entries_refuses_and_keeps_the_evidence() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let admin = |args: &[&str]| {
+        let mut cmd = parlo(dir.path());
+        cmd.arg("admin").args(args);
+        run_to_end(cmd)
+    };
+    for _ in 0..3 {
+        let (ok, _, err) = admin(&["workspaces", "list"]);
+        assert!(ok, "{err}");
+    }
+    let head_file = dir.path().join("data/operator-audit.head");
+    let head = std::fs::read_to_string(&head_file).unwrap();
+    assert!(head.starts_with("3:"), "{head}");
+
+    let mut db = sqlx::SqliteConnection::connect(sqlite_url(dir.path()).expose())
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "DROP TRIGGER operator_audit_no_delete; DELETE FROM operator_audit WHERE seq >= 2",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+
+    let (ok, out, err) = admin(&["workspaces", "list"]);
+    assert!(!ok, "the command ran:\n{out}\n{err}");
+    assert!(
+        err.contains("refusing to append")
+            && err.contains(&format!("entry {}", head.trim()))
+            && err.contains("newest entry is 1:"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&head_file).unwrap(),
+        head,
+        "the head file is unchanged"
+    );
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM operator_audit")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(left, 1, "nothing was appended");
+    let (ok, _, err) = admin(&["audit", "verify"]);
+    assert!(!ok);
+    assert!(err.contains("the newest entries were removed"), "{err}");
+}
+
+/// `parlo keys rotate-master` as an operator runs it: re-seals a provider key sealed under
+/// version 1, says how many, records itself in the operator audit log, and a second run
+/// re-seals nothing. (Both backends and the server's view: tests/tests/lifecycle_keys.rs.)
+#[tokio::test]
+async fn keys_rotate_master_reseals_reports_and_is_recorded() {
+    use parlo::keyring::MasterKeys;
+    use parlo::model::*;
+    let dir = tempfile::tempdir().unwrap();
+    let store = parlo::storage::open(&sqlite_url(dir.path()), None)
+        .await
+        .unwrap();
+    let (_, ws) = support::owner_of_acme(&store, "ann@example.com").await;
+    let old = MasterKeys::parse(MASTER).unwrap();
+    let purpose = parlo::crypto::Purpose::ProviderKey(ws.id, Provider::Mistral);
+    store
+        .put_provider_key(
+            ws.id,
+            &ProviderKey {
+                provider: Provider::Mistral,
+                sealed: parlo::crypto::seal(&old, purpose, b"mistral-key-0123456789"),
+                last_four: "6789".into(),
+                updated_at: Timestamp::now(),
+            },
+        )
+        .await
+        .unwrap();
+    let new = "2:bmV3LW1hc3Rlci1rZXktZm9yLXJvdGF0aW9uLTAxMjM=";
+    let rotate = || {
+        let mut cmd = parlo(dir.path());
+        cmd.args(["keys", "rotate-master"])
+            .env("PARLO_MASTER_KEYS", format!("{new},{MASTER}"))
+            .env("PARLO_TOKEN_KEYS", TOKEN);
+        run_to_end(cmd)
+    };
+    let (ok, out, err) = rotate();
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["version"], 2, "{out}");
+    assert_eq!(r["provider_keys"]["resealed"], 1, "{out}");
+    assert!(
+        err.contains("re-sealed 1 provider keys") && err.contains("operator audit entry 1"),
+        "{err}"
+    );
+    let (ok, out, err) = rotate();
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["provider_keys"]["resealed"], 0, "idempotent: {out}");
+    assert_eq!(r["provider_keys"]["already_current"], 1, "{out}");
+    let stored = store
+        .provider_key(ws.id, Provider::Mistral)
+        .await
+        .unwrap()
+        .unwrap();
+    let only_new = MasterKeys::parse(new).unwrap();
+    assert!(parlo::crypto::open(&only_new, purpose, &stored.sealed).is_ok());
+    let log = store.operator_audit().await.unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].action, "keys.rotate_master");
+}

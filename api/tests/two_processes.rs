@@ -5,90 +5,25 @@
 mod support;
 
 use parlo::config::DatabaseUrl;
-use parlo::model::{BotInput, BotSettings, Email, WorkspaceName};
 use parlo::storage::Store;
-use sqlx::{Connection, PgConnection};
-use support::{Server, get, parlo};
+use support::{Server, get, migrate, parlo, workspace_with_bot};
 
 const MASTER: &str = "1:dHdvLXByb2Nlc3Nlcy1tYXN0ZXIta2V5LTAxMjM0NTY=";
 const TOKEN: &str = "k1:dHdvLXByb2Nlc3Nlcy10b2tlbi1rZXktMDEyMzQ1Njc=";
 
-fn url_for(admin: &str, user: &str, db: &str) -> String {
-    let mut u = url::Url::parse(admin).unwrap();
-    u.set_username(user).unwrap();
-    u.set_password(None).unwrap();
-    u.set_path(db);
-    u.to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_tokens_and_rate_limits() {
-    let admin = std::env::var("PARLO_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let mut conn = PgConnection::connect(&admin)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL is required at {admin}: {e}"));
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let (owner, app, db) = (
-        format!("p2_owner_{}", &suffix[..8]),
-        format!("p2_app_{}", &suffix[..8]),
-        format!("parlo_2p_{suffix}"),
-    );
-    for sql in [
-        format!("CREATE ROLE {owner} LOGIN NOSUPERUSER NOBYPASSRLS"),
-        format!("CREATE ROLE {app} LOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT"),
-        format!("CREATE DATABASE {db} OWNER {owner}"),
-    ] {
-        sqlx::query(&sql).execute(&mut conn).await.unwrap();
-    }
-    let mut dbconn = PgConnection::connect(&url_for(&admin, "postgres", &db))
-        .await
-        .unwrap();
-    sqlx::query(&format!("ALTER SCHEMA public OWNER TO {owner}"))
-        .execute(&mut dbconn)
-        .await
-        .unwrap();
-    dbconn.close().await.unwrap();
-    let app_url = url_for(&admin, &app, &db);
-    let owner_url = url_for(&admin, &owner, &db);
+    let pg = support::PgDb::create("p2").await;
+    let (app_url, owner_url) = (pg.app_url.clone(), pg.owner_url.clone());
 
     // `parlo migrate` as an operator runs it.
     let dir = tempfile::tempdir().unwrap();
-    let out = parlo(dir.path())
-        .arg("migrate")
-        .env("PARLO_DATABASE_URL", &app_url)
-        .env("PARLO_MIGRATION_DATABASE_URL", &owner_url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    migrate(dir.path(), &app_url, Some(&owner_url));
 
     let store = Store::connect_postgres(&DatabaseUrl::new(app_url.clone()))
         .await
         .unwrap();
-    let user = store
-        .create_user(&Email::parse("ann@example.com").unwrap(), "h")
-        .await
-        .unwrap();
-    let ws = store
-        .create_workspace(&WorkspaceName::parse("Acme").unwrap(), user.id)
-        .await
-        .unwrap();
-    let bot = store
-        .create_bot(
-            ws.id,
-            &BotSettings::parse(&BotInput {
-                name: "Help".into(),
-                allowed_origins: "https://shop.example".into(),
-                ..BotInput::default()
-            })
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    let (_, bot) = workspace_with_bot(&store, "https://shop.example").await;
 
     let start = || {
         let mut cmd = parlo(dir.path());
@@ -146,13 +81,5 @@ async fn two_processes_share_tokens_and_rate_limits() {
     two.stop();
 
     drop(store);
-    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    for role in [&owner, &app] {
-        let _ = sqlx::query(&format!("DROP ROLE {role}"))
-            .execute(&mut conn)
-            .await;
-    }
+    pg.drop_all().await;
 }

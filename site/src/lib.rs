@@ -14,6 +14,9 @@ pub mod mail;
 pub const SITE_CSS: &str = include_str!("../assets/site.css");
 /// Progressive enhancement (copy buttons), served at `/assets/site.js`.
 pub const SITE_JS: &str = include_str!("../assets/site.js");
+/// The preview page's script (hands the widget a session through the site), served at
+/// `/assets/preview.js`.
+pub const PREVIEW_JS: &str = include_str!("../assets/preview.js");
 
 /// Shipped defaults of the operator-editable legal texts (Markdown with `{{placeholders}}`).
 pub const DEFAULT_TOMS: &str = include_str!("../templates/legal/toms.md");
@@ -262,6 +265,8 @@ pub struct PreviewPage {
     pub bot_name: String,
     pub public_id: String,
     pub script_src: String,
+    /// The widget API's session URL the preview's script answers through the site.
+    pub widget_session: String,
 }
 
 #[derive(Debug, Clone)]
@@ -292,6 +297,8 @@ pub struct MemberRow {
 pub struct InvitationRow {
     pub id: String,
     pub role: String,
+    /// The e-mail address of the member who created it.
+    pub created_by: String,
     pub expires_at: String,
 }
 

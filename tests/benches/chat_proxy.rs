@@ -115,6 +115,18 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx]
 }
 
+/// Reports direct and proxied latencies and what Parlo added at p50 and p99.
+fn report_added(direct: Vec<Duration>, proxied: Vec<Duration>) {
+    let (d50, d99) = report("direct from fake", direct);
+    let (p50, p99) = report("through parlo", proxied);
+    println!(
+        "{:<28} p50=+{:.3} ms  p99=+{:.3} ms",
+        "added by parlo",
+        (p50.as_secs_f64() - d50.as_secs_f64()) * 1e3,
+        (p99.as_secs_f64() - d99.as_secs_f64()) * 1e3
+    );
+}
+
 fn report(label: &str, mut d: Vec<Duration>) -> (Duration, Duration) {
     d.sort();
     let (p50, p99) = (percentile(&d, 0.50), percentile(&d, 0.99));
@@ -280,14 +292,7 @@ async fn run(db: Db, concurrency: usize, rounds: usize) {
         d.push(direct(&client, &fake).await);
         p.push(proxied(&client, &app, &toks[0]).await);
     }
-    let (d50, d99) = report("direct from fake", d);
-    let (p50, p99) = report("through parlo", p);
-    println!(
-        "{:<28} p50=+{:.3} ms  p99=+{:.3} ms",
-        "added by parlo",
-        (p50.as_secs_f64() - d50.as_secs_f64()) * 1e3,
-        (p99.as_secs_f64() - d99.as_secs_f64()) * 1e3
-    );
+    report_added(d, p);
 
     let (whole, counters) = database_work(&app, &t, rounds).await;
     report("database work of a turn", whole);
@@ -366,14 +371,7 @@ async fn run(db: Db, concurrency: usize, rounds: usize) {
             .await,
         );
     }
-    let (d50, d99) = report("direct from fake", d);
-    let (p50, p99) = report("through parlo", p);
-    println!(
-        "{:<28} p50=+{:.3} ms  p99=+{:.3} ms",
-        "added by parlo",
-        (p50.as_secs_f64() - d50.as_secs_f64()) * 1e3,
-        (p99.as_secs_f64() - d99.as_secs_f64()) * 1e3
-    );
+    report_added(d, p);
     stop_tx.send(true).unwrap();
     for h in held {
         h.await.unwrap();

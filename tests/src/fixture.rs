@@ -16,8 +16,9 @@
 use parlo::crypto::{Purpose, seal};
 use parlo::keyring::MasterKeys;
 use parlo::model::{
-    Bot, BotInput, BotSettings, ConversationId, Email, Provider, ProviderKey, TenantId, Timestamp,
-    UserId, WorkspaceName,
+    Bot, BotId, BotInput, BotSettings, Conversation, ConversationId, Email, Message, MessageRole,
+    MessageStatus, NewAttachment, NewAuditEntry, NewConversation, NewMessage, Provider,
+    ProviderKey, TenantId, Timestamp, UserId, WorkspaceName,
 };
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION};
@@ -175,6 +176,80 @@ pub fn sealed_key(tenant: TenantId, key: &str) -> ProviderKey {
         last_four: key[key.len().saturating_sub(4)..].to_owned(),
         updated_at: Timestamp::now(),
     }
+}
+
+/// A conversation of `bot` as the widget leaves one, written through the store: started on
+/// [`SHOP`] with a fresh resume hash, `messages` stored complete in this order.
+pub async fn chat(
+    store: &Store,
+    tenant: TenantId,
+    bot: BotId,
+    messages: &[(MessageRole, &str)],
+) -> (Conversation, Vec<Message>) {
+    let conversation = store
+        .create_conversation(
+            tenant,
+            &NewConversation {
+                bot_id: bot,
+                origin: SHOP.into(),
+                resume_hash: ConversationId::new().0.as_bytes().to_vec(),
+            },
+        )
+        .await
+        .unwrap();
+    let mut stored = Vec::new();
+    for &(role, content) in messages {
+        let message = NewMessage {
+            conversation_id: conversation.id,
+            role,
+            content: content.into(),
+            status: MessageStatus::Complete,
+        };
+        stored.push(store.append_message(tenant, &message).await.unwrap());
+    }
+    (conversation, stored)
+}
+
+/// The record of a file a visitor attached (`image/png` or `application/pdf` by its name),
+/// written through the store.
+pub async fn attachment(
+    store: &Store,
+    tenant: TenantId,
+    conversation: ConversationId,
+    message: Option<&Message>,
+    file_name: &str,
+) {
+    let content_type = if file_name.ends_with(".png") {
+        "image/png"
+    } else {
+        "application/pdf"
+    };
+    let attachment = NewAttachment {
+        conversation_id: conversation,
+        message_id: message.map(|m| m.id),
+        file_name: file_name.into(),
+        content_type: content_type.into(),
+        size_bytes: 1234,
+        sha256: vec![7; 32],
+    };
+    store.add_attachment(tenant, &attachment).await.unwrap();
+}
+
+/// An entry in the workspace's audit log, written through the store.
+pub async fn audit_entry(
+    store: &Store,
+    tenant: TenantId,
+    actor: Option<UserId>,
+    action: &str,
+    target: &str,
+) {
+    let entry = NewAuditEntry {
+        actor,
+        action: action.into(),
+        target: target.into(),
+        details: json!({}),
+    };
+    store.append_audit(tenant, &entry).await.unwrap();
 }
 
 /// One person's browser, as a browser without JavaScript would use the site: its own cookie

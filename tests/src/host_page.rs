@@ -153,60 +153,35 @@ pub fn page_html(title: &str, head: &str, body: &str) -> String {
     )
 }
 
-/// chromedriver's vendor command that runs one Chrome DevTools Protocol command.
+/// A POST to one of chromedriver's vendor endpoints of the session (`goog/cdp/execute` runs
+/// a Chrome DevTools Protocol command, `se/log` reads a log).
 #[derive(Debug)]
-struct CdpExecute {
-    cmd: String,
-    params: Value,
+struct VendorPost {
+    path: &'static str,
+    body: Value,
 }
 
-impl WebDriverCompatibleCommand for CdpExecute {
+impl WebDriverCompatibleCommand for VendorPost {
     fn endpoint(
         &self,
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session_id.unwrap_or_default()
-        ))
+        let session = session_id.unwrap_or_default();
+        base_url.join(&format!("session/{session}/{}", self.path))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (Method, Option<String>) {
-        (
-            Method::POST,
-            Some(json!({ "cmd": self.cmd, "params": self.params }).to_string()),
-        )
-    }
-}
-
-/// chromedriver's log endpoint (`browser` gives the console).
-#[derive(Debug)]
-struct GetLog(&'static str);
-
-impl WebDriverCompatibleCommand for GetLog {
-    fn endpoint(
-        &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/se/log",
-            session_id.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (Method, Option<String>) {
-        (Method::POST, Some(json!({ "type": self.0 }).to_string()))
+        (Method::POST, Some(self.body.to_string()))
     }
 }
 
 /// Runs one CDP command; its result object.
 pub async fn cdp(client: &Client, cmd: &str, params: Value) -> Result<Value, String> {
     client
-        .issue_cmd(CdpExecute {
-            cmd: cmd.to_owned(),
-            params,
+        .issue_cmd(VendorPost {
+            path: "goog/cdp/execute",
+            body: json!({ "cmd": cmd, "params": params }),
         })
         .await
         .map_err(|e| format!("CDP {cmd}: {e}"))
@@ -214,7 +189,13 @@ pub async fn cdp(client: &Client, cmd: &str, params: Value) -> Result<Value, Str
 
 /// The console messages chromedriver collected since the last call (`LEVEL message`).
 pub async fn console_log(client: &Client) -> Vec<String> {
-    match client.issue_cmd(GetLog("browser")).await {
+    match client
+        .issue_cmd(VendorPost {
+            path: "se/log",
+            body: json!({ "type": "browser" }),
+        })
+        .await
+    {
         Ok(Value::Array(entries)) => entries
             .iter()
             .map(|e| {

@@ -22,6 +22,7 @@ pub mod browser;
 pub mod fake_mistral;
 pub mod fixture;
 pub mod host_page;
+pub mod knowledge;
 pub mod lifecycle;
 pub mod smtp;
 

@@ -12,6 +12,17 @@ use uuid::Uuid;
 
 use crate::TestDb;
 
+/// Runs the same sqlx code on whichever pool a [`RawDb`] holds: the two arms differ only in
+/// the pool's type.
+macro_rules! on_pool {
+    ($db:expr, $p:ident => $body:expr) => {
+        match $db {
+            RawDb::Sqlite($p) => $body,
+            RawDb::Postgres($p) => $body,
+        }
+    };
+}
+
 pub enum RawDb {
     Sqlite(SqlitePool),
     Postgres(PgPool),
@@ -65,11 +76,14 @@ impl RawDb {
         }
     }
 
-    /// Every table of the schema, migrations history included.
+    /// Every table of the schema, migrations history included. On SQLite, full-text
+    /// (FTS5) tables and their shadow tables are left out: they index rows of an ordinary
+    /// table (kept in sync by triggers), which is counted.
     pub async fn tables(&self) -> Vec<String> {
         match self {
             RawDb::Sqlite(p) => sqlx::query_scalar(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' \
+                 AND name NOT LIKE 'sqlite_%' ORDER BY name",
             )
             .fetch_all(p)
             .await
@@ -127,41 +141,20 @@ impl RawDb {
     /// Rows of `table` whose `column` is `id`.
     pub async fn count_where(&self, table: &str, column: &str, id: Uuid) -> i64 {
         let sql = format!("SELECT count(*) FROM \"{table}\" WHERE \"{column}\" = $1");
-        match self {
-            RawDb::Sqlite(p) => sqlx::query_scalar(&sql)
-                .bind(id)
-                .fetch_one(p)
-                .await
-                .unwrap(),
-            RawDb::Postgres(p) => sqlx::query_scalar(&sql)
-                .bind(id)
-                .fetch_one(p)
-                .await
-                .unwrap(),
-        }
+        on_pool!(self, p => sqlx::query_scalar(&sql).bind(id).fetch_one(p).await.unwrap())
     }
 
     /// Sets a conversation's last activity (tests stage old conversations this way).
     pub async fn set_last_activity(&self, tenant: Uuid, conversation: Uuid, at_millis: i64) {
         let sql = "UPDATE conversations SET last_activity_at = $3 WHERE tenant_id = $1 AND id = $2";
-        let n = match self {
-            RawDb::Sqlite(p) => sqlx::query(sql)
-                .bind(tenant)
-                .bind(conversation)
-                .bind(at_millis)
-                .execute(p)
-                .await
-                .unwrap()
-                .rows_affected(),
-            RawDb::Postgres(p) => sqlx::query(sql)
-                .bind(tenant)
-                .bind(conversation)
-                .bind(at_millis)
-                .execute(p)
-                .await
-                .unwrap()
-                .rows_affected(),
-        };
+        let n = on_pool!(self, p => sqlx::query(sql)
+            .bind(tenant)
+            .bind(conversation)
+            .bind(at_millis)
+            .execute(p)
+            .await
+            .unwrap()
+            .rows_affected());
         assert_eq!(n, 1, "conversation {conversation} not found");
     }
 
@@ -179,28 +172,16 @@ impl RawDb {
 
     /// Runs one statement with byte-string and integer parameters (`$1…`), in that order.
     pub async fn exec_with(&self, sql: &str, blobs: &[Vec<u8>], ints: &[i64]) {
-        match self {
-            RawDb::Sqlite(p) => {
-                let mut q = sqlx::query(sql);
-                for b in blobs {
-                    q = q.bind(b.clone());
-                }
-                for i in ints {
-                    q = q.bind(*i);
-                }
-                q.execute(p).await.unwrap();
+        on_pool!(self, p => {
+            let mut q = sqlx::query(sql);
+            for b in blobs {
+                q = q.bind(b.clone());
             }
-            RawDb::Postgres(p) => {
-                let mut q = sqlx::query(sql);
-                for b in blobs {
-                    q = q.bind(b.clone());
-                }
-                for i in ints {
-                    q = q.bind(*i);
-                }
-                q.execute(p).await.unwrap();
+            for i in ints {
+                q = q.bind(*i);
             }
-        }
+            q.execute(p).await.unwrap();
+        })
     }
 
     pub async fn close(self) {

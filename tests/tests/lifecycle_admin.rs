@@ -93,7 +93,8 @@ both_backends!(
     changing_any_entry_fails_verification,
     deleting_any_entry_fails_verification,
     inserting_an_entry_fails_verification,
-    a_fully_recomputed_chain_is_caught_by_the_recorded_head
+    a_fully_recomputed_chain_is_caught_by_the_recorded_head,
+    a_later_command_cannot_erase_the_evidence_of_deleted_entries
 );
 
 async fn every_action_is_recorded_and_the_chain_verifies(backend: Backend) {
@@ -369,4 +370,61 @@ async fn a_fully_recomputed_chain_is_caught_by_the_recorded_head(backend: Backen
         "documented limit: a rewrite with recomputed hashes"
     );
     assert_eq!(f.verify().await, Err(ChainBroken::HeadMismatch { seq: 5 }));
+}
+
+/// Attack: after the newest entries were deleted, the next action (even a listing) re-used
+/// their sequence numbers and overwrote the head file, so `audit verify` said intact. Every
+/// append now checks the log's tip against the recorded head first and refuses on a
+/// mismatch: nothing is appended, the head file keeps the evidence. Another operator's
+/// appends since the head was written (a tip that chains from it) are not a mismatch.
+async fn a_later_command_cannot_erase_the_evidence_of_deleted_entries(backend: Backend) {
+    let f = fixture(backend).await;
+    f.actions().await;
+    // Another operator, with a head file of their own, appends after ours was written.
+    let dir = tempfile::tempdir().unwrap();
+    let other = Operator::new(
+        f.store().clone(),
+        "bob-ops",
+        Some(dir.path().join("bob.head")),
+    );
+    other.list_workspaces().await.unwrap();
+    f.op.list_workspaces()
+        .await
+        .expect("a tip that chains from the recorded head is fine");
+    assert_eq!(f.store().operator_audit().await.unwrap().len(), 7);
+
+    let head_before = std::fs::read_to_string(&f.head_file).unwrap();
+    assert!(head_before.starts_with("7:"), "{head_before}");
+    f.unprotect().await;
+    f.raw
+        .exec("DELETE FROM operator_audit WHERE seq >= 6")
+        .await;
+    let err = f.op.list_workspaces().await.unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("refusing to append")
+            && msg.contains(&format!("entry {}", head_before.trim()))
+            && msg.contains("newest entry is 5:"),
+        "{msg}"
+    );
+    assert!(
+        f.op.suspend(f.acme, None, Timestamp::now()).await.is_err(),
+        "no action runs unrecorded"
+    );
+    assert_eq!(f.store().suspended_at(f.acme).await.unwrap(), None);
+    assert_eq!(std::fs::read_to_string(&f.head_file).unwrap(), head_before);
+    assert_eq!(f.store().operator_audit().await.unwrap().len(), 5);
+    assert_eq!(
+        f.verify().await,
+        Err(ChainBroken::Truncated {
+            entries: 5,
+            head_seq: 7
+        })
+    );
+
+    // Everything deleted: refused too.
+    f.raw.exec("DELETE FROM operator_audit").await;
+    let err = f.op.usage(None).await.unwrap_err();
+    assert!(format!("{err:#}").contains("the log is empty"), "{err:#}");
+    assert!(f.store().operator_audit().await.unwrap().is_empty());
 }

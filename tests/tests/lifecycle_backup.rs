@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 
 use age::secrecy::ExposeSecret;
 use parlo::config::{Config, DatabaseUrl, Settings};
+use parlo::keyring::{BackupSigningKey, MasterKeys};
 use parlo::lifecycle::archive::{self, Progress, Sealer};
 use parlo::lifecycle::{backup, restore};
 use parlo::model::*;
 use parlo::storage::*;
 use parlo_tests::fixture::NewTenant;
 use parlo_tests::lifecycle::RawDb;
-use parlo_tests::{Backend, TestStore, both_backends, test_env, test_store};
+use parlo_tests::{Backend, TEST_MASTER_KEYS, TestStore, both_backends, test_env, test_store};
 use sqlx::Connection;
 
 struct Keys {
@@ -83,7 +84,7 @@ async fn populate(store: &Store) -> TenantId {
                 .await
                 .unwrap();
             for role in [MessageRole::User, MessageRole::Assistant] {
-                store
+                let m = store
                     .append_message(
                         t.tenant,
                         &NewMessage {
@@ -95,11 +96,22 @@ async fn populate(store: &Store) -> TenantId {
                     )
                     .await
                     .unwrap();
+                if i == 0 && role == MessageRole::Assistant {
+                    // A row in every knowledge table (FTS5 index included on SQLite).
+                    parlo_tests::knowledge::stage_rows(store, t.tenant, t.bot.id, c.id, m.id).await;
+                }
             }
         }
         first.get_or_insert(t.tenant);
     }
     first.unwrap()
+}
+
+/// The key the test server signs its backups with.
+fn server_signer() -> BackupSigningKey {
+    MasterKeys::parse(TEST_MASTER_KEYS)
+        .unwrap()
+        .backup_signing_key()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -111,7 +123,8 @@ both_backends!(
     a_backup_is_never_written_without_a_recipient,
     tampering_and_count_mismatches_fail_the_drill,
     restore_goes_only_into_an_empty_target,
-    old_local_backups_are_pruned
+    old_local_backups_are_pruned,
+    a_forged_backup_is_refused_by_restore_and_its_drill
 );
 
 async fn backup_round_trips_through_the_restore_drill(backend: Backend) {
@@ -142,6 +155,7 @@ async fn backup_round_trips_through_the_restore_drill(backend: Backend) {
         );
     }
     assert_eq!(r.manifest.tables["messages"], 20);
+    assert_eq!(r.manifest.tables["knowledge_chunks"], 2);
     // Encrypted: neither chat text nor the manifest is readable in the file.
     let bytes = std::fs::read(&r.path).unwrap();
     assert!(bytes.starts_with(b"age-encryption.org/v1"));
@@ -196,9 +210,15 @@ async fn backup_round_trips_through_the_restore_drill(backend: Backend) {
         format!("{err:#}").contains("none of the identities"),
         "{err:#}"
     );
-    let err = archive::open(&r.path, &keys.identity("stranger"), Progress::Quiet)
-        .err()
-        .unwrap();
+    let trusted = restore::trusted_keys(&config).unwrap();
+    let err = archive::open(
+        &r.path,
+        &keys.identity("stranger"),
+        &trusted,
+        Progress::Quiet,
+    )
+    .err()
+    .unwrap();
     assert!(
         format!("{err:#}").contains("none of the identities"),
         "{err:#}"
@@ -254,7 +274,8 @@ async fn tampering_and_count_mismatches_fail_the_drill(backend: Backend) {
     );
 
     // Validly encrypted, but the manifest claims a row the payload lacks.
-    let opened = archive::open(&r.path, &ops, Progress::Quiet).unwrap();
+    let trusted = restore::trusted_keys(&config).unwrap();
+    let opened = archive::open(&r.path, &ops, &trusted, Progress::Quiet).unwrap();
     let mut manifest = opened.manifest.clone();
     *manifest.tables.get_mut("messages").unwrap() += 1;
     let recipients = archive::recipients(&keys.recipients).unwrap();
@@ -265,7 +286,7 @@ async fn tampering_and_count_mismatches_fail_the_drill(backend: Backend) {
         &mut sealer,
     )
     .unwrap();
-    sealer.finish(manifest).unwrap();
+    sealer.finish(manifest, &server_signer()).unwrap();
     let err = restore::verify(&config, &lying, &ops, Progress::Quiet)
         .await
         .unwrap_err();
@@ -393,4 +414,202 @@ async fn old_local_backups_are_pruned(backend: Backend) {
     let r = backup::run(&config, Progress::Quiet).await.unwrap();
     assert_eq!(r.pruned, vec![old.clone()]);
     assert!(!old.exists() && recent.exists() && unrelated.exists() && r.path.exists());
+}
+
+/// Encrypts `plain` with age to `recipients`, as anyone knowing the public recipients can.
+fn age_encrypt(recipients: &[String], plain: &[u8], to: &Path) {
+    use std::io::Write;
+    let rs: Vec<age::x25519::Recipient> = recipients.iter().map(|r| r.parse().unwrap()).collect();
+    let enc = age::Encryptor::with_recipients(rs.iter().map(|r| r as &dyn age::Recipient)).unwrap();
+    let mut out = enc.wrap_output(std::fs::File::create(to).unwrap()).unwrap();
+    out.write_all(plain).unwrap();
+    out.finish().unwrap();
+}
+
+fn age_decrypt(identity: &Path, file: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let ids = archive::identities(identity).unwrap();
+    let dec = age::Decryptor::new(std::fs::File::open(file).unwrap()).unwrap();
+    let mut r = dec
+        .decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity))
+        .unwrap();
+    let mut plain = Vec::new();
+    r.read_to_end(&mut plain).unwrap();
+    plain
+}
+
+/// Both the drill and a real restore refuse `backup`, saying `why`.
+async fn refused(config: &Config, backup: &Path, identity: &Path, into: &str, why: &str) {
+    let err = restore::verify(config, backup, identity, Progress::Quiet)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains(why), "verify: {err:#}");
+    let err = restore::restore(config, backup, identity, Some(into), Progress::Quiet)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains(why), "restore: {err:#}");
+}
+
+/// Attack: age proves only that a file was encrypted *to* the operator's recipient, and the
+/// recipient is public, so anyone could write a "backup" (their own data, their own row
+/// counts) that passed `restore --verify` and restored. Every backup is signed; one that is
+/// unsigned, signed by another key, or whose signature was altered is refused by the drill
+/// and by a restore, and a machine holding only the public verify key accepts a genuine one.
+async fn a_forged_backup_is_refused_by_restore_and_its_drill(backend: Backend) {
+    let ts = test_store(backend).await;
+    populate(&ts.store).await;
+    let keys = Keys::new();
+    let data = tempfile::tempdir().unwrap();
+    let config = config(&ts, data.path(), &keys.recipients, |_| {});
+    let r = backup::run(&config, Progress::Quiet).await.unwrap();
+    let ops = keys.identity("ops");
+    let into = match ts.db.pg() {
+        None => format!("sqlite://{}", data.path().join("target/parlo.db").display()),
+        Some(pg) => pg.admin_url.clone(),
+    };
+    let trusted = restore::trusted_keys(&config).unwrap();
+    let genuine = archive::open(&r.path, &ops, &trusted, Progress::Quiet).unwrap();
+    let payload = std::fs::read(&genuine.payload).unwrap();
+    let recipients = archive::recipients(&keys.recipients).unwrap();
+
+    // A well-formed backup signed by the forger's own key.
+    let forger = MasterKeys::parse("1:Zm9yZ2VyLW1hc3Rlci1rZXktMDEyMzQ1Njc4OWFiY2Q=")
+        .unwrap()
+        .backup_signing_key();
+    let forged = data.path().join("forged.age");
+    let mut sealer = Sealer::create(&forged, &recipients, Progress::Quiet, None).unwrap();
+    std::io::copy(&mut payload.as_slice(), &mut sealer).unwrap();
+    sealer.finish(genuine.manifest.clone(), &forger).unwrap();
+    refused(&config, &forged, &ops, &into, "signature does not verify").await;
+
+    // Unsigned, in the old format, built with nothing but age and the public recipient.
+    let manifest = serde_json::to_vec(&genuine.manifest).unwrap();
+    let unsigned_plain = [
+        b"PARLO-BACKUP\0\x01".as_slice(),
+        &payload,
+        &manifest,
+        &(manifest.len() as u64).to_be_bytes(),
+        b"PARLOEND",
+    ]
+    .concat();
+    let unsigned = data.path().join("unsigned.age");
+    age_encrypt(&keys.recipients, &unsigned_plain, &unsigned);
+    refused(&config, &unsigned, &ops, &into, "unsigned backup").await;
+
+    // The genuine backup with one bit of its signature flipped, re-encrypted.
+    let mut plain = age_decrypt(&ops, &r.path);
+    let n = plain.len();
+    plain[n - 8 - 32] ^= 1;
+    let tampered = data.path().join("tampered.age");
+    age_encrypt(&keys.recipients, &plain, &tampered);
+    refused(&config, &tampered, &ops, &into, "signature does not verify").await;
+    // ... and with its manifest changed under the genuine signature.
+    let mut plain = age_decrypt(&ops, &r.path);
+    let at = contains_at(&plain, b"\"messages\":20").expect("the manifest counts messages");
+    plain[at + 12] = b'1';
+    age_encrypt(&keys.recipients, &plain, &tampered);
+    refused(&config, &tampered, &ops, &into, "signature does not verify").await;
+
+    // A restore machine without the master keys: only the public verify key is configured.
+    let verify_key = MasterKeys::parse(TEST_MASTER_KEYS)
+        .unwrap()
+        .backup_verify_keys()[0]
+        .1
+        .to_string();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let restore_machine = |verify: Option<&str>| {
+        let s = Settings {
+            data_dir: Some(elsewhere.path().to_owned()),
+            database_url: Some(ts.db.app_url()),
+            backup_database_url: ts.db.pg().map(|pg| pg.admin_url.clone()),
+            backup_verify_key: verify.map(|k| vec![k.to_owned()]),
+            ..Settings::default()
+        };
+        Config::load(&s, None, &|_| None).unwrap()
+    };
+    let report = restore::verify(
+        &restore_machine(Some(&verify_key)),
+        &r.path,
+        &ops,
+        Progress::Quiet,
+    )
+    .await
+    .unwrap();
+    assert!(report.ok());
+    let forger_key = parlo::keyring::BackupVerifyKey(forger.verifying_key()).to_string();
+    let err = restore::verify(
+        &restore_machine(Some(&forger_key)),
+        &r.path,
+        &ops,
+        Progress::Quiet,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("signature does not verify"),
+        "{err:#}"
+    );
+    let err = restore::verify(&restore_machine(None), &r.path, &ops, Progress::Quiet)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("PARLO_BACKUP_VERIFY_KEY"),
+        "{err:#}"
+    );
+    assert!(
+        !elsewhere.path().join("keys.toml").exists(),
+        "verifying never generates keys"
+    );
+
+    // A backup host with a signing key of its own (PARLO_BACKUP_SIGNING_KEY), no master key.
+    let host_dir = tempfile::tempdir().unwrap();
+    let host_env = |k: &str| {
+        (k == "PARLO_BACKUP_SIGNING_KEY")
+            .then(|| "c2lnbmluZy1rZXktb2YtdGhlLWJhY2t1cC1ob3N0LTE=".to_owned())
+    };
+    let host = Config::load(
+        &Settings {
+            data_dir: Some(host_dir.path().to_owned()),
+            database_url: Some(ts.db.app_url()),
+            backup_recipients: Some(keys.recipients.clone()),
+            backup_database_url: ts.db.pg().map(|pg| pg.admin_url.clone()),
+            ..Settings::default()
+        },
+        None,
+        &host_env,
+    )
+    .unwrap();
+    let b = backup::run(&host, Progress::Quiet).await.unwrap();
+    assert!(
+        !host_dir.path().join("keys.toml").exists(),
+        "the backup host needs no master key"
+    );
+    let host_key = parlo::keyring::own_backup_verify_keys(&host.key_source, &host.key_file, false)
+        .unwrap()[0]
+        .to_string();
+    let report = restore::verify(
+        &restore_machine(Some(&host_key)),
+        &b.path,
+        &ops,
+        Progress::Quiet,
+    )
+    .await
+    .unwrap();
+    assert!(report.ok());
+    let err = restore::verify(
+        &restore_machine(Some(&verify_key)),
+        &b.path,
+        &ops,
+        Progress::Quiet,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("signature does not verify"),
+        "{err:#}"
+    );
+}
+
+fn contains_at(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use parlo::lifecycle::erasure::{self, ErasureError};
 use parlo::model::*;
 use parlo::storage::*;
-use parlo_tests::fixture::NewTenant;
+use parlo_tests::fixture::{self, NewTenant};
 use parlo_tests::lifecycle::RawDb;
 use parlo_tests::{Backend, both_backends, test_store};
 use uuid::Uuid;
@@ -96,55 +96,17 @@ async fn world(store: &Store) -> World {
             )
             .await
             .unwrap();
-        let c = store
-            .create_conversation(
-                t,
-                &NewConversation {
-                    bot_id: bot.id,
-                    origin: "https://x.example".into(),
-                    resume_hash: Uuid::new_v4().as_bytes().to_vec(),
-                },
-            )
-            .await
-            .unwrap();
-        let m = store
-            .append_message(
-                t,
-                &NewMessage {
-                    conversation_id: c.id,
-                    role: MessageRole::User,
-                    content: "my address is 1 Main St".into(),
-                    status: MessageStatus::Complete,
-                },
-            )
-            .await
-            .unwrap();
-        store
-            .add_attachment(
-                t,
-                &NewAttachment {
-                    conversation_id: c.id,
-                    message_id: Some(m.id),
-                    file_name: "id.png".into(),
-                    content_type: "image/png".into(),
-                    size_bytes: 10,
-                    sha256: vec![0; 32],
-                },
-            )
-            .await
-            .unwrap();
-        store
-            .append_audit(
-                t,
-                &NewAuditEntry {
-                    actor: Some(ann),
-                    action: "bot.update".into(),
-                    target: bot.id.to_string(),
-                    details: serde_json::json!({}),
-                },
-            )
-            .await
-            .unwrap();
+        let (c, m) = fixture::chat(
+            store,
+            t,
+            bot.id,
+            &[(MessageRole::User, "my address is 1 Main St")],
+        )
+        .await;
+        fixture::attachment(store, t, c.id, m.first(), "id.png").await;
+        parlo_tests::knowledge::stage_rows(store, t, bot.id, c.id, m[0].id).await;
+        let target = bot.id.to_string();
+        fixture::audit_entry(store, t, Some(ann), "bot.update", &target).await;
     }
     store
         .hit_rate_limits(&[RateLimitHit {

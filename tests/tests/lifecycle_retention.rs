@@ -6,7 +6,7 @@ use std::time::Duration;
 use parlo::lifecycle::retention::{self, RetentionOptions, RetentionOutcome, RetentionReport};
 use parlo::model::*;
 use parlo::storage::*;
-use parlo_tests::fixture::{NewTenant, Tenant};
+use parlo_tests::fixture::{self, NewTenant, Tenant};
 use parlo_tests::lifecycle::RawDb;
 use parlo_tests::{Backend, both_backends, test_store};
 
@@ -32,51 +32,13 @@ async fn acme(store: &Store, retention_days: u16) -> Tenant {
 
 /// A conversation with `messages` messages and one attachment.
 async fn conversation(store: &Store, t: TenantId, bot: BotId, messages: usize) -> ConversationId {
-    let c = store
-        .create_conversation(
-            t,
-            &NewConversation {
-                bot_id: bot,
-                origin: "https://shop.example".into(),
-                resume_hash: ConversationId::new().0.as_bytes().to_vec(),
-            },
-        )
-        .await
-        .unwrap();
-    let mut first = None;
-    for i in 0..messages {
-        let m = store
-            .append_message(
-                t,
-                &NewMessage {
-                    conversation_id: c.id,
-                    role: if i % 2 == 0 {
-                        MessageRole::User
-                    } else {
-                        MessageRole::Assistant
-                    },
-                    content: format!("message {i}"),
-                    status: MessageStatus::Complete,
-                },
-            )
-            .await
-            .unwrap();
-        first.get_or_insert(m.id);
-    }
-    store
-        .add_attachment(
-            t,
-            &NewAttachment {
-                conversation_id: c.id,
-                message_id: first,
-                file_name: "invoice.pdf".into(),
-                content_type: "application/pdf".into(),
-                size_bytes: 1234,
-                sha256: vec![7; 32],
-            },
-        )
-        .await
-        .unwrap();
+    let texts: Vec<String> = (0..messages).map(|i| format!("message {i}")).collect();
+    let roles = [MessageRole::User, MessageRole::Assistant]
+        .into_iter()
+        .cycle();
+    let messages: Vec<_> = roles.zip(&texts).map(|(r, t)| (r, t.as_str())).collect();
+    let (c, stored) = fixture::chat(store, t, bot, &messages).await;
+    fixture::attachment(store, t, c.id, stored.first(), "invoice.pdf").await;
     c.id
 }
 

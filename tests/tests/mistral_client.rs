@@ -57,6 +57,15 @@ fn request() -> ChatRequest {
     }
 }
 
+/// The error a chat call gets when the fake upstream answers with `fault`.
+async fn chat_error(fake: &FakeMistral, fault: Fault) -> UpstreamError {
+    fake.set_fault(fault);
+    client(fake)
+        .chat_stream(&key(), &request())
+        .await
+        .unwrap_err()
+}
+
 /// Every item of the stream, until it ends.
 async fn collect(mut stream: ChatStream) -> Vec<Result<ChatEvent, UpstreamError>> {
     let mut items = Vec::new();
@@ -171,11 +180,7 @@ async fn an_unknown_key_is_an_invalid_key() {
 #[tokio::test]
 async fn status_401_is_an_invalid_key() {
     let fake = fake().await;
-    fake.set_fault(Fault::Status401);
-    let e = client(&fake)
-        .chat_stream(&key(), &request())
-        .await
-        .unwrap_err();
+    let e = chat_error(&fake, Fault::Status401).await;
     assert_eq!(e, UpstreamError::InvalidKey);
 }
 
@@ -193,13 +198,13 @@ async fn an_empty_key_is_no_key_and_nothing_is_sent() {
 #[tokio::test]
 async fn status_429_is_rate_limited_with_the_retry_time() {
     let fake = fake().await;
-    fake.set_fault(Fault::Status429 {
-        retry_after: Some(7),
-    });
-    let e = client(&fake)
-        .chat_stream(&key(), &request())
-        .await
-        .unwrap_err();
+    let e = chat_error(
+        &fake,
+        Fault::Status429 {
+            retry_after: Some(7),
+        },
+    )
+    .await;
     assert_eq!(
         e,
         UpstreamError::RateLimited {
@@ -213,11 +218,7 @@ async fn status_429_is_rate_limited_with_the_retry_time() {
         "Mistral's rate limit was reached. Try again in 7 seconds."
     );
 
-    fake.set_fault(Fault::Status429 { retry_after: None });
-    let e = client(&fake)
-        .chat_stream(&key(), &request())
-        .await
-        .unwrap_err();
+    let e = chat_error(&fake, Fault::Status429 { retry_after: None }).await;
     assert_eq!(
         e,
         UpstreamError::RateLimited {
@@ -229,11 +230,7 @@ async fn status_429_is_rate_limited_with_the_retry_time() {
 #[tokio::test]
 async fn status_500_is_unavailable() {
     let fake = fake().await;
-    fake.set_fault(Fault::Status500);
-    let e = client(&fake)
-        .chat_stream(&key(), &request())
-        .await
-        .unwrap_err();
+    let e = chat_error(&fake, Fault::Status500).await;
     assert_eq!(e, UpstreamError::Unavailable { status: Some(500) });
     assert_eq!(e.code(), "upstream_unavailable");
 }

@@ -6,7 +6,7 @@
 use parlo::config::DatabaseUrl;
 use parlo::model::*;
 use parlo::storage::*;
-use parlo_tests::fixture::NewTenant;
+use parlo_tests::fixture::{self, NewTenant};
 use parlo_tests::{APP_ROLE, PgTestDb, admin_conn};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool, Row};
@@ -22,6 +22,14 @@ const TENANT_TABLES: &[(&str, &str)] = &[
     ("messages", "tenant_id"),
     ("attachments", "tenant_id"),
     ("audit_log", "tenant_id"),
+    ("knowledge_libraries", "tenant_id"),
+    ("knowledge_bot_settings", "tenant_id"),
+    ("knowledge_bot_libraries", "tenant_id"),
+    ("knowledge_sources", "tenant_id"),
+    ("knowledge_jobs", "tenant_id"),
+    ("knowledge_chunks", "tenant_id"),
+    ("message_citations", "tenant_id"),
+    ("knowledge_gaps", "tenant_id"),
 ];
 
 struct Fixture {
@@ -44,55 +52,11 @@ async fn fixture() -> Fixture {
             .create(&store)
             .await;
         let (w, u, bot) = (t.tenant, t.user, t.bot);
-        let c = store
-            .create_conversation(
-                w,
-                &NewConversation {
-                    bot_id: bot.id,
-                    origin: "https://x.example".into(),
-                    resume_hash: vec![0; 32],
-                },
-            )
-            .await
-            .unwrap();
-        store
-            .append_message(
-                w,
-                &NewMessage {
-                    conversation_id: c.id,
-                    role: MessageRole::User,
-                    content: format!("secret of {name}"),
-                    status: MessageStatus::Complete,
-                },
-            )
-            .await
-            .unwrap();
-        store
-            .add_attachment(
-                w,
-                &NewAttachment {
-                    conversation_id: c.id,
-                    message_id: None,
-                    file_name: "a.png".into(),
-                    content_type: "image/png".into(),
-                    size_bytes: 1,
-                    sha256: vec![0; 32],
-                },
-            )
-            .await
-            .unwrap();
-        store
-            .append_audit(
-                w,
-                &NewAuditEntry {
-                    actor: Some(u),
-                    action: "test".into(),
-                    target: "t".into(),
-                    details: serde_json::json!({}),
-                },
-            )
-            .await
-            .unwrap();
+        let secret = format!("secret of {name}");
+        let (c, m) = fixture::chat(&store, w, bot.id, &[(MessageRole::User, &secret)]).await;
+        parlo_tests::knowledge::stage_rows(&store, w, bot.id, c.id, m[0].id).await;
+        fixture::attachment(&store, w, c.id, None, "a.png").await;
+        fixture::audit_entry(&store, w, Some(u), "test", "t").await;
         ids.push(w);
     }
     store.close().await;
@@ -135,6 +99,12 @@ async fn count(conn: &mut PgConnection, sql: &str, bind: Option<Uuid>) -> i64 {
     q.fetch_one(&mut *conn).await.unwrap()
 }
 
+/// Rows of `table` whose tenant column `col` holds `tenant`, as `conn` can see them.
+async fn rows_of(conn: &mut PgConnection, table: &str, col: &str, tenant: TenantId) -> i64 {
+    let sql = format!("SELECT count(*) FROM {table} WHERE {col} = $1");
+    count(conn, &sql, Some(tenant.0)).await
+}
+
 #[tokio::test]
 async fn fixture_rows_exist_for_both_tenants() {
     // The control for every test below: as the superuser, each table holds both tenants.
@@ -142,12 +112,7 @@ async fn fixture_rows_exist_for_both_tenants() {
     let mut admin = PgConnection::connect(&f.db.admin_url).await.unwrap();
     for (table, col) in TENANT_TABLES {
         for t in [f.a, f.b] {
-            let n = count(
-                &mut admin,
-                &format!("SELECT count(*) FROM {table} WHERE {col} = $1"),
-                Some(t.0),
-            )
-            .await;
+            let n = rows_of(&mut admin, table, col, t).await;
             assert!(n >= 1, "{table} has no row for tenant {t}");
         }
     }
@@ -170,12 +135,7 @@ async fn each_table_shows_and_changes_only_the_current_tenants_rows() {
             "{table}: tenant A sees only its rows"
         );
         assert_eq!(
-            count(
-                &mut tx,
-                &format!("SELECT count(*) FROM {table} WHERE {col} = $1"),
-                Some(f.b.0)
-            )
-            .await,
+            rows_of(&mut tx, table, col, f.b).await,
             0,
             "{table}: B invisible"
         );
@@ -202,12 +162,7 @@ async fn each_table_shows_and_changes_only_the_current_tenants_rows() {
     // B's rows survived all of that.
     let mut admin = PgConnection::connect(&f.db.admin_url).await.unwrap();
     for (table, col) in TENANT_TABLES {
-        let n = count(
-            &mut admin,
-            &format!("SELECT count(*) FROM {table} WHERE {col} = $1"),
-            Some(f.b.0),
-        )
-        .await;
+        let n = rows_of(&mut admin, table, col, f.b).await;
         assert!(n >= 1, "{table}: tenant B's rows still exist");
     }
 }

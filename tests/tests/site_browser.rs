@@ -11,14 +11,18 @@ use parlo_tests::host_page::Shadow;
 
 const PASSWORD: &str = "a long browser passphrase";
 
-fn totp_now(secret_b32: &str) -> String {
+/// The TOTP code `steps` 30-second steps from now.
+fn totp_in(secret_b32: &str, steps: u64) -> String {
     let raw = totp_rs::Secret::Encoded(secret_b32.to_owned())
         .to_bytes()
         .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, raw)
         .unwrap()
-        .generate_current()
-        .unwrap()
+        .generate(now + 30 * steps)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,7 +73,7 @@ async fn main_journey_in_chromium() {
         .await;
     b.assert_accessible("MFA enrolment page").await;
     let secret = b.text("#totp-secret").await;
-    b.fill("#code", &totp_now(&secret)).await;
+    b.fill("#code", &totp_in(&secret, 0)).await;
     b.click("form[action='/account/mfa'] button[type=submit]")
         .await;
     b.client
@@ -95,7 +99,9 @@ async fn main_journey_in_chromium() {
     b.click_and_wait("form[action='/login'] button[type=submit]", "/login/mfa")
         .await;
     b.assert_accessible("TOTP login page").await;
-    b.fill("#code", &totp_now(&secret)).await;
+    // The enrolment used this step's code, which cannot log in again; the next step's code
+    // is accepted (one step of clock skew).
+    b.fill("#code", &totp_in(&secret, 1)).await;
     b.click_and_wait("form[action='/login/mfa'] button[type=submit]", "/app")
         .await;
     assert!(b.text("main").await.contains("Lena's Shop"));

@@ -3,7 +3,7 @@
 
 use parlo::model::*;
 use parlo::storage::*;
-use parlo_tests::fixture::{NewTenant, Tenant};
+use parlo_tests::fixture::{self, NewTenant, Tenant};
 use parlo_tests::{Backend, both_backends, test_store};
 
 async fn user(store: &Store, email: &str) -> User {
@@ -35,6 +35,12 @@ fn bot_settings(name: &str) -> BotSettings {
     BotSettings::parse(&bot_input(name)).unwrap()
 }
 
+/// How many messages and attachments of conversation `c` tenant `t` can see.
+async fn chat_rows(s: &Store, t: TenantId, c: ConversationId) -> (usize, usize) {
+    let messages = s.messages(t, c).await.unwrap().len();
+    (messages, s.attachments(t, c).await.unwrap().len())
+}
+
 /// Two tenants, each with a bot, a conversation with two messages, a key and an audit entry.
 struct World {
     a: Tenant,
@@ -59,45 +65,14 @@ async fn world(store: &Store) -> World {
     let (bot_a, bot_b) = (a.bot.clone(), b.bot.clone());
     let mut convs = Vec::new();
     for (t, bot) in [(a.tenant, &bot_a), (b.tenant, &bot_b)] {
-        let c = store
-            .create_conversation(
-                t,
-                &NewConversation {
-                    bot_id: bot.id,
-                    origin: "https://shop.example".into(),
-                    resume_hash: vec![1; 32],
-                },
-            )
-            .await
-            .unwrap();
-        for (role, content) in [(MessageRole::User, "hello"), (MessageRole::Assistant, "hi")] {
-            store
-                .append_message(
-                    t,
-                    &NewMessage {
-                        conversation_id: c.id,
-                        role,
-                        content: content.into(),
-                        status: MessageStatus::Complete,
-                    },
-                )
-                .await
-                .unwrap();
-        }
-        store
-            .add_attachment(
-                t,
-                &NewAttachment {
-                    conversation_id: c.id,
-                    message_id: None,
-                    file_name: "scan.pdf".into(),
-                    content_type: "application/pdf".into(),
-                    size_bytes: 1234,
-                    sha256: vec![9; 32],
-                },
-            )
-            .await
-            .unwrap();
+        let (c, _) = fixture::chat(
+            store,
+            t,
+            bot.id,
+            &[(MessageRole::User, "hello"), (MessageRole::Assistant, "hi")],
+        )
+        .await;
+        fixture::attachment(store, t, c.id, None, "scan.pdf").await;
         store
             .put_provider_key(
                 t,
@@ -173,8 +148,221 @@ both_backends!(
     a_turn_stores_question_and_pending_answer_and_reads_everything_in_one_go,
     a_turn_reads_only_the_latest_usable_context,
     a_refused_turn_stores_nothing,
-    rate_limit_counters_are_hit_together_and_counted_apart
+    rate_limit_counters_are_hit_together_and_counted_apart,
+    two_owners_demoting_or_removing_each_other_at_once_leave_an_owner,
+    two_co_owners_deleting_their_accounts_at_once_leave_an_owner,
+    a_removed_or_demoted_admins_invitations_are_revoked_and_refused
 );
+
+async fn owners(s: &Store, t: TenantId) -> usize {
+    s.members(t)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.role == Role::Owner)
+        .count()
+}
+
+/// Of two changes racing to take away the last two owners, exactly one goes through and
+/// the other is refused as [`LAST_OWNER`], whatever the interleaving.
+fn one_went_through<T: std::fmt::Debug>(
+    round: usize,
+    a: StoreResult<Option<T>>,
+    b: StoreResult<Option<T>>,
+) {
+    let refused = |r: &StoreResult<Option<T>>| matches!(r, Err(StoreError::Conflict(why)) if *why == LAST_OWNER);
+    let done = |r: &StoreResult<Option<T>>| matches!(r, Ok(Some(_)));
+    assert!(
+        (done(&a) && refused(&b)) || (refused(&a) && done(&b)),
+        "round {round}: {a:?} / {b:?}"
+    );
+}
+
+async fn two_owners_demoting_or_removing_each_other_at_once_leave_an_owner(backend: Backend) {
+    let ts = test_store(backend).await;
+    let s = &ts.store;
+    let ann = user(s, "ann@example.com").await;
+    let bea = user(s, "bea@example.com").await;
+    let w = workspace(s, "Acme", ann.id).await;
+    s.add_member(w.id, bea.id, Role::Owner).await.unwrap();
+    for round in 0..20 {
+        let (a, b) = tokio::join!(
+            s.set_member_role(w.id, ann.id, Role::Admin),
+            s.set_member_role(w.id, bea.id, Role::Member),
+        );
+        one_went_through(round, a, b);
+        assert_eq!(owners(s, w.id).await, 1, "round {round}");
+        let (a, b) = tokio::join!(
+            s.set_member_role(w.id, ann.id, Role::Owner),
+            s.set_member_role(w.id, bea.id, Role::Owner),
+        );
+        assert!(a.is_ok() && b.is_ok(), "promotions never conflict");
+        let (a, b) = tokio::join!(s.remove_member(w.id, ann.id), s.remove_member(w.id, bea.id));
+        one_went_through(round, a, b);
+        assert_eq!(owners(s, w.id).await, 1, "round {round}");
+        let gone = if s.memberships_of(ann.id).await.unwrap().is_empty() {
+            ann.id
+        } else {
+            bea.id
+        };
+        s.add_member(w.id, gone, Role::Owner).await.unwrap();
+    }
+    // Alone, the last owner can neither be demoted nor removed.
+    s.remove_member(w.id, bea.id).await.unwrap();
+    assert!(matches!(
+        s.set_member_role(w.id, ann.id, Role::Admin).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.remove_member(w.id, ann.id).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(owners(s, w.id).await, 1);
+}
+
+async fn two_co_owners_deleting_their_accounts_at_once_leave_an_owner(backend: Backend) {
+    use parlo::lifecycle::erasure::{ErasureError, erase_account};
+    let ts = test_store(backend).await;
+    let s = &ts.store;
+    for round in 0..10 {
+        let ann = user(s, &format!("ann{round}@example.com")).await;
+        let bea = user(s, &format!("bea{round}@example.com")).await;
+        let cid = user(s, &format!("cid{round}@example.com")).await;
+        let w = workspace(s, "Acme", ann.id).await;
+        s.add_member(w.id, bea.id, Role::Owner).await.unwrap();
+        // A colleague stays, so the workspace must keep an owner for them.
+        s.add_member(w.id, cid.id, Role::Member).await.unwrap();
+        // Each also has a workspace of their own, so a refusal has something to keep.
+        let own = workspace(s, "Own", bea.id).await;
+        let (a, b) = tokio::join!(erase_account(s, ann.id), erase_account(s, bea.id));
+        let refused = |r: &Result<_, ErasureError>| matches!(r, Err(ErasureError::SoleOwner(_)));
+        assert!(
+            (a.is_ok() && refused(&b)) || (refused(&a) && b.is_ok()),
+            "round {round}: {a:?} / {b:?}"
+        );
+        let members = s.members(w.id).await.unwrap();
+        assert_eq!(members.len(), 2, "round {round}");
+        let owner = members.iter().find(|m| m.role == Role::Owner);
+        assert!(owner.is_some(), "round {round}: no owner left");
+        // The refused account lost nothing.
+        let kept = owner.unwrap().user_id;
+        assert!(s.user(kept).await.unwrap().is_some());
+        if kept == bea.id {
+            assert!(s.workspace(own.id).await.unwrap().is_some());
+            assert_eq!(s.memberships_of(bea.id).await.unwrap().len(), 2);
+        }
+    }
+}
+
+async fn a_removed_or_demoted_admins_invitations_are_revoked_and_refused(backend: Backend) {
+    let ts = test_store(backend).await;
+    let s = &ts.store;
+    let ann = user(s, "ann@example.com").await;
+    let dan = user(s, "dan@example.com").await;
+    let eve = user(s, "eve@example.com").await;
+    let w = workspace(s, "Acme", ann.id).await;
+    s.add_member(w.id, dan.id, Role::Admin).await.unwrap();
+    let invite = |by: UserId, token: &'static str| NewInvitation {
+        token_hash: token.as_bytes().to_vec(),
+        role: Role::Admin,
+        created_by: Some(by),
+        expires_at: Timestamp::now().plus_secs(3600),
+        email: None,
+    };
+    s.create_invitation(w.id, &invite(dan.id, "dan-1"))
+        .await
+        .unwrap();
+    s.create_invitation(w.id, &invite(dan.id, "dan-2"))
+        .await
+        .unwrap();
+    s.create_invitation(w.id, &invite(ann.id, "ann-1"))
+        .await
+        .unwrap();
+    // A promotion keeps them; a demotion revokes them in the same transaction.
+    assert_eq!(
+        s.set_member_role(w.id, dan.id, Role::Owner).await.unwrap(),
+        Some(0)
+    );
+    assert_eq!(
+        s.set_member_role(w.id, dan.id, Role::Member).await.unwrap(),
+        Some(2)
+    );
+    assert_eq!(s.invitations(w.id).await.unwrap().len(), 1);
+    assert!(matches!(
+        s.accept_invitation(w.id, b"dan-1", eve.id).await,
+        Err(StoreError::NotFound)
+    ));
+    // Removal revokes too.
+    s.set_member_role(w.id, dan.id, Role::Admin).await.unwrap();
+    s.create_invitation(w.id, &invite(dan.id, "dan-3"))
+        .await
+        .unwrap();
+    assert_eq!(s.remove_member(w.id, dan.id).await.unwrap(), Some(1));
+    assert!(
+        s.invitation_by_token(w.id, b"dan-3")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // An invitation whose creator may no longer grant it (not a member, or only a member)
+    // is neither shown nor accepted.
+    s.create_invitation(w.id, &invite(dan.id, "dan-4"))
+        .await
+        .unwrap();
+    s.add_member(w.id, dan.id, Role::Member).await.unwrap();
+    s.create_invitation(w.id, &invite(dan.id, "dan-5"))
+        .await
+        .unwrap();
+    for token in [&b"dan-4"[..], b"dan-5"] {
+        assert!(s.invitation_by_token(w.id, token).await.unwrap().is_none());
+        assert!(matches!(
+            s.accept_invitation(w.id, token, eve.id).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+    assert!(s.memberships_of(eve.id).await.unwrap().is_empty());
+    // The owner's invitation still works.
+    assert_eq!(
+        s.accept_invitation(w.id, b"ann-1", eve.id).await.unwrap(),
+        Role::Admin
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_database_files_are_created_private_to_the_server_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let db = dir.join("parlo.db");
+    let url = parlo::config::DatabaseUrl::new(format!("sqlite://{}?mode=rwc", db.display()));
+    let s = Store::open_sqlite(&url).await.unwrap();
+    user(&s, "ann@example.com").await;
+    assert_eq!(mode(&dir), 0o700, "the directory");
+    for file in ["parlo.db", "parlo.db-wal", "parlo.db-shm"] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+    s.close().await;
+    // A database an older version left world-readable is tightened when opened.
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let s = Store::open_sqlite(&url).await.unwrap();
+    assert_eq!(mode(&db), 0o600);
+    assert!(
+        s.user_by_email(&Email::parse("ann@example.com").unwrap())
+            .await
+            .unwrap()
+            .is_some(),
+        "the data is still there"
+    );
+    s.close().await;
+}
 
 async fn workspace_owner_and_membership(backend: Backend) {
     let ts = test_store(backend).await;
@@ -222,9 +410,12 @@ async fn members_roles_change_and_removal(backend: Backend) {
         s.add_member(w.id, cid.id, Role::Admin).await,
         Err(StoreError::Conflict(_))
     ));
-    assert!(s.set_member_role(w.id, cid.id, Role::Admin).await.unwrap());
+    assert_eq!(
+        s.set_member_role(w.id, cid.id, Role::Admin).await.unwrap(),
+        Some(0)
+    );
     assert_eq!(s.memberships_of(cid.id).await.unwrap()[0].role, Role::Admin);
-    assert!(s.remove_member(w.id, cid.id).await.unwrap());
+    assert_eq!(s.remove_member(w.id, cid.id).await.unwrap(), Some(0));
     assert!(s.memberships_of(cid.id).await.unwrap().is_empty());
 }
 
@@ -279,8 +470,11 @@ async fn totp_secret_round_trips(backend: Backend) {
         nonce: vec![4; 12],
         key_version: 2,
     };
-    s.set_totp(ann.id, Some(&sealed)).await.unwrap();
+    s.set_totp(ann.id, Some((&sealed, 1_000))).await.unwrap();
     assert_eq!(s.user(ann.id).await.unwrap().unwrap().totp, Some(sealed));
+    // The step of the code that confirmed enrolment counts as used.
+    assert!(!s.consume_totp_step(ann.id, 1_000).await.unwrap());
+    assert!(s.consume_totp_step(ann.id, 1_001).await.unwrap());
     s.set_totp(ann.id, None).await.unwrap();
     assert_eq!(s.user(ann.id).await.unwrap().unwrap().totp, None);
 }
@@ -333,18 +527,7 @@ async fn tenants_cannot_reach_each_others_rows(backend: Backend) {
             .unwrap()
             .is_none()
     );
-    assert!(
-        s.messages(w.a.tenant, w.conv_b.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        s.attachments(w.a.tenant, w.conv_b.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(chat_rows(s, w.a.tenant, w.conv_b.id).await, (0, 0));
     assert!(
         !s.delete_conversation(w.a.tenant, w.conv_b.id)
             .await
@@ -523,18 +706,7 @@ async fn retention_deletes_only_old_conversations_of_that_bot(backend: Backend) 
             .unwrap(),
         1
     );
-    assert!(
-        s.messages(w.a.tenant, w.conv_a.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        s.attachments(w.a.tenant, w.conv_a.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(chat_rows(s, w.a.tenant, w.conv_a.id).await, (0, 0));
     assert_eq!(s.messages(w.b.tenant, w.conv_b.id).await.unwrap().len(), 2);
     assert_eq!(s.wipe_conversations(w.b.tenant, None).await.unwrap(), 1);
 }

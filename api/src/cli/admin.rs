@@ -126,6 +126,16 @@ enum AuditCommand {
     },
 }
 
+/// Tells the operator which audit entry recorded the action, and the new head.
+pub(super) fn print_recorded(e: &model::OperatorAuditEntry) {
+    if let Some(head) = lifecycle::operator_audit::Head::of(e) {
+        eprintln!(
+            "parlo: recorded as operator audit entry {}; head {head}",
+            e.seq
+        );
+    }
+}
+
 pub(super) async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()> {
     use lifecycle::admin::Operator;
     let store = storage::open(&config.database_url, None).await?;
@@ -163,14 +173,7 @@ pub(super) async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()>
         args.actor.unwrap_or_else(Operator::default_actor),
         Some(config.lifecycle.audit_head_file.clone()),
     );
-    let recorded = |e: &model::OperatorAuditEntry| {
-        if let Some(head) = lifecycle::operator_audit::Head::of(e) {
-            eprintln!(
-                "parlo: recorded as operator audit entry {}; head {head}",
-                e.seq
-            );
-        }
-    };
+    let recorded = print_recorded;
     let when = |t: Option<model::Timestamp>| t.map_or("-".to_owned(), |t| t.to_rfc3339());
     match args.command {
         AdminCommand::Workspaces(WorkspacesCommand::List { json }) => {

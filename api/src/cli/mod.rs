@@ -11,15 +11,17 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod knowledge;
 mod serve;
 
-use crate::config::{Config, Settings};
+use crate::config::{Config, CredentialSetting, Settings};
 use crate::keyring;
 use crate::lifecycle;
 use crate::logging::{self, Redactor};
 use crate::{model, storage};
 
 use admin::AdminArgs;
+use knowledge::KnowledgeCommand;
 
 const SECRETS_HELP: &str = "\
 Secrets are read from the environment (or the key file), never from the command line:
@@ -29,6 +31,18 @@ Secrets are read from the environment (or the key file), never from the command 
                       all verify (rotate by prepending a new key, remove the old one later)
   PARLO_PLATFORM_MISTRAL_KEY
                       optional operator key used for workspaces that stored none
+  PARLO_BACKUP_SIGNING_KEY
+                      optional `<base64 32 bytes>` signing backups instead of the key derived
+                      from the newest master key (for a backup host without master keys)
+Database URLs may carry a password, so they have no flag either: set them in the
+environment or the config file (database_url, migration_database_url, backup_database_url):
+  PARLO_DATABASE_URL  `sqlite://path/to/file.db` or `postgres://user@host/db` (default: SQLite
+                      in the data directory); on PostgreSQL the application role, which must
+                      own no table and be NOSUPERUSER NOBYPASSRLS NOINHERIT
+  PARLO_MIGRATION_DATABASE_URL
+                      PostgreSQL only: the role that owns the schema and runs migrations
+  PARLO_BACKUP_DATABASE_URL
+                      PostgreSQL only: the role (BYPASSRLS, CREATEDB) that dumps and restores
 Without them, development generates both into <data dir>/keys.toml (mode 0600);
 PARLO_ENV=production refuses to start without them. `parlo keys generate` prints new keys.";
 
@@ -75,6 +89,9 @@ enum Command {
     Restore(RestoreArgs),
     /// Operator actions across workspaces; every one is recorded in the operator audit log.
     Admin(AdminArgs),
+    /// Knowledge libraries: import files and pages, search as a bot, reindex.
+    #[command(subcommand)]
+    Knowledge(KnowledgeCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,9 +129,25 @@ enum KeysCommand {
     /// Print a new age identity for backups (the format of `age-keygen`): keep the output
     /// offline, put the public key it names into PARLO_BACKUP_RECIPIENTS.
     BackupIdentity,
+    /// Print the public keys that verify this server's backup signatures (one per master key
+    /// version, and PARLO_BACKUP_SIGNING_KEY's), for PARLO_BACKUP_VERIFY_KEY on the machines
+    /// that restore.
+    BackupVerifyKey,
+    /// Re-seal every stored secret (provider keys of all workspaces, TOTP secrets) under the
+    /// newest master key, so older versions can be removed from PARLO_MASTER_KEYS. Recorded
+    /// in the operator audit log like `parlo admin` actions.
+    RotateMaster,
 }
 
 pub fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if let Some(refusal) = CredentialSetting::refuse(&args) {
+        eprintln!("parlo: {refusal}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -176,6 +209,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("parlo: public key (for PARLO_BACKUP_RECIPIENTS): {public}");
             Ok(())
         }
+        Command::Keys(KeysCommand::BackupVerifyKey) => {
+            let config = load()?;
+            let list = keyring::own_backup_verify_keys(
+                &config.key_source,
+                &config.key_file,
+                config.is_production(),
+            )?;
+            if list.is_empty() {
+                anyhow::bail!(
+                    "no backup signing key here: run this where the server's master keys (or \
+                     PARLO_BACKUP_SIGNING_KEY) are configured"
+                );
+            }
+            let all: Vec<String> = list.iter().map(ToString::to_string).collect();
+            println!("PARLO_BACKUP_VERIFY_KEY={}", all.join(","));
+            Ok(())
+        }
+        Command::Keys(KeysCommand::RotateMaster) => {
+            let config = load()?;
+            let (keys, _) =
+                keyring::load(&config.key_source, &config.key_file, config.is_production())?;
+            runtime()?.block_on(async {
+                let store = storage::open(&config.database_url, None).await?;
+                let op = lifecycle::admin::Operator::new(
+                    store,
+                    lifecycle::admin::Operator::default_actor(),
+                    Some(config.lifecycle.audit_head_file.clone()),
+                );
+                let (r, e) = op.rotate_master(&keys.master).await?;
+                eprintln!("parlo: {r}");
+                admin::print_recorded(&e);
+                println!("{}", serde_json::to_string(&r)?);
+                Ok(())
+            })
+        }
         Command::Retention(RetentionCommand::Run) => {
             let config = load()?;
             runtime()?.block_on(async {
@@ -213,6 +281,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(args) => {
             let config = load()?;
             runtime()?.block_on(admin::admin(config, args))
+        }
+        Command::Knowledge(command) => {
+            let config = load()?;
+            runtime()?.block_on(knowledge::knowledge(config, command))
         }
         Command::Render => {
             let mut markdown = String::new();

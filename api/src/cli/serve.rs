@@ -9,6 +9,7 @@ use crate::lifecycle;
 use crate::logging::{self, Redactor};
 use crate::state::AppState;
 use crate::storage;
+use crate::widget;
 
 pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     let redactor = Redactor::default();
@@ -49,7 +50,15 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     // Listen for signals before announcing the URL, so a supervisor that stops us right
     // after start-up gets a graceful shutdown, not the default signal death.
     let signal = shutdown_signal()?;
-    let jobs = lifecycle::jobs::spawn(state.store.clone(), state.config.clone(), &state.mailer)?;
+    let jobs = lifecycle::jobs::spawn(
+        state.store.clone(),
+        state.config.clone(),
+        state.keys.clone(),
+        &state.mailer,
+    )?;
+    // Answers a crashed process left `pending` (this one's last run, or another's).
+    let recovery =
+        widget::recovery::spawn(state.store.clone(), state.config.upstream_timeouts.read);
     let server = app::spawn(state.clone()).await?;
     let url = local_url(server.addr);
     tracing::info!(url = %url, backend = ?backend, mail = state.mailer.transport(), "parlo is listening");
@@ -63,6 +72,7 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     signal.await?;
     tracing::info!("shutting down");
     jobs.stop();
+    recovery.abort();
     server.shutdown().await
 }
 

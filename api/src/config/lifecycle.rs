@@ -1,8 +1,9 @@
 //! The data lifecycle's configuration (`crate::lifecycle`): the retention job's interval,
 //! batch and pause, backups (directory, age recipients, post-backup command, local
-//! retention, interval, the PostgreSQL role that dumps) and the operator audit head file.
-//! Checks what can be checked before anything runs: recipients must be age X25519 keys and
-//! the backup database a PostgreSQL URL.
+//! retention, interval, the PostgreSQL role that dumps, the keys that verify a backup's
+//! signature) and the operator audit head file. Checks what can be checked before anything
+//! runs: recipients must be age X25519 keys, verify keys Ed25519 public keys and the backup
+//! database a PostgreSQL URL.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,6 +12,7 @@ use anyhow::bail;
 
 use super::database_url::DatabaseUrl;
 use super::settings::Settings;
+use crate::keyring::BackupVerifyKey;
 
 /// Retention, backups and the operator audit log (`crate::lifecycle`).
 #[derive(Debug, Clone)]
@@ -22,6 +24,9 @@ pub struct LifecycleConfig {
     pub backup_dir: PathBuf,
     /// Validated `age1…` X25519 recipients.
     pub backup_recipients: Vec<String>,
+    /// Public keys whose backup signatures `parlo restore` trusts (`PARLO_BACKUP_VERIFY_KEY`),
+    /// besides those derived from the master keys where they are present.
+    pub backup_verify_keys: Vec<BackupVerifyKey>,
     pub backup_command: Option<String>,
     /// `None`: keep every local backup.
     pub backup_keep_days: Option<u32>,
@@ -51,6 +56,16 @@ impl LifecycleConfig {
                 )
             })?;
         }
+        let backup_verify_keys = s
+            .backup_verify_key
+            .iter()
+            .flatten()
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| {
+                k.parse::<BackupVerifyKey>()
+                    .map_err(|e| anyhow::anyhow!("PARLO_BACKUP_VERIFY_KEY: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         // Also meaningful with a SQLite PARLO_DATABASE_URL: an operator's machine drilling a
         // PostgreSQL backup against a scratch server.
         let backup_database_url = s.backup_database_url.clone().map(DatabaseUrl::new);
@@ -78,6 +93,7 @@ impl LifecycleConfig {
                 .clone()
                 .unwrap_or_else(|| data_dir.join("backups")),
             backup_recipients: recipients,
+            backup_verify_keys,
             backup_command: s.backup_command.clone().filter(|c| !c.trim().is_empty()),
             backup_keep_days: Some(s.backup_keep_days.unwrap_or(14)).filter(|&d| d > 0),
             backup_interval: s

@@ -1,7 +1,8 @@
 //! The effective configuration: command line > `PARLO_*` environment > TOML file > defaults,
 //! loaded once into one [`Config`] that every other module reads. Owns validation of the
 //! production rules (keys present, key file private, https URL). Secrets never come from the
-//! command line (they would show in `ps`), and every secret is a `SecretString` so that
+//! command line (they would show in `ps`; database URLs only from `PARLO_*` or the file, see
+//! [`CREDENTIAL_SETTINGS`]), and every secret is a `SecretString` so that
 //! neither `Debug` nor `parlo config check` can print it.
 //!
 //! | file | holds |
@@ -15,6 +16,7 @@
 //! | `render.rs` | the redacted text of `parlo config check` |
 
 mod database_url;
+mod knowledge;
 mod lifecycle;
 mod mail;
 mod render;
@@ -32,9 +34,10 @@ use url::Url;
 use crate::keyring::KeySource;
 
 pub use database_url::DatabaseUrl;
+pub use knowledge::KnowledgeConfig;
 pub use lifecycle::LifecycleConfig;
 pub use mail::MailConfig;
-pub use settings::{Environment, LogFormat, Settings};
+pub use settings::{CREDENTIAL_SETTINGS, CredentialSetting, Environment, LogFormat, Settings};
 pub use subprocessors::{SubProcessor, load_subprocessors};
 
 /// The configuration every other module reads. Built once by [`Config::load`].
@@ -67,6 +70,7 @@ pub struct Config {
     pub legal_dir: Option<PathBuf>,
     pub lifecycle: LifecycleConfig,
     pub mail: MailConfig,
+    pub knowledge: KnowledgeConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -92,8 +96,15 @@ impl Config {
             }
             None => Settings::default(),
         };
-        let s = cli.clone().or(file);
+        let mut s = cli.clone().or(file);
+        // Credential-bearing settings have no flag: the environment wins over the file.
+        for c in &CREDENTIAL_SETTINGS {
+            if let Some(value) = secret_env(c.env).filter(|v| !v.trim().is_empty()) {
+                *(c.slot)(&mut s) = Some(value);
+            }
+        }
         let lifecycle_settings = s.clone();
+        let knowledge = KnowledgeConfig::from_settings(&s);
 
         let env = s.env.unwrap_or(Environment::Development);
         let listen = s
@@ -183,6 +194,7 @@ impl Config {
             legal_dir: s.legal_dir,
             lifecycle,
             mail,
+            knowledge,
         };
         config.check_production(key_file_explicit)?;
         Ok(config)

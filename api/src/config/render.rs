@@ -23,6 +23,10 @@ impl Config {
         line("master_keys", self.key_source.describe_master());
         line("token_keys", self.key_source.describe_token());
         line(
+            "backup_signing_key",
+            self.key_source.describe_backup_signing(),
+        );
+        line(
             "platform_mistral_key",
             if self.platform_mistral_key.is_some() {
                 "\"REDACTED (set)\""
@@ -100,6 +104,16 @@ impl Config {
         line("backup_dir", quote(&l.backup_dir.display().to_string()));
         line("backup_recipients", format!("{:?}", l.backup_recipients));
         line(
+            "backup_verify_key",
+            format!(
+                "{:?}",
+                l.backup_verify_keys
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            ),
+        );
+        line(
             "backup_command",
             l.backup_command
                 .as_deref()
@@ -139,6 +153,31 @@ impl Config {
             "audit_head_file",
             quote(&l.audit_head_file.display().to_string()),
         );
+        let k = &self.knowledge;
+        line(
+            "knowledge_max_documents",
+            k.limits.max_documents.to_string(),
+        );
+        line(
+            "knowledge_max_mb",
+            (k.limits.max_bytes / (1024 * 1024)).to_string(),
+        );
+        line("knowledge_max_chunks", k.limits.max_chunks.to_string());
+        line(
+            "knowledge_poll_ms",
+            k.poll.map_or(0, |d| d.as_millis()).to_string(),
+        );
+        line(
+            "knowledge_fetch_allow",
+            format!(
+                "{:?}",
+                k.fetch_allow
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            ),
+        );
+        line("github_api_url", quote(k.github_api_url.as_str()));
         out
     }
 }

@@ -1,7 +1,62 @@
 //! The settings an operator can give, each in three places: a command-line flag, a
 //! `PARLO_*` environment variable (both through clap) or a key of the TOML file (serde).
 //! Everything here is optional; `Config::load` applies the precedence and the defaults.
-//! Secrets are not settings: they come only from the environment or the key file.
+//! Secrets are not settings: they come only from the environment or the key file. Database
+//! URLs (which may carry a password) are settings without a flag: the environment or the
+//! TOML file only ([`CREDENTIAL_SETTINGS`]).
+
+/// A setting that may carry a credential, so is never taken from the command line (where
+/// `ps` shows it to every user of the machine).
+pub struct CredentialSetting {
+    /// The flag someone might try (refused with a pointer to the other two).
+    pub flag: &'static str,
+    pub env: &'static str,
+    pub toml_key: &'static str,
+    pub slot: fn(&mut Settings) -> &mut Option<String>,
+}
+
+pub const CREDENTIAL_SETTINGS: [CredentialSetting; 3] = [
+    CredentialSetting {
+        flag: "--database-url",
+        env: "PARLO_DATABASE_URL",
+        toml_key: "database_url",
+        slot: |s| &mut s.database_url,
+    },
+    CredentialSetting {
+        flag: "--migration-database-url",
+        env: "PARLO_MIGRATION_DATABASE_URL",
+        toml_key: "migration_database_url",
+        slot: |s| &mut s.migration_database_url,
+    },
+    CredentialSetting {
+        flag: "--backup-database-url",
+        env: "PARLO_BACKUP_DATABASE_URL",
+        toml_key: "backup_database_url",
+        slot: |s| &mut s.backup_database_url,
+    },
+];
+
+impl CredentialSetting {
+    /// The refusal for a command line that names this setting, if it does (`--flag value`
+    /// or `--flag=value`). Never repeats the value.
+    pub fn refuse<S: AsRef<str>>(args: &[S]) -> Option<String> {
+        let args = args.iter().map(AsRef::as_ref).take_while(|a| *a != "--");
+        for a in args {
+            for c in &CREDENTIAL_SETTINGS {
+                if a == c.flag || a.strip_prefix(c.flag).is_some_and(|r| r.starts_with('=')) {
+                    return Some(format!(
+                        "{} is not accepted: a database URL may carry a password, and \
+                         command-line arguments are visible to every user of the machine \
+                         (ps, /proc). Set {} in the environment or `{}` in the config file \
+                         (--config) instead",
+                        c.flag, c.env, c.toml_key
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,25 +88,15 @@ pub struct Settings {
 
     /// Database URL: `sqlite://path/to/file.db` or `postgres://user@host/db`. Defaults to
     /// SQLite in the data directory. On PostgreSQL this is the application role, which must
-    /// own no table and be NOSUPERUSER NOBYPASSRLS NOINHERIT.
-    #[arg(
-        long,
-        global = true,
-        env = "PARLO_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    /// own no table and be NOSUPERUSER NOBYPASSRLS NOINHERIT. Only from `PARLO_DATABASE_URL`
+    /// or the config file: never a flag, since it may carry a password (see `Config::load`).
+    #[arg(skip)]
     pub database_url: Option<String>,
 
     /// PostgreSQL only: URL of the role that owns the schema and runs migrations. Without
     /// it, `parlo serve` on PostgreSQL checks that migrations were applied by `parlo migrate`.
-    #[arg(
-        long,
-        global = true,
-        env = "PARLO_MIGRATION_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    /// Only from `PARLO_MIGRATION_DATABASE_URL` or the config file.
+    #[arg(skip)]
     pub migration_database_url: Option<String>,
 
     /// Key file holding the master and token keys when they are not in the environment.
@@ -99,15 +144,18 @@ pub struct Settings {
     )]
     pub max_body_bytes: Option<usize>,
 
-    /// Proxies whose X-Forwarded-For is believed (comma-separated IPs or CIDRs). Without
-    /// this the client IP is the socket peer and X-Forwarded-For is ignored.
+    /// Proxies whose X-Forwarded-For is believed (comma-separated IPs or CIDRs, e.g.
+    /// `10.0.0.7,10.1.0.0/16`). Without this the client IP is the socket peer and
+    /// X-Forwarded-For is ignored.
     #[arg(
         long,
         global = true,
         env = "PARLO_TRUSTED_PROXIES",
         value_name = "LIST",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = parse_trusted_proxy
     )]
+    #[serde(default, deserialize_with = "trusted_proxies_from_file")]
     pub trusted_proxies: Option<Vec<ipnet::IpNet>>,
 
     /// Widget requests per client IP per minute (all widget endpoints together).
@@ -213,6 +261,19 @@ pub struct Settings {
     )]
     pub backup_recipients: Option<Vec<String>>,
 
+    /// Public keys (`ed25519:…`, comma-separated) a backup's signature must verify with
+    /// before `parlo restore` (and `--verify`) trusts it, as `parlo keys backup-verify-key`
+    /// prints them on the server. Needed on a machine without the server's master keys;
+    /// where they are present their own verify keys are trusted as well.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLO_BACKUP_VERIFY_KEY",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub backup_verify_key: Option<Vec<String>>,
+
     /// Shell command run after each backup with the backup's path as `$1`, e.g.
     /// `rclone copy "$1" offsite:parlo/`.
     #[arg(long, global = true, env = "PARLO_BACKUP_COMMAND", value_name = "CMD")]
@@ -239,14 +300,9 @@ pub struct Settings {
 
     /// PostgreSQL only: URL of the role that dumps and restores (pg_dump/pg_restore). Row
     /// level security is forced even for the owner, so this role needs BYPASSRLS (or is a
-    /// superuser); it also needs CREATEDB for `parlo restore --verify`.
-    #[arg(
-        long,
-        global = true,
-        env = "PARLO_BACKUP_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    /// superuser); it also needs CREATEDB for `parlo restore --verify`. Only from
+    /// `PARLO_BACKUP_DATABASE_URL` or the config file.
+    #[arg(skip)]
     pub backup_database_url: Option<String>,
 
     /// File holding the head (sequence number and hash) of the operator audit chain, written
@@ -278,6 +334,78 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub smtp_url: Option<secrecy::SecretString>,
+
+    /// Most knowledge sources (documents, pages, repositories) a workspace may hold
+    /// (default 500).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLO_KNOWLEDGE_MAX_DOCUMENTS",
+        value_name = "N"
+    )]
+    pub knowledge_max_documents: Option<u64>,
+
+    /// Most megabytes of uploaded and fetched knowledge a workspace may hold (default 200).
+    #[arg(long, global = true, env = "PARLO_KNOWLEDGE_MAX_MB", value_name = "MB")]
+    pub knowledge_max_mb: Option<u64>,
+
+    /// Most indexed passages (chunks) a workspace may hold (default 100000).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLO_KNOWLEDGE_MAX_CHUNKS",
+        value_name = "N"
+    )]
+    pub knowledge_max_chunks: Option<u64>,
+
+    /// How often `parlo serve` looks for queued knowledge ingestion, in milliseconds
+    /// (default 2000; 0 turns the worker off).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLO_KNOWLEDGE_POLL_MS",
+        value_name = "MS"
+    )]
+    pub knowledge_poll_ms: Option<u64>,
+
+    /// Networks server-side knowledge fetches may reach although they are private or
+    /// loopback (operator only; default none).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLO_KNOWLEDGE_FETCH_ALLOW",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub knowledge_fetch_allow: Option<Vec<ipnet::IpNet>>,
+
+    /// Base URL of the GitHub API for GitHub knowledge sources (default
+    /// https://api.github.com).
+    #[arg(long, global = true, env = "PARLO_GITHUB_API_URL", value_name = "URL")]
+    pub github_api_url: Option<Url>,
+}
+
+/// One trusted proxy: a network (`10.1.0.0/16`) or a bare address (`10.0.0.7`, meaning
+/// that address alone).
+pub fn parse_trusted_proxy(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            format!("{s:?} is neither an IP address nor a network in CIDR notation (10.0.0.0/8)")
+        })
+}
+
+fn trusted_proxies_from_file<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<ipnet::IpNet>>, D::Error> {
+    let list: Option<Vec<String>> = Option::deserialize(d)?;
+    list.map(|l| {
+        l.iter()
+            .map(|s| parse_trusted_proxy(s).map_err(serde::de::Error::custom))
+            .collect()
+    })
+    .transpose()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize, serde::Serialize)]
@@ -334,6 +462,7 @@ impl Settings {
             retention_pause_ms: self.retention_pause_ms.or(other.retention_pause_ms),
             backup_dir: self.backup_dir.or(other.backup_dir),
             backup_recipients: self.backup_recipients.or(other.backup_recipients),
+            backup_verify_key: self.backup_verify_key.or(other.backup_verify_key),
             backup_command: self.backup_command.or(other.backup_command),
             backup_keep_days: self.backup_keep_days.or(other.backup_keep_days),
             backup_interval_hours: self.backup_interval_hours.or(other.backup_interval_hours),
@@ -342,6 +471,51 @@ impl Settings {
             mail_from: self.mail_from.or(other.mail_from),
             mail_retry_secs: self.mail_retry_secs.or(other.mail_retry_secs),
             smtp_url: self.smtp_url.or(other.smtp_url),
+            knowledge_max_documents: self
+                .knowledge_max_documents
+                .or(other.knowledge_max_documents),
+            knowledge_max_mb: self.knowledge_max_mb.or(other.knowledge_max_mb),
+            knowledge_max_chunks: self.knowledge_max_chunks.or(other.knowledge_max_chunks),
+            knowledge_poll_ms: self.knowledge_poll_ms.or(other.knowledge_poll_ms),
+            knowledge_fetch_allow: self.knowledge_fetch_allow.or(other.knowledge_fetch_allow),
+            github_api_url: self.github_api_url.or(other.github_api_url),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    /// Attack surface: the documented `PARLO_TRUSTED_PROXIES=10.0.0.7` was refused (a bare
+    /// address is not CIDR), pushing operators to trust far wider networks than their proxy.
+    #[test]
+    fn trusted_proxies_accept_bare_addresses_and_networks() {
+        let cli = Cli::try_parse_from([
+            "parlo",
+            "--trusted-proxies",
+            "10.0.0.7,2001:db8::1,10.1.0.0/16",
+        ])
+        .unwrap();
+        let nets: Vec<String> = cli
+            .settings
+            .trusted_proxies
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nets, ["10.0.0.7/32", "2001:db8::1/128", "10.1.0.0/16"]);
+        let file: Settings =
+            toml::from_str("trusted_proxies = [\"192.0.2.1\", \"192.0.2.0/24\"]").unwrap();
+        assert_eq!(file.trusted_proxies.unwrap()[0].to_string(), "192.0.2.1/32");
+        assert!(Cli::try_parse_from(["parlo", "--trusted-proxies", "proxy.local"]).is_err());
+        assert!(toml::from_str::<Settings>("trusted_proxies = [\"x\"]").is_err());
     }
 }

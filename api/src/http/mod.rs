@@ -1,5 +1,5 @@
 //! HTTP plumbing below every area: the layers every response goes through (request id,
-//! tracing without secrets, body limits, security headers, panic safety), the client's IP
+//! tracing without secrets: spans name the matched route template, never the path, body limits, security headers, panic safety), the client's IP
 //! for rate limits, and the health probes. The areas (`widget`, `site`) may use it; it never
 //! imports an area — `app` assembles the areas' routers and wraps them here.
 
@@ -8,7 +8,7 @@ mod headers;
 pub mod health;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::{HeaderName, Request, header};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -24,6 +24,16 @@ use crate::config::Config;
 use headers::HeaderPolicy;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What a request span says about the URL: the route template that matched
+/// (`/invite/{token}`), never the path itself, which may carry a credential (invitation
+/// links, and every future tokenised link); no query string, no header. A request no route
+/// matched is logged as `<unmatched>`.
+pub fn route_of<B>(req: &Request<B>) -> &str {
+    req.extensions()
+        .get::<MatchedPath>()
+        .map_or("<unmatched>", MatchedPath::as_str)
+}
 
 /// Wraps the assembled application in the layers every response goes through.
 pub fn layers(app: Router, config: &Config) -> Router {
@@ -45,10 +55,6 @@ pub fn layers(app: Router, config: &Config) -> Router {
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(|req: &Request<_>| {
-                            // Method, route and request id only: query strings may carry
-                            // secrets and headers certainly do, and so may a path (links
-                            // in e-mails carry single-use tokens), so a matched request
-                            // logs its route template (`/password/reset/{token}`).
                             let id = req
                                 .extensions()
                                 .get::<RequestId>()
@@ -57,10 +63,7 @@ pub fn layers(app: Router, config: &Config) -> Router {
                             tracing::info_span!(
                                 "request",
                                 method = %req.method(),
-                                path = %req
-                                    .extensions()
-                                    .get::<axum::extract::MatchedPath>()
-                                    .map_or(req.uri().path(), |m| m.as_str()),
+                                route = route_of(req),
                                 request_id = %id,
                             )
                         })

@@ -184,22 +184,7 @@ pub fn reciprocal_rank_fusion<Id: Clone + Eq + Hash>(rankings: &[&[Id]], k: f32)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::knowledge::vector::{VectorFormat, cosine, normalize};
-
-    /// A deterministic pseudo-random unit vector (xorshift), no RNG crate needed.
-    fn vector(seed: u64, dim: usize) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut v: Vec<f32> = (0..dim)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % 20_001) as f32 / 10_000.0 - 1.0
-            })
-            .collect();
-        normalize(&mut v);
-        v
-    }
+    use crate::knowledge::vector::{VectorFormat, cosine, normalize, pseudo_random_unit as vector};
 
     #[test]
     fn top_k_keeps_the_best_in_order_and_breaks_ties_by_arrival() {

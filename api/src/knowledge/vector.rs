@@ -155,6 +155,22 @@ pub fn quantize(vector: &[f32]) -> (f32, Vec<i8>) {
     (scale, q)
 }
 
+/// A deterministic pseudo-random unit vector of `dim` dimensions (xorshift; the same for the
+/// same seed on every machine): test and benchmark data without an RNG crate.
+pub fn pseudo_random_unit(seed: u64, dim: usize) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v: Vec<f32> = (0..dim)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 20_001) as f32 / 10_000.0 - 1.0
+        })
+        .collect();
+    normalize(&mut v);
+    v
+}
+
 /// Scales `vector` to unit length in place (a zero vector stays zero).
 pub fn normalize(vector: &mut [f32]) {
     let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();

@@ -1,7 +1,9 @@
-//! Cross-tenant operator actions (`parlo admin`): list workspaces, show usage, suspend,
-//! reactivate, delete, erase an account. Every action is first appended to the operator
+//! Cross-tenant operator actions (`parlo admin`, and `parlo keys rotate-master`): list
+//! workspaces, show usage, suspend, reactivate, delete, erase an account, re-seal secrets
+//! under the newest master key. Every action is first appended to the operator
 //! audit log (so nothing happens unrecorded; a failure afterwards is recorded as a second
-//! entry) and the new head is written to the head file. Must never bypass row-level
+//! entry) and the new head is written to the head file; an append to a log that no longer
+//! holds the recorded head is refused (`operator_audit::append`). Must never bypass row-level
 //! security: it connects as the application role, lists tenant ids from the registry and
 //! reads or changes each workspace in that workspace's own tenant transaction.
 
@@ -11,7 +13,9 @@ use anyhow::{Context, bail};
 use serde_json::json;
 
 use super::erasure::{self, AccountErasure};
+use super::keys::{self, RotationReport};
 use super::operator_audit::{self, Head, OperatorAction, VerifyReport};
+use crate::keyring::MasterKeys;
 use crate::model::{Email, OperatorAuditEntry, TenantId, Timestamp, WorkspaceUsage};
 use crate::storage::Store;
 
@@ -55,12 +59,21 @@ impl Operator {
             .unwrap_or_else(|| "unknown".to_owned())
     }
 
+    /// The head in the head file, if there is one.
+    fn recorded_head(&self) -> anyhow::Result<Option<Head>> {
+        match &self.head_file {
+            Some(path) => Head::read(path),
+            None => Ok(None),
+        }
+    }
+
     async fn record(
         &self,
         action: &str,
         target: &str,
         details: serde_json::Value,
     ) -> anyhow::Result<OperatorAuditEntry> {
+        let recorded = self.recorded_head()?;
         let e = operator_audit::append(
             &self.store,
             &OperatorAction {
@@ -69,6 +82,7 @@ impl Operator {
                 target: target.to_owned(),
                 details,
             },
+            recorded.as_ref(),
         )
         .await?;
         if let (Some(path), Some(head)) = (&self.head_file, Head::of(&e)) {
@@ -235,15 +249,26 @@ impl Operator {
         .await
     }
 
+    /// Re-seals every stored secret under the newest master key (see `keys`).
+    pub async fn rotate_master(
+        &self,
+        keys: &MasterKeys,
+    ) -> anyhow::Result<(RotationReport, OperatorAuditEntry)> {
+        self.audited(
+            "keys.rotate_master",
+            "*",
+            json!({ "version": keys.current().0 }),
+            keys::rotate_master(&self.store, keys),
+        )
+        .await
+    }
+
     /// Verifies the chain, against `recorded` or else the head file. Not itself recorded, so
     /// verifying leaves the log as it found it.
     pub async fn verify_audit(&self, recorded: Option<Head>) -> anyhow::Result<VerifyReport> {
         let recorded = match recorded {
             Some(h) => Some(h),
-            None => match &self.head_file {
-                Some(path) => Head::read(path)?,
-                None => None,
-            },
+            None => self.recorded_head()?,
         };
         let entries = self.store.operator_audit().await?;
         operator_audit::verify(&entries, recorded.as_ref())

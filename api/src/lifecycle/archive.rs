@@ -1,18 +1,24 @@
 //! The backup file format. Plaintext layout, before age encryption:
 //!
 //! ```text
-//! "PARLO-BACKUP\0\x01"   magic and format version
+//! "PARLO-BACKUP\0\x02"   magic and format version
 //! payload                the database snapshot (SQLite file or pg_dump custom archive)
-//! manifest               JSON: backend, time, per-table row counts, payload size and SHA-256
+//! manifest               JSON: backend, time, per-table row counts, payload size and SHA-256,
+//!                        the signing key's public half
 //! u64 big-endian         manifest length
+//! signature              64 bytes: Ed25519 over SIGNED_DOMAIN ‖ manifest
 //! "PARLOEND"
 //! ```
 //!
 //! The manifest is a trailer so the payload can be streamed straight from `pg_dump` into
 //! the encryptor; the whole is encrypted with age to X25519 recipients, so only holders of a
-//! matching identity can read (and age's authentication means they can trust) any of it.
-//! Owns sealing and opening; must never write a plaintext byte to the destination file, nor
-//! leave a partial file under a backup's final name.
+//! matching identity can read any of it. age proves only that a file was encrypted *to* the
+//! operator's recipient, and a recipient is public: anyone could write a file that decrypts.
+//! So the manifest (which names the payload's SHA-256) is signed with the server's backup
+//! key (`keyring::MasterKeys::backup_signing_key`), and [`open`] refuses a backup whose
+//! signature does not verify with a trusted key — before anything is restored from it.
+//! Format 1 (unsigned) is refused. Owns sealing and opening; must never write a plaintext
+//! byte to the destination file, nor leave a partial file under a backup's final name.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -23,8 +29,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 
-const MAGIC: &[u8; 14] = b"PARLO-BACKUP\0\x01";
+use crate::keyring::BackupVerifyKey;
+
+const MAGIC: &[u8; 14] = b"PARLO-BACKUP\0\x02";
+/// Format 1: the same without signature, written before backups were signed.
+const MAGIC_UNSIGNED: &[u8; 14] = b"PARLO-BACKUP\0\x01";
 const END: &[u8; 8] = b"PARLOEND";
+const SIGNATURE_LEN: usize = ed25519_dalek::SIGNATURE_LENGTH;
+/// Bytes after the manifest: its length, the signature, the end marker.
+const TRAILER_LEN: u64 = 8 + SIGNATURE_LEN as u64 + 8;
+/// Prefixed to the manifest before signing, so the signature means nothing elsewhere.
+const SIGNED_DOMAIN: &[u8] = b"parlo-backup-manifest-v2\0";
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Manifest {
@@ -39,6 +54,9 @@ pub struct Manifest {
     pub tables: BTreeMap<String, i64>,
     pub payload_bytes: u64,
     pub payload_sha256: String,
+    /// The public half of the key that signed this backup (`ed25519:…`).
+    #[serde(default)]
+    pub signing_key: String,
 }
 
 /// Where progress goes: a person at a terminal or the log.
@@ -149,14 +167,22 @@ impl Sealer {
         })
     }
 
-    /// Appends the trailer, finishes encryption, syncs and renames into place.
-    pub fn finish(mut self, mut manifest: Manifest) -> anyhow::Result<(PathBuf, Manifest)> {
+    /// Appends the signed trailer, finishes encryption, syncs and renames into place.
+    pub fn finish(
+        mut self,
+        mut manifest: Manifest,
+        signer: &ed25519_dalek::SigningKey,
+    ) -> anyhow::Result<(PathBuf, Manifest)> {
+        use ed25519_dalek::Signer;
         manifest.payload_bytes = self.meter.done;
         manifest.payload_sha256 = hex::encode(self.hasher.finalize_reset());
+        manifest.signing_key = BackupVerifyKey(signer.verifying_key()).to_string();
         self.meter.report();
         let json = serde_json::to_vec(&manifest)?;
+        let signature = signer.sign(&signed_message(&json));
         self.out.write_all(&json)?;
         self.out.write_all(&(json.len() as u64).to_be_bytes())?;
+        self.out.write_all(&signature.to_bytes())?;
         self.out.write_all(END)?;
         let file = self
             .out
@@ -194,6 +220,23 @@ impl Write for Sealer {
     }
 }
 
+fn signed_message(manifest_json: &[u8]) -> Vec<u8> {
+    [SIGNED_DOMAIN, manifest_json].concat()
+}
+
+/// Whether one of `trusted` signed `manifest_json` with `signature`.
+fn signed_by_trusted(
+    manifest_json: &[u8],
+    signature: &[u8; SIGNATURE_LEN],
+    trusted: &[BackupVerifyKey],
+) -> bool {
+    let signature = ed25519_dalek::Signature::from_bytes(signature);
+    let message = signed_message(manifest_json);
+    trusted
+        .iter()
+        .any(|k| k.0.verify_strict(&message, &signature).is_ok())
+}
+
 /// Creates a file only its owner can read.
 pub fn private_file(path: &Path) -> anyhow::Result<File> {
     let mut opts = std::fs::OpenOptions::new();
@@ -224,8 +267,22 @@ pub struct Opened {
 }
 
 /// Decrypts `backup` with the identities in `identity_file` into a private temporary
-/// directory, then checks the trailer and the payload's SHA-256.
-pub fn open(backup: &Path, identity_file: &Path, progress: Progress) -> anyhow::Result<Opened> {
+/// directory, then checks the trailer's signature (by one of `trusted`) and the payload's
+/// SHA-256. Refuses an unsigned backup, and any whose signature does not verify.
+pub fn open(
+    backup: &Path,
+    identity_file: &Path,
+    trusted: &[BackupVerifyKey],
+    progress: Progress,
+) -> anyhow::Result<Opened> {
+    if trusted.is_empty() {
+        bail!(
+            "cannot check who wrote {}: no key to verify backup signatures with. Set \
+             PARLO_BACKUP_VERIFY_KEY to what `parlo keys backup-verify-key` prints on the \
+             server (or run where the server's master keys are configured)",
+            backup.display()
+        );
+    }
     let ids = identities(identity_file)?;
     let file = File::open(backup).with_context(|| format!("opening {}", backup.display()))?;
     let total = file.metadata().ok().map(|m| m.len());
@@ -251,8 +308,16 @@ pub fn open(backup: &Path, identity_file: &Path, progress: Progress) -> anyhow::
     reader
         .read_exact(&mut magic)
         .with_context(|| format!("decrypting {}", backup.display()))?;
+    if &magic == MAGIC_UNSIGNED {
+        bail!(
+            "refusing {}: it is an unsigned backup (format 1). Anyone who knows the public age \
+             recipient can write such a file, so its origin cannot be checked; restore it only \
+             with the Parlo version that wrote it, after making sure where it came from",
+            backup.display()
+        );
+    }
     if &magic != MAGIC {
-        bail!("{} is not a Parlo backup (format 1)", backup.display());
+        bail!("{} is not a Parlo backup (format 2)", backup.display());
     }
     let mut meter = Meter {
         progress,
@@ -274,22 +339,38 @@ pub fn open(backup: &Path, identity_file: &Path, progress: Progress) -> anyhow::
     }
     let mut file = out.into_inner().map_err(|e| e.into_error())?;
     let len = file.seek(SeekFrom::End(0))?;
-    if len < 16 {
+    if len < TRAILER_LEN {
         bail!("{} is truncated", backup.display());
     }
-    let mut tail = [0u8; 16];
-    file.seek(SeekFrom::Start(len - 16))?;
+    let mut tail = [0u8; TRAILER_LEN as usize];
+    file.seek(SeekFrom::Start(len - TRAILER_LEN))?;
     file.read_exact(&mut tail)?;
-    if &tail[8..] != END {
+    let (mlen, rest) = tail.split_at(8);
+    let (signature, end) = rest.split_at(SIGNATURE_LEN);
+    if end != END {
         bail!("{} has no manifest (truncated?)", backup.display());
     }
-    let mlen = u64::from_be_bytes(tail[..8].try_into().expect("8 bytes"));
+    let mlen = u64::from_be_bytes(mlen.try_into().expect("8 bytes"));
     let payload_len = len
-        .checked_sub(16 + mlen)
+        .checked_sub(TRAILER_LEN)
+        .and_then(|l| l.checked_sub(mlen))
         .context("the backup's manifest length is impossible")?;
     let mut json = vec![0u8; mlen as usize];
     file.seek(SeekFrom::Start(payload_len))?;
     file.read_exact(&mut json)?;
+    let signature: &[u8; SIGNATURE_LEN] = signature.try_into().expect("64 bytes");
+    if !signed_by_trusted(&json, signature, trusted) {
+        bail!(
+            "refusing {}: its signature does not verify with any trusted backup key ({}). It \
+             was not written by this Parlo server, or it was altered",
+            backup.display(),
+            trusted
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let manifest: Manifest =
         serde_json::from_slice(&json).context("reading the backup's manifest")?;
     file.set_len(payload_len)?;

@@ -1,7 +1,8 @@
 //! `parlo backup`: a consistent snapshot of the whole database, row counts taken inside the
 //! same snapshot, sealed with age to the configured recipients (see `archive`), written
 //! atomically into the backup directory, optionally handed to an off-site command, and old
-//! local backups pruned.
+//! local backups pruned. Every backup is signed with the server's backup signing key
+//! (derived from the newest master key; see `archive`).
 //!
 //! - SQLite: `VACUUM INTO` a private temporary file next to the backups (a transactionally
 //!   consistent copy that does not block writers for long), counted, then encrypted.
@@ -22,6 +23,7 @@ use anyhow::{Context, bail};
 
 use super::archive::{self, Manifest, Progress, Sealer};
 use crate::config::{Config, DatabaseUrl};
+use crate::keyring;
 use crate::storage::census::{self, PgUnrestricted, SqliteFile};
 
 #[derive(Debug, Clone)]
@@ -37,6 +39,8 @@ pub struct BackupReport {
 pub async fn run(config: &Config, progress: Progress) -> anyhow::Result<BackupReport> {
     let l = &config.lifecycle;
     let recipients = archive::recipients(&l.backup_recipients)?;
+    let signer =
+        keyring::backup_signing_key(&config.key_source, &config.key_file, config.is_production())?;
     let started = Instant::now();
     create_private_dir(&l.backup_dir)?;
     let backend = if config.database_url.is_postgres() {
@@ -62,6 +66,7 @@ pub async fn run(config: &Config, progress: Progress) -> anyhow::Result<BackupRe
         tables: BTreeMap::new(),
         payload_bytes: 0,
         payload_sha256: String::new(),
+        signing_key: String::new(),
     };
     progress.say(&format!("backup: writing {}", final_path.display()));
     let (path, manifest) = if config.database_url.is_postgres() {
@@ -70,7 +75,7 @@ pub async fn run(config: &Config, progress: Progress) -> anyhow::Result<BackupRe
              (row-level security is forced even for the table owner), e.g. \
              CREATE ROLE parlo_backup LOGIN BYPASSRLS; GRANT pg_read_all_data TO parlo_backup",
         )?;
-        postgres_backup(url, &final_path, &recipients, manifest, progress).await?
+        postgres_backup(url, &final_path, &recipients, manifest, signer, progress).await?
     } else {
         let snapshot_dir = tempfile::Builder::new()
             .prefix(".snapshot-")
@@ -84,7 +89,7 @@ pub async fn run(config: &Config, progress: Progress) -> anyhow::Result<BackupRe
             let copied =
                 std::fs::File::open(&snapshot).and_then(|mut f| std::io::copy(&mut f, &mut sealer));
             match copied {
-                Ok(_) => sealer.finish(manifest),
+                Ok(_) => sealer.finish(manifest, &signer),
                 Err(e) => {
                     sealer.abandon();
                     Err(e).context("encrypting the snapshot")
@@ -125,6 +130,9 @@ pub async fn run(config: &Config, progress: Progress) -> anyhow::Result<BackupRe
     })
 }
 
+/// Creates the backup directory readable by the server's user only (0700), and tightens an
+/// existing one to 0700: a directory made earlier by hand, or by another tool, keeps no
+/// looser permissions once backups are written into it.
 pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
@@ -134,7 +142,20 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         b.mode(0o700);
     }
     b.create(dir)
-        .with_context(|| format!("creating the backup directory {}", dir.display()))
+        .with_context(|| format!("creating the backup directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(
+            || {
+                format!(
+                    "making the backup directory {} private (mode 0700)",
+                    dir.display()
+                )
+            },
+        )?;
+    }
+    Ok(())
 }
 
 async fn sqlite_snapshot(
@@ -184,6 +205,7 @@ async fn postgres_backup(
     final_path: &Path,
     recipients: &[age::x25519::Recipient],
     mut manifest: Manifest,
+    signer: ed25519_dalek::SigningKey,
     progress: Progress,
 ) -> anyhow::Result<(PathBuf, Manifest)> {
     let mut conn = PgUnrestricted::connect(url).await?;
@@ -216,7 +238,7 @@ async fn postgres_backup(
         let status = child.wait()?;
         let errors = errors.join().unwrap_or_default();
         match (copied, status.success()) {
-            (Ok(_), true) => sealer.finish(manifest),
+            (Ok(_), true) => sealer.finish(manifest, &signer),
             (copied, _) => {
                 sealer.abandon();
                 bail!(
@@ -303,4 +325,27 @@ pub fn newest_backup(dir: &Path) -> Option<SystemTime> {
         })
         .filter_map(|e| e.metadata().ok()?.modified().ok())
         .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::create_private_dir;
+
+    #[cfg(unix)]
+    #[test]
+    fn an_existing_world_readable_backup_directory_is_tightened_to_0700() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("backups");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{mode:o}");
+        // A new one is private from the start.
+        let fresh = root.path().join("a/b/backups");
+        create_private_dir(&fresh).unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{mode:o}");
+    }
 }

@@ -10,14 +10,16 @@
 //!   members: ownership must be handed over (or the workspace deleted) first, because
 //!   deleting colleagues' data, or leaving a workspace nobody can manage, is not ours to
 //!   decide;
-//! - otherwise removes its memberships, its login sessions and the user row.
+//! - otherwise removes its memberships, its login sessions and the user row. Each removal
+//!   re-checks, in its transaction, that the workspace keeps an owner: of two co-owners
+//!   deleting their accounts at the same moment, one is refused as the only owner.
 //!
 //! Entries a workspace's own audit log recorded about the person keep their (now dangling)
 //! user id: they belong to the workspace and go with it. Must never run a cross-tenant
 //! statement: each workspace is changed in its own tenant transaction.
 
 use crate::model::{Role, TenantId, UserId};
-use crate::storage::Store;
+use crate::storage::{Store, StoreError};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct AccountErasure {
@@ -62,21 +64,37 @@ pub async fn erase_account(store: &Store, user: UserId) -> Result<AccountErasure
         } else if m.role == Role::Owner && !another_owner {
             blocked.push(m.tenant_id);
         } else {
-            leave.push(m.tenant_id);
+            leave.push((m.tenant_id, m.role));
         }
     }
     if !blocked.is_empty() {
         return Err(ErasureError::SoleOwner(blocked));
     }
-    let mut report = AccountErasure::default();
+    // Owner memberships first: a removal is refused when it would leave no owner (another
+    // co-owner left at the same moment), and then what was removed before it is put back,
+    // so the refusal changes nothing. Only then is anything deleted.
+    leave.sort_by_key(|(_, role)| *role != Role::Owner);
+    let mut left = Vec::new();
+    for (t, role) in leave {
+        match store.remove_member(t, user).await {
+            Ok(Some(_)) => left.push((t, role)),
+            Ok(None) => {}
+            Err(StoreError::Conflict(_)) => {
+                for (back, role) in left {
+                    store.add_member(back, user, role).await?;
+                }
+                return Err(ErasureError::SoleOwner(vec![t]));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut report = AccountErasure {
+        memberships_removed: left.len(),
+        ..AccountErasure::default()
+    };
     for t in delete {
         if store.delete_workspace(t).await? {
             report.workspaces_deleted.push(t);
-        }
-    }
-    for t in leave {
-        if store.remove_member(t, user).await? {
-            report.memberships_removed += 1;
         }
     }
     report.sessions_deleted = store.delete_user_sessions(user).await?;

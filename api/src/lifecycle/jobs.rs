@@ -1,6 +1,8 @@
 //! The background jobs inside `parlo serve`: the mail outbox (drained whenever mail is
-//! queued, and polled for retries), retention every `PARLO_RETENTION_INTERVAL_SECS` and,
-//! when `PARLO_BACKUP_INTERVAL_HOURS` is set, backups. Each run takes its job lock, so
+//! queued, and polled for retries), retention every `PARLO_RETENTION_INTERVAL_SECS`, when
+//! `PARLO_BACKUP_INTERVAL_HOURS` is set backups, and the knowledge ingestion worker polling
+//! its queue every `PARLO_KNOWLEDGE_POLL_MS` (claims are per job, so every process runs
+//! one). Each run takes its job lock, so
 //! with several processes on one PostgreSQL only one runs it at a time. Must never stop the
 //! server because a job failed: failures are logged and retried at the next interval.
 
@@ -13,7 +15,10 @@ use super::archive::{self, Progress};
 use super::backup;
 use super::retention::{self, RetentionOptions, RetentionOutcome};
 use crate::config::Config;
+use crate::keyring::KeyRing;
+use crate::knowledge::ingest::Ingestor;
 use crate::mail::Mailer;
+use crate::mistral::MistralClient;
 use crate::model::Timestamp;
 use crate::storage::{Job, Store};
 
@@ -35,8 +40,18 @@ impl Drop for Jobs {
 }
 
 /// Starts the configured jobs. Refuses scheduled backups that could not be written.
-pub fn spawn(store: Store, config: Arc<Config>, mailer: &Mailer) -> anyhow::Result<Jobs> {
+pub fn spawn(
+    store: Store,
+    config: Arc<Config>,
+    keys: Arc<KeyRing>,
+    mailer: &Mailer,
+) -> anyhow::Result<Jobs> {
     let mut tasks = vec![mailer.spawn_worker()];
+    if let Some(every) = config.knowledge.poll {
+        let mistral = MistralClient::new(config.mistral_base_url.clone(), config.upstream_timeouts);
+        let ingestor = Ingestor::new(store.clone(), &config, keys, mistral)?;
+        tasks.push(tokio::spawn(knowledge_loop(ingestor, every)));
+    }
     let l = &config.lifecycle;
     if let Some(every) = l.retention_interval {
         let opts = RetentionOptions {
@@ -66,6 +81,7 @@ async fn retention_loop(store: Store, every: Duration, opts: RetentionOptions) {
                 messages = r.deleted.messages,
                 attachments = r.deleted.attachments,
                 workspaces = r.workspaces,
+                rate_limit_windows = r.rate_limit_windows,
                 elapsed_ms = r.elapsed.as_millis() as u64,
                 "retention run finished"
             ),
@@ -73,6 +89,17 @@ async fn retention_loop(store: Store, every: Duration, opts: RetentionOptions) {
                 tracing::debug!("retention is running in another process")
             }
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "retention run failed"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+async fn knowledge_loop(ingestor: Ingestor, every: Duration) {
+    loop {
+        match ingestor.run_due().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "knowledge ingestion ran"),
+            Err(e) => tracing::warn!(error = %e, "knowledge ingestion could not claim jobs"),
         }
         tokio::time::sleep(every).await;
     }

@@ -11,8 +11,11 @@
 //!   some entry on and recompute everything after, and can drop the newest entries. Both are
 //!   caught only by comparing with a head recorded outside the database: after every action
 //!   the head (`seq:hash`) is printed and written to the head file, and `audit verify` checks
-//!   that the chain still contains that exact entry. Keep a copy of the head somewhere the
-//!   database's administrators cannot write (a ticket, a log shipper, another host).
+//!   that the chain still contains that exact entry. Every append first checks the same
+//!   (the log's tip is the recorded head, or chains from it) and refuses otherwise, so a
+//!   later action cannot re-use the removed sequence numbers and overwrite the head file.
+//!   Keep a copy of the head somewhere the database's administrators cannot write (a
+//!   ticket, a log shipper, another host).
 //!
 //! Must never update or delete an entry (the application role may only INSERT and SELECT on
 //! PostgreSQL; triggers refuse it on SQLite).
@@ -141,12 +144,61 @@ impl Head {
     }
 }
 
-/// Appends `a` to the chain and returns the stored entry. Retries when another operator
-/// appended at the same moment (the sequence number is the primary key).
-pub async fn append(store: &Store, a: &OperatorAction) -> anyhow::Result<OperatorAuditEntry> {
+/// The chain's tip disagrees with the recorded head: entries were removed or rewritten.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "refusing to append to the operator audit log: the recorded head is entry {expected}, but \
+     the log's newest entry is {found}. Entries were removed or rewritten since the head was \
+     recorded; nothing was changed, so the evidence stays. Keep the head file and the \
+     database as they are and run `parlo admin audit verify` for details"
+)]
+pub struct TipMismatch {
+    /// The recorded head (`SEQ:HEX`).
+    pub expected: String,
+    /// The log's tip (`SEQ:HEX`, or a description of an empty log).
+    pub found: String,
+}
+
+/// Checks, before appending, that the log still holds the recorded head `head`: its tip is
+/// that entry, or a later one that chains from it (another operator appended since).
+async fn check_tip(
+    store: &Store,
+    tip: Option<&OperatorAuditEntry>,
+    head: &Head,
+) -> anyhow::Result<()> {
+    let found = tip.and_then(Head::of);
+    match &found {
+        Some(t) if t == head => return Ok(()),
+        // Another operator appended since: fine if the chain still holds this head.
+        Some(t)
+            if t.seq > head.seq && verify(&store.operator_audit().await?, Some(head)).is_ok() =>
+        {
+            return Ok(());
+        }
+        _ => {}
+    }
+    Err(TipMismatch {
+        expected: head.to_string(),
+        found: found.map_or_else(|| "none (the log is empty)".to_owned(), |t| t.to_string()),
+    }
+    .into())
+}
+
+/// Appends `a` to the chain and returns the stored entry, after checking that the chain
+/// still holds `recorded` (the head written after the last action), if there is one.
+/// Retries when another operator appended at the same moment (the sequence number is the
+/// primary key).
+pub async fn append(
+    store: &Store,
+    a: &OperatorAction,
+    recorded: Option<&Head>,
+) -> anyhow::Result<OperatorAuditEntry> {
     let details = serde_json::to_string(&a.details)?;
     for _ in 0..10 {
         let last = store.last_operator_audit().await?;
+        if let Some(head) = recorded {
+            check_tip(store, last.as_ref(), head).await?;
+        }
         let (seq, prev_hash) = match &last {
             Some(l) => (l.seq + 1, l.hash.clone()),
             None => (1, GENESIS.to_vec()),

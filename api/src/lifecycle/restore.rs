@@ -1,6 +1,7 @@
 //! `parlo restore`: the restore drill (`--verify`) and the real restore.
 //!
-//! Both decrypt a backup into a private temporary directory (see `archive::open`), then:
+//! Both decrypt a backup into a private temporary directory (see `archive::open`), refuse
+//! it unless its signature verifies with a trusted key ([`trusted_keys`]), then:
 //! - `--verify` restores it into an isolated temporary database (SQLite: the decrypted file
 //!   itself; PostgreSQL: a database created for the purpose and dropped afterwards), checks
 //!   integrity (`PRAGMA integrity_check` and `foreign_key_check`; `pg_restore
@@ -20,6 +21,7 @@ use anyhow::{Context, bail};
 use super::archive::{self, Manifest, Opened, Progress};
 use super::backup::pg_tool;
 use crate::config::{Config, DatabaseUrl};
+use crate::keyring::{self, BackupVerifyKey};
 use crate::storage::census::{self, PgUnrestricted, SqliteFile, sqlite_path};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -95,9 +97,28 @@ fn compare(
     }
 }
 
-async fn open(backup: &Path, identity: &Path, progress: Progress) -> anyhow::Result<Opened> {
+/// The keys whose backup signatures are trusted: `PARLO_BACKUP_VERIFY_KEY`, and this
+/// machine's own signing keys (`keyring::own_backup_verify_keys`). Never generates a key file.
+pub fn trusted_keys(config: &Config) -> anyhow::Result<Vec<BackupVerifyKey>> {
+    let mut trusted = config.lifecycle.backup_verify_keys.clone();
+    trusted.extend(keyring::own_backup_verify_keys(
+        &config.key_source,
+        &config.key_file,
+        config.is_production(),
+    )?);
+    Ok(trusted)
+}
+
+async fn open(
+    config: &Config,
+    backup: &Path,
+    identity: &Path,
+    progress: Progress,
+) -> anyhow::Result<Opened> {
+    let trusted = trusted_keys(config)?;
     let (backup, identity) = (backup.to_owned(), identity.to_owned());
-    tokio::task::spawn_blocking(move || archive::open(&backup, &identity, progress)).await?
+    tokio::task::spawn_blocking(move || archive::open(&backup, &identity, &trusted, progress))
+        .await?
 }
 
 /// The restore drill. Fails if integrity or any row count does not check out.
@@ -107,7 +128,7 @@ pub async fn verify(
     identity: &Path,
     progress: Progress,
 ) -> anyhow::Result<CheckReport> {
-    let opened = open(backup, identity, progress).await?;
+    let opened = open(config, backup, identity, progress).await?;
     let report = match opened.manifest.backend.as_str() {
         "sqlite" => {
             let mut file = SqliteFile::open_read_only(&opened.payload).await?;
@@ -209,7 +230,7 @@ pub async fn restore(
     into: Option<&str>,
     progress: Progress,
 ) -> anyhow::Result<CheckReport> {
-    let opened = open(backup, identity, progress).await?;
+    let opened = open(config, backup, identity, progress).await?;
     let report = match opened.manifest.backend.as_str() {
         "sqlite" => {
             let target = match into {

@@ -3,7 +3,8 @@
 //! tenant in small transactions so the API keeps getting the database between them, and
 //! runs at most once at a time across processes (`Job::Retention`). Must never delete a
 //! conversation that was active within its bot's retention, and never reads the clock
-//! itself: callers pass `now`, so tests can travel in time.
+//! itself: callers pass `now`, so tests can travel in time. Each run also deletes the
+//! rate-limit windows that have ended (they would otherwise pile up forever).
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,8 @@ pub struct RetentionReport {
     pub bots: usize,
     pub transactions: u64,
     pub deleted: PurgeCounts,
+    /// Ended rate-limit windows deleted.
+    pub rate_limit_windows: u64,
     #[serde(skip)]
     pub elapsed: Duration,
 }
@@ -44,11 +47,12 @@ impl std::fmt::Display for RetentionReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "deleted {} conversations, {} messages and {} attachments in {} workspaces ({} bots, {} transactions, {:.1} s)",
+            "deleted {} conversations, {} messages and {} attachments in {} workspaces, and {} ended rate-limit windows ({} bots, {} transactions, {:.1} s)",
             self.deleted.conversations,
             self.deleted.messages,
             self.deleted.attachments,
             self.workspaces,
+            self.rate_limit_windows,
             self.bots,
             self.transactions,
             self.elapsed.as_secs_f64()
@@ -108,6 +112,7 @@ async fn purge(
             }
         }
     }
+    report.rate_limit_windows = store.purge_rate_limits(now).await?;
     report.elapsed = started.elapsed();
     Ok(report)
 }

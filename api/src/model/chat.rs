@@ -167,3 +167,54 @@ pub struct Attachment {
     pub sha256: Vec<u8>,
     pub created_at: Timestamp,
 }
+
+/// The conversation a widget token names, as its verified claims say: every widget query
+/// filters by both, so a token of one bot never reaches another bot's conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WidgetScope {
+    pub bot: BotId,
+    pub conversation: ConversationId,
+}
+
+/// What a widget request found, read in the same transaction as its work: the workspace's
+/// suspension takes effect at once, whenever the token was issued.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Scoped<T> {
+    Open(T),
+    /// The workspace is suspended; nothing was read or stored.
+    Suspended,
+    /// No conversation of this bot with this id (cleared, expired, or another bot's).
+    NoConversation,
+}
+
+/// An attachment read by OCR, stored with the user's message holding its text.
+#[derive(Debug, Clone)]
+pub struct NewAttachmentText {
+    pub file_name: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub sha256: Vec<u8>,
+    /// The user's message: the attachment's name and its text.
+    pub content: String,
+}
+
+impl<T> Scoped<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Scoped<U> {
+        match self {
+            Scoped::Open(v) => Scoped::Open(f(v)),
+            Scoped::Suspended => Scoped::Suspended,
+            Scoped::NoConversation => Scoped::NoConversation,
+        }
+    }
+}
+
+impl Scoped<()> {
+    /// `None` when open; otherwise the same refusal, for a result of any type.
+    pub fn refusal<U>(&self) -> Option<Scoped<U>> {
+        match self {
+            Scoped::Open(()) => None,
+            Scoped::Suspended => Some(Scoped::Suspended),
+            Scoped::NoConversation => Some(Scoped::NoConversation),
+        }
+    }
+}

@@ -217,7 +217,8 @@ fn enrol_page(
         StatusCode::OK
     };
     chrome.error = error;
-    Ok(render_status(
+    // The page shows the secret: no cache (browser, proxy, back button) may keep it.
+    Ok(no_store(render_status(
         status,
         &MfaEnrolPage {
             chrome,
@@ -225,7 +226,17 @@ fn enrol_page(
             secret: secret.to_owned(),
             sealed: mfa::seal_for_form(&state.keys.master, user.user.id, secret),
         },
-    ))
+    )))
+}
+
+/// Marks a response that shows a secret (TOTP secret, recovery codes) as not to be stored
+/// by any cache.
+pub fn no_store(mut resp: axum::response::Response) -> axum::response::Response {
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    resp
 }
 
 async fn mfa_enrol(State(state): State<AppState>, user: CurrentUser) -> PageResult {
@@ -259,7 +270,7 @@ async fn mfa_confirm(
     let secret = mfa::open_from_form(&state.keys.master, user.user.id, &form.sealed)
         .ok_or_else(|| PageError::BadRequest("The set-up form expired. Start again.".into()))?;
     let secret = secret.expose_secret();
-    if mfa::verify(secret, &form.code, mfa::now_secs()).is_none() {
+    let Some(step) = mfa::verify(secret, &form.code, mfa::now_secs()) else {
         return enrol_page(
             &state,
             &user,
@@ -269,31 +280,30 @@ async fn mfa_confirm(
                     .into(),
             ),
         );
-    }
+    };
     let sealed = crypto::seal(
         &state.keys.master,
         Purpose::Totp(user.user.id),
         secret.as_bytes(),
     );
-    let (codes, hashes) = mfa::recovery_codes();
-    state.store.set_totp(user.user.id, Some(&sealed)).await?;
+    let (codes, entries) = mfa::recovery_codes(&state.keys.master);
+    // The confirming code's step counts as used: it cannot log in a second time.
     state
         .store
-        .set_recovery_codes(user.user.id, &hashes)
+        .set_totp(user.user.id, Some((&sealed, step)))
+        .await?;
+    state
+        .store
+        .set_recovery_codes(user.user.id, &entries)
         .await?;
     // This session just proved the second factor; the user's other sessions must now prove it.
     state.store.mark_login_session_mfa(user.session.id).await?;
     audit_user(&state, &user.user, "mfa.enable", json!({"method": "totp"})).await;
     notify(&state, &user, SecurityEvent::MfaEnabled).await;
-    let mut resp = render(&RecoveryCodesPage {
+    Ok(no_store(render(&RecoveryCodesPage {
         chrome: user_chrome(&user, "Recovery codes", "account"),
         codes,
-    });
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    Ok(resp)
+    })))
 }
 
 #[derive(Deserialize)]

@@ -252,16 +252,41 @@ pub(super) fn account_key(prefix: &str, email: &str) -> String {
     )
 }
 
+/// The client network an address belongs to, for the per-account login limit: IPv4 per /24,
+/// IPv6 per /64 (what one subscriber or one rented server block usually holds). An address
+/// that does not parse is its own network. Takes an address or the client's rate-limit bucket
+/// (`1.2.3.4/32`, `2001:db8::/64`).
+fn client_network(ip: &str) -> String {
+    let addr = ip
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .or_else(|| ip.parse::<ipnet::IpNet>().ok().map(|n| n.addr()));
+    match addr {
+        Some(std::net::IpAddr::V4(v4)) => ipnet::Ipv4Net::new(v4, 24)
+            .map(|n| n.trunc().to_string())
+            .unwrap_or_else(|_| ip.to_owned()),
+        Some(std::net::IpAddr::V6(v6)) => ipnet::Ipv6Net::new(v6, 64)
+            .map(|n| n.trunc().to_string())
+            .unwrap_or_else(|_| ip.to_owned()),
+        None => ip.to_owned(),
+    }
+}
+
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> PageResult {
+    // Per source, whatever the account; and per account from one client network, so ten
+    // wrong passwords sent from elsewhere cannot lock the real user out of their own.
     limits::hit(&state, &format!("login:ip:{ip}"), limits::LOGIN_PER_IP).await?;
     limits::hit(
         &state,
-        &account_key("login:account", &form.email),
+        &account_key(
+            &format!("login:account:{}", client_network(&ip)),
+            &form.email,
+        ),
         limits::LOGIN_PER_ACCOUNT,
     )
     .await?;
@@ -319,7 +344,14 @@ async fn login(
         ));
     }
     let mfa = user.totp.is_some();
-    if !mfa {
+    if mfa {
+        // Recovery codes stored before they were keyed are keyed now (the codes stay valid).
+        let keys = &state.keys.master;
+        state
+            .store
+            .rewrite_recovery_codes(user.id, |entry| mfa::rekey_legacy_entry(keys, entry))
+            .await?;
+    } else {
         audit_user(&state, &user, "login.success", json!({"mfa": false})).await;
     }
     let cookie = session::start(&state, &user, false).await?;
@@ -357,9 +389,12 @@ pub async fn check_second_factor(
     code: &str,
 ) -> PageResult<Option<&'static str>> {
     if mfa::looks_like_recovery(code) {
+        let keys = &state.keys.master;
         let ok = state
             .store
-            .consume_recovery_code(user.id, &mfa::recovery_hash(code))
+            .consume_recovery_code(user.id, |entry| {
+                mfa::recovery_code_matches(keys, entry, code)
+            })
             .await?;
         if ok {
             let left = state.store.recovery_codes_left(user.id).await?;
@@ -451,4 +486,30 @@ async fn logout(
         session::clear_session_cookie(&state.config),
     );
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_network;
+
+    #[test]
+    fn login_failures_are_counted_per_ipv4_24_and_ipv6_64() {
+        assert_eq!(client_network("198.51.100.7"), "198.51.100.0/24");
+        assert_eq!(client_network("198.51.100.7/32"), "198.51.100.0/24");
+        assert_eq!(client_network("2001:db8:1:2::/64"), "2001:db8:1:2::/64");
+        assert_eq!(
+            client_network("198.51.100.200"),
+            client_network("198.51.100.7")
+        );
+        assert_ne!(
+            client_network("198.51.101.7"),
+            client_network("198.51.100.7")
+        );
+        assert_eq!(client_network("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(
+            client_network("2001:db8:1:2:ffff::1"),
+            client_network("2001:db8:1:2::9")
+        );
+        assert_eq!(client_network("unknown"), "unknown");
+    }
 }

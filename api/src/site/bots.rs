@@ -55,6 +55,8 @@ pub fn router() -> Router<AppState> {
         .route("/w/{t}/bots/{bot}/delete", post(delete))
         .route("/w/{t}/bots/{bot}/embed", get(embed))
         .route("/w/{t}/bots/{bot}/preview", get(preview))
+        .route("/w/{t}/bots/{bot}/preview/session", post(preview_session))
+        .route("/assets/preview.js", get(preview_js))
 }
 
 /// The bot named in the path, if it belongs to the workspace (else 404).
@@ -417,12 +419,43 @@ async fn preview(
         bot_name: bot.settings.name.clone(),
         public_id: bot.public_id.clone(),
         script_src: format!("{origin}/widget.js"),
+        widget_session: format!("{origin}/api/widget/v1/session"),
     });
     resp.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(PREVIEW_CSP),
     );
     Ok(resp)
+}
+
+/// What the preview's script sends in place of the widget's `POST /session` body.
+#[derive(Deserialize)]
+struct PreviewSessionForm {
+    #[serde(default)]
+    resume: Option<String>,
+}
+
+/// The preview's widget session: only for a signed-in member of the bot's workspace, with
+/// the page's CSRF token, from this origin. The widget API itself no longer exempts
+/// Parlo's own origin, so this is the only way to a token for it.
+async fn preview_session(
+    State(state): State<AppState>,
+    Member(ws): Member,
+    Path((_, bot)): Path<(String, String)>,
+    CsrfForm(form): CsrfForm<PreviewSessionForm>,
+) -> PageResult {
+    let bot = bot_in(&state, &ws, &bot).await?;
+    Ok(
+        match crate::widget::preview_session(&state, ws.id, bot, form.resume.as_deref()).await {
+            Ok(resp) => resp,
+            Err(e) => axum::response::IntoResponse::into_response(e),
+        },
+    )
+}
+
+/// The preview page's script: hands the widget its session through the site.
+async fn preview_js() -> Response {
+    super::trust::asset("text/javascript; charset=utf-8", parlo_site::PREVIEW_JS)
 }
 
 #[cfg(test)]

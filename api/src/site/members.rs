@@ -1,6 +1,9 @@
 //! Members and invitations. Owners and admins invite (by a link whose token is stored only
-//! as a hash), change roles and remove members; only owners make or unmake owners; a
-//! workspace always keeps at least one owner; nobody edits their own role here.
+//! as a hash), see and revoke open invitations, change roles and remove members; only owners
+//! make or unmake owners; nobody edits their own role here. The store keeps a workspace
+//! with at least one owner (checked inside the transaction), revokes the invitations of a
+//! member who is removed or demoted, and accepts an invitation only while its creator may
+//! still grant it.
 
 use axum::extract::{Path, Query, State};
 use axum::{Router, routing::get, routing::post};
@@ -13,7 +16,7 @@ use crate::mail::Mail;
 use crate::model::{Email, InvitationId, Lang, NewInvitation, Role, Timestamp, UserId};
 use crate::state::AppState;
 
-use super::account::NoticeQuery;
+use super::account::{NoticeQuery, no_store};
 use super::csrf::{CsrfForm, NoFields};
 use super::page::{PageError, PageResult, render, see_other, when};
 use super::workspace::{Manager, Member, Ws};
@@ -51,11 +54,11 @@ async fn render_page(
         chrome,
         ws: ws.link(),
         members: members
-            .into_iter()
+            .iter()
             .map(|m| MemberRow {
                 editable: may_edit(ws, m.user_id, m.role),
                 user_id: m.user_id.to_string(),
-                email: m.email,
+                email: m.email.clone(),
                 role: m.role.as_str().to_owned(),
             })
             .collect(),
@@ -65,6 +68,7 @@ async fn render_page(
             .map(|i| InvitationRow {
                 id: i.id.to_string(),
                 role: i.role.as_str().to_owned(),
+                created_by: creator_of(&members, i.created_by),
                 expires_at: when(i.expires_at),
             })
             .collect(),
@@ -72,6 +76,16 @@ async fn render_page(
         is_owner: ws.is_owner(),
         new_link,
     }))
+}
+
+/// Who created an invitation, as the members page names them. Removing or demoting a member
+/// revokes their invitations, so an open one names a current member; an invitation whose
+/// creator is unknown cannot be accepted (see `Store::accept_invitation`).
+fn creator_of(members: &[crate::model::Member], created_by: Option<UserId>) -> String {
+    members
+        .iter()
+        .find(|m| Some(m.user_id) == created_by)
+        .map_or_else(|| "(no longer a member)".to_owned(), |m| m.email.clone())
 }
 
 async fn page(
@@ -145,12 +159,9 @@ async fn invite(
     )
     .await;
     // Shown once, in this response; the server keeps only the hash.
-    let mut resp = render_page(&state, &ws, None, Some(format!("{origin}/invite/{token}"))).await?;
-    resp.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    Ok(resp)
+    Ok(no_store(
+        render_page(&state, &ws, None, Some(format!("{origin}/invite/{token}"))).await?,
+    ))
 }
 
 async fn revoke(
@@ -218,15 +229,20 @@ async fn set_role(
             "only owners can make someone an owner.",
         ));
     }
-    state
+    let revoked = state
         .store
         .set_member_role(ws.id, member.user_id, role)
-        .await?;
+        .await?
+        .ok_or(PageError::NotFound)?;
     ws.audit(
         &state,
         "member.role",
         &member.email,
-        json!({"from": member.role.as_str(), "to": role.as_str()}),
+        json!({
+            "from": member.role.as_str(),
+            "to": role.as_str(),
+            "invitations_revoked": revoked,
+        }),
     )
     .await;
     Ok(see_other(&ws.path("/members?notice=member_updated")))
@@ -239,12 +255,16 @@ async fn remove(
     CsrfForm(_): CsrfForm<NoFields>,
 ) -> PageResult {
     let member = editable_member(&state, &ws, &user).await?;
-    state.store.remove_member(ws.id, member.user_id).await?;
+    let revoked = state
+        .store
+        .remove_member(ws.id, member.user_id)
+        .await?
+        .ok_or(PageError::NotFound)?;
     ws.audit(
         &state,
         "member.remove",
         &member.email,
-        json!({"role": member.role.as_str()}),
+        json!({"role": member.role.as_str(), "invitations_revoked": revoked}),
     )
     .await;
     Ok(see_other(&ws.path("/members?notice=member_removed")))

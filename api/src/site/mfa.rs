@@ -1,6 +1,7 @@
 //! TOTP (RFC 6238: SHA-1, 6 digits, 30-second steps, one step of clock skew each way), the
 //! enrolment QR code rendered here as inline SVG (no third-party image service ever sees the
-//! secret), and recovery codes, of which only SHA-256 hashes are stored.
+//! secret), and recovery codes, of which only keyed hashes are stored (HMAC-SHA256 of the
+//! code's SHA-256 under a key derived from a master key version, which the entry names).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -10,8 +11,11 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, Secret, TOTP};
 
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
 use crate::crypto::{self, Purpose};
-use crate::keyring::MasterKeys;
+use crate::keyring::{Key, MasterKeys};
 use crate::model::{SealedSecret, UserId};
 
 const STEP_SECS: u64 = 30;
@@ -119,8 +123,8 @@ pub fn open_stored(keys: &MasterKeys, user: UserId, sealed: &SealedSecret) -> Op
         .map(|s| s.expose_secret().to_owned())
 }
 
-/// Ten fresh recovery codes like `k3j9x-7ppq2` (50 bits each), and their hashes.
-pub fn recovery_codes() -> (Vec<String>, Vec<Vec<u8>>) {
+/// Ten fresh recovery codes like `k3j9x-7ppq2` (50 bits each), and the entries to store.
+pub fn recovery_codes(keys: &MasterKeys) -> (Vec<String>, Vec<String>) {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
     let codes: Vec<String> = (0..RECOVERY_CODES)
         .map(|_| {
@@ -132,18 +136,70 @@ pub fn recovery_codes() -> (Vec<String>, Vec<Vec<u8>>) {
             format!("{}-{}", &chars[..5], &chars[5..])
         })
         .collect();
-    let hashes = codes.iter().map(|c| recovery_hash(c)).collect();
-    (codes, hashes)
+    let (version, key) = keys.current();
+    let entries = codes
+        .iter()
+        .map(|c| keyed_entry(version, key, &recovery_digest(c)))
+        .collect();
+    (codes, entries)
 }
 
-/// SHA-256 of a recovery code as typed, ignoring case, spaces and dashes.
-pub fn recovery_hash(code: &str) -> Vec<u8> {
+/// SHA-256 of a recovery code as typed, ignoring case, spaces and dashes. Stored as such
+/// (hex) before codes were keyed; now only ever stored under a key ([`keyed_entry`]).
+fn recovery_digest(code: &str) -> Vec<u8> {
     let norm: String = code
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .map(|c| c.to_ascii_lowercase())
         .collect();
     crypto::sha256(format!("parlo:recovery:v1:{norm}").as_bytes())
+}
+
+/// HMAC-SHA256 under a key derived from master key `master`, so the database alone (a
+/// backup, a dump) cannot test guesses of the 50-bit codes.
+fn keyed_digest(master: &Key, digest: &[u8]) -> Vec<u8> {
+    let mut k = Hmac::<Sha256>::new_from_slice(master.bytes()).expect("any key length");
+    k.update(b"parlo:site:recovery-key:v1");
+    let derived = k.finalize().into_bytes();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&derived).expect("any key length");
+    mac.update(digest);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// A stored entry: `k{master key version}:` + hex of the keyed digest.
+fn keyed_entry(version: u32, master: &Key, digest: &[u8]) -> String {
+    format!("k{version}:{}", hex::encode(keyed_digest(master, digest)))
+}
+
+/// Whether the stored `entry` is the recovery code `typed`. Entries keyed under a master key
+/// version that is no longer configured match nothing; unkeyed entries (hex SHA-256, from
+/// before codes were keyed) still match until [`rekey_legacy_entry`] rewrites them.
+pub fn recovery_code_matches(keys: &MasterKeys, entry: &str, typed: &str) -> bool {
+    let digest = recovery_digest(typed);
+    let expected = match entry.split_once(':') {
+        Some((v, _)) => match v
+            .strip_prefix('k')
+            .and_then(|v| v.parse().ok())
+            .and_then(|v| keys.get(v).map(|k| (v, k)))
+        {
+            Some((v, k)) => keyed_entry(v, k, &digest),
+            None => return false,
+        },
+        None => hex::encode(digest),
+    };
+    bool::from(expected.as_bytes().ct_eq(entry.as_bytes()))
+}
+
+/// An unkeyed entry (hex SHA-256) keyed under the current master key: the HMAC is taken
+/// over the stored digest, so the code the user holds keeps working. `None` for an entry
+/// that is already keyed.
+pub fn rekey_legacy_entry(keys: &MasterKeys, entry: &str) -> Option<String> {
+    if entry.contains(':') {
+        return None;
+    }
+    let digest = hex::decode(entry).ok()?;
+    let (version, key) = keys.current();
+    Some(keyed_entry(version, key, &digest))
 }
 
 /// Whether the input looks like a recovery code rather than a TOTP code.
@@ -174,13 +230,48 @@ mod tests {
         assert!(!svg.contains("<?xml") && !svg.contains("style="));
     }
 
+    fn ring() -> MasterKeys {
+        MasterKeys::parse(
+            "1:dGVzdC1tYXN0ZXIta2V5LTAxMjM0NTY3ODlhYmNkZWY=,\
+             2:c2Vjb25kLW1hc3Rlci1rZXktMDEyMzQ1Njc4OWFiY2Q=",
+        )
+        .unwrap()
+    }
+
     #[test]
     fn recovery_codes_match_however_typed() {
-        let (codes, hashes) = recovery_codes();
+        let keys = ring();
+        let (codes, entries) = recovery_codes(&keys);
         assert_eq!(codes.len(), 10);
         let typed = codes[3].to_uppercase().replace('-', " ");
-        assert_eq!(recovery_hash(&typed), hashes[3]);
+        assert!(recovery_code_matches(&keys, &entries[3], &typed));
+        assert!(!recovery_code_matches(&keys, &entries[4], &typed));
         assert!(looks_like_recovery(&codes[0]));
         assert!(!looks_like_recovery("123456"));
+    }
+
+    #[test]
+    fn recovery_codes_are_stored_keyed_not_as_plain_sha256() {
+        let keys = ring();
+        let (codes, entries) = recovery_codes(&keys);
+        for (code, entry) in codes.iter().zip(&entries) {
+            assert!(entry.starts_with("k2:"), "keyed under the current version");
+            assert!(!entry.contains(&hex::encode(recovery_digest(code))));
+        }
+        // Another server's keys cannot check a guess against a copied entry.
+        let other = MasterKeys::parse("2:b3RoZXItc2VydmVyLWtleS0wMTIzNDU2Nzg5YWJjZGU=").unwrap();
+        assert!(!recovery_code_matches(&other, &entries[0], &codes[0]));
+    }
+
+    #[test]
+    fn legacy_unkeyed_codes_keep_working_and_are_rekeyed() {
+        let keys = ring();
+        let legacy = hex::encode(recovery_digest("abcde-fghjk"));
+        assert!(recovery_code_matches(&keys, &legacy, "ABCDE FGHJK"));
+        let rekeyed = rekey_legacy_entry(&keys, &legacy).unwrap();
+        assert!(rekeyed.starts_with("k2:"));
+        assert!(recovery_code_matches(&keys, &rekeyed, "abcde-fghjk"));
+        assert!(!recovery_code_matches(&keys, &rekeyed, "abcde-fghjm"));
+        assert_eq!(rekey_legacy_entry(&keys, &rekeyed), None);
     }
 }

@@ -26,7 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/assets/site.js", get(js))
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
+pub(super) fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),

@@ -70,9 +70,14 @@ impl From<SessionRow> for LoginSession {
     }
 }
 
-/// The stored recovery codes: a JSON array of hex SHA-256 hashes.
-fn parse_code_hashes(json: &str) -> StoreResult<Vec<String>> {
+/// The stored recovery codes: a JSON array of entries, one per unused code, each a keyed
+/// hash whose format belongs to the site (`site::mfa`); storage only keeps and removes them.
+fn parse_code_entries(json: &str) -> StoreResult<Vec<String>> {
     serde_json::from_str(json).map_err(|_| corrupt("users.recovery_codes"))
+}
+
+fn code_entries_json(entries: &[String]) -> String {
+    serde_json::to_string(entries).expect("strings serialise")
 }
 
 async fn recovery_codes(tx: &mut Tx, id: UserId) -> StoreResult<Option<String>> {
@@ -81,6 +86,23 @@ async fn recovery_codes(tx: &mut Tx, id: UserId) -> StoreResult<Option<String>> 
         .bind(id)
         .fetch_optional()
         .await?)
+}
+
+/// Stores `codes` if the stored JSON is still `seen`; false if it changed meanwhile.
+async fn compare_and_set_codes(
+    tx: &mut Tx,
+    id: UserId,
+    seen: &str,
+    codes: &[String],
+) -> StoreResult<bool> {
+    let n = tx
+        .query("UPDATE users SET recovery_codes = $2 WHERE id = $1 AND recovery_codes = $3")
+        .bind(id)
+        .bind(code_entries_json(codes))
+        .bind(seen)
+        .execute()
+        .await?;
+    Ok(n == 1)
 }
 
 impl Store {
@@ -149,16 +171,26 @@ impl Store {
         .await
     }
 
-    pub async fn set_totp(&self, id: UserId, totp: Option<&SealedSecret>) -> StoreResult<()> {
+    /// Turns TOTP on with the sealed secret and the time step of the code that confirmed it
+    /// (recorded as used, so that code cannot log in afterwards), or off with `None`.
+    pub async fn set_totp(
+        &self,
+        id: UserId,
+        totp: Option<(&SealedSecret, i64)>,
+    ) -> StoreResult<()> {
         self.in_global(async |tx| {
             tx.query(
-                "UPDATE users SET totp_ciphertext = $2, totp_nonce = $3, totp_key_version = $4 \
+                "UPDATE users SET totp_ciphertext = $2, totp_nonce = $3, totp_key_version = $4, \
+                 totp_last_step = CASE WHEN $5 IS NULL THEN totp_last_step \
+                 WHEN totp_last_step IS NULL OR totp_last_step < $5 THEN $5 \
+                 ELSE totp_last_step END \
                  WHERE id = $1",
             )
             .bind(id)
-            .bind(totp.map(|s| s.ciphertext.clone()))
-            .bind(totp.map(|s| s.nonce.clone()))
-            .bind(totp.map(|s| s.key_version))
+            .bind(totp.map(|(s, _)| s.ciphertext.clone()))
+            .bind(totp.map(|(s, _)| s.nonce.clone()))
+            .bind(totp.map(|(s, _)| s.key_version))
+            .bind(totp.map(|(_, step)| step))
             .execute()
             .await?;
             Ok(())
@@ -258,10 +290,10 @@ impl Store {
         .await
     }
 
-    /// Replaces the user's MFA recovery codes (SHA-256 of each; the codes are shown once).
-    pub async fn set_recovery_codes(&self, id: UserId, hashes: &[Vec<u8>]) -> StoreResult<()> {
-        let json = serde_json::to_string(&hashes.iter().map(hex::encode).collect::<Vec<_>>())
-            .expect("strings serialise");
+    /// Replaces the user's MFA recovery codes with these stored entries (the codes
+    /// themselves are shown once and never stored).
+    pub async fn set_recovery_codes(&self, id: UserId, entries: &[String]) -> StoreResult<()> {
+        let json = code_entries_json(entries);
         self.in_global(async |tx| {
             tx.query("UPDATE users SET recovery_codes = $2 WHERE id = $1")
                 .bind(id)
@@ -273,38 +305,63 @@ impl Store {
         .await
     }
 
-    pub async fn recovery_codes_left(&self, id: UserId) -> StoreResult<usize> {
+    /// The stored entries of the user's unused recovery codes.
+    pub async fn recovery_code_entries(&self, id: UserId) -> StoreResult<Vec<String>> {
         let json = self
             .in_global(async |tx| recovery_codes(tx, id).await)
             .await?;
-        Ok(match json {
-            Some(j) => parse_code_hashes(&j)?.len(),
-            None => 0,
-        })
+        match json {
+            Some(j) => parse_code_entries(&j),
+            None => Ok(Vec::new()),
+        }
     }
 
-    /// Uses up a recovery code: true if it was unused (and now is gone), false otherwise.
-    pub async fn consume_recovery_code(&self, id: UserId, hash: &[u8]) -> StoreResult<bool> {
+    pub async fn recovery_codes_left(&self, id: UserId) -> StoreResult<usize> {
+        Ok(self.recovery_code_entries(id).await?.len())
+    }
+
+    /// Uses up the recovery code whose stored entry `matches`: true if there was one (and
+    /// now it is gone), false otherwise.
+    pub async fn consume_recovery_code(
+        &self,
+        id: UserId,
+        matches: impl Fn(&str) -> bool,
+    ) -> StoreResult<bool> {
         self.in_global(async |tx| {
             let Some(json) = recovery_codes(tx, id).await? else {
                 return Ok(false);
             };
-            let mut codes = parse_code_hashes(&json)?;
-            let wanted = hex::encode(hash);
-            let Some(pos) = codes.iter().position(|c| *c == wanted) else {
+            let mut codes = parse_code_entries(&json)?;
+            let Some(pos) = codes.iter().position(|c| matches(c)) else {
                 return Ok(false);
             };
             codes.remove(pos);
-            let left = serde_json::to_string(&codes).expect("strings serialise");
             // Compare-and-set: of two concurrent uses of one code, only one changes the row.
-            let n = tx
-                .query("UPDATE users SET recovery_codes = $2 WHERE id = $1 AND recovery_codes = $3")
-                .bind(id)
-                .bind(left)
-                .bind(&json)
-                .execute()
-                .await?;
-            Ok(n == 1)
+            compare_and_set_codes(tx, id, &json, &codes).await
+        })
+        .await
+    }
+
+    /// Replaces each stored entry for which `rewrite` gives a new one (e.g. to re-key entries
+    /// of an older format); true if anything changed.
+    pub async fn rewrite_recovery_codes(
+        &self,
+        id: UserId,
+        rewrite: impl Fn(&str) -> Option<String>,
+    ) -> StoreResult<bool> {
+        self.in_global(async |tx| {
+            let Some(json) = recovery_codes(tx, id).await? else {
+                return Ok(false);
+            };
+            let codes = parse_code_entries(&json)?;
+            let rewritten: Vec<String> = codes
+                .iter()
+                .map(|c| rewrite(c).unwrap_or_else(|| c.clone()))
+                .collect();
+            if rewritten == codes {
+                return Ok(false);
+            }
+            compare_and_set_codes(tx, id, &json, &rewritten).await
         })
         .await
     }

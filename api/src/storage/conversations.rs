@@ -2,10 +2,11 @@
 //! and the chat turn are in `messages.rs`.
 
 use super::error::StoreResult;
+use super::sql::TenantTx;
 use super::store::Store;
-use crate::model::Timestamp;
 use crate::model::{Attachment, AttachmentId, BotId, Conversation, ConversationId};
 use crate::model::{ConversationQuery, MessageId, NewAttachment, NewConversation, TenantId};
+use crate::model::{MessageRole, MessageStatus, NewAttachmentText, Scoped, Timestamp, WidgetScope};
 
 const CONVERSATION_COLUMNS: &str =
     "tenant_id, id, bot_id, origin, resume_hash, created_at, last_activity_at";
@@ -64,7 +65,128 @@ impl From<AttachmentRow> for Attachment {
     }
 }
 
+/// The workspace's suspension and whether the scope's conversation exists for its bot.
+#[derive(sqlx::FromRow)]
+struct ScopeRow {
+    suspended_at: Option<Timestamp>,
+    found: i64,
+}
+
+/// Whether a widget token's conversation may be used, read inside the request's own
+/// transaction: a suspended workspace first (whenever the token was issued), then a
+/// conversation with this id *of this bot*.
+pub(super) async fn open_scope(tx: &mut TenantTx, s: WidgetScope) -> StoreResult<Scoped<()>> {
+    let row: Option<ScopeRow> = tx
+        .query_as(
+            "SELECT w.suspended_at, (SELECT count(*) FROM conversations c \
+             WHERE c.tenant_id = $1 AND c.id = $2 AND c.bot_id = $3) AS found \
+             FROM workspaces w WHERE w.id = $1",
+        )
+        .bind(s.conversation)
+        .bind(s.bot)
+        .fetch_optional()
+        .await?;
+    Ok(match row {
+        Some(r) if r.suspended_at.is_some() => Scoped::Suspended,
+        Some(r) if r.found > 0 => Scoped::Open(()),
+        _ => Scoped::NoConversation,
+    })
+}
+
+async fn insert_attachment(
+    tx: &mut TenantTx,
+    a: &NewAttachment,
+    now: Timestamp,
+) -> StoreResult<Attachment> {
+    let row: AttachmentRow = tx
+        .query_as(&format!(
+            "INSERT INTO attachments (tenant_id, {ATTACHMENT_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {ATTACHMENT_COLUMNS}"
+        ))
+        .bind(AttachmentId::new())
+        .bind(a.conversation_id)
+        .bind(a.message_id)
+        .bind(&a.file_name)
+        .bind(&a.content_type)
+        .bind(a.size_bytes)
+        .bind(&a.sha256)
+        .bind(now)
+        .fetch_one()
+        .await?;
+    Ok(row.into())
+}
+
 impl Store {
+    /// Whether a widget token's conversation may be used now (see [`Scoped`]).
+    pub async fn widget_scope(&self, t: TenantId, s: WidgetScope) -> StoreResult<Scoped<()>> {
+        self.in_tenant(t, async |tx| open_scope(tx, s).await).await
+    }
+
+    /// The end user clears their conversation: deleted only if it is the token's bot's and
+    /// the workspace is not suspended.
+    pub async fn widget_clear(&self, t: TenantId, s: WidgetScope) -> StoreResult<Scoped<()>> {
+        self.in_tenant(t, async |tx| {
+            let open = open_scope(tx, s).await?;
+            if open == Scoped::Open(()) {
+                tx.query(
+                    "DELETE FROM conversations WHERE tenant_id = $1 AND id = $2 AND bot_id = $3",
+                )
+                .bind(s.conversation)
+                .bind(s.bot)
+                .execute()
+                .await?;
+            }
+            Ok(open)
+        })
+        .await
+    }
+
+    /// Stores an attachment that OCR has read, with the user's message holding its text,
+    /// in one transaction (so a failed OCR, which never gets here, stores nothing).
+    pub async fn widget_attach(
+        &self,
+        t: TenantId,
+        s: WidgetScope,
+        a: &NewAttachmentText,
+    ) -> StoreResult<Scoped<Attachment>> {
+        let now = Timestamp::now();
+        self.in_tenant(t, async |tx| {
+            if let Some(refused) = open_scope(tx, s).await?.refusal() {
+                return Ok(refused);
+            }
+            tx.query(
+                "UPDATE conversations SET last_activity_at = $3 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(s.conversation)
+            .bind(now)
+            .execute()
+            .await?;
+            let message = MessageId::new();
+            tx.query(
+                "INSERT INTO messages (tenant_id, id, conversation_id, role, content, status, \
+                 created_at, completed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            )
+            .bind(message)
+            .bind(s.conversation)
+            .bind(MessageRole::User.as_str())
+            .bind(&a.content)
+            .bind(MessageStatus::Complete.as_str())
+            .bind(now)
+            .execute()
+            .await?;
+            let attachment = NewAttachment {
+                conversation_id: s.conversation,
+                message_id: Some(message),
+                file_name: a.file_name.clone(),
+                content_type: a.content_type.clone(),
+                size_bytes: a.size_bytes,
+                sha256: a.sha256.clone(),
+            };
+            Ok(Scoped::Open(insert_attachment(tx, &attachment, now).await?))
+        })
+        .await
+    }
+
     pub async fn create_conversation(
         &self,
         t: TenantId,
@@ -198,25 +320,9 @@ impl Store {
     }
 
     pub async fn add_attachment(&self, t: TenantId, a: &NewAttachment) -> StoreResult<Attachment> {
-        self.in_tenant(t, async |tx| {
-            let row: AttachmentRow = tx
-                .query_as(&format!(
-                    "INSERT INTO attachments (tenant_id, {ATTACHMENT_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {ATTACHMENT_COLUMNS}"
-                ))
-                .bind(AttachmentId::new())
-                .bind(a.conversation_id)
-                .bind(a.message_id)
-                .bind(&a.file_name)
-                .bind(&a.content_type)
-                .bind(a.size_bytes)
-                .bind(&a.sha256)
-                .bind(Timestamp::now())
-                .fetch_one()
-                .await?;
-            Ok(row.into())
-        })
-        .await
+        let now = Timestamp::now();
+        self.in_tenant(t, async |tx| insert_attachment(tx, a, now).await)
+            .await
     }
 
     pub async fn attachments(

@@ -1,13 +1,17 @@
 //! The data lifecycle's queries: retention purges, suspension, a workspace's usage, the
-//! operator audit log, and taking a job lock (`jobs.rs`). Owns no policy: what to purge, hash
+//! operator audit log, re-sealing secrets under a new master key, and taking a job lock
+//! (`jobs.rs`). Owns no policy: what to purge, hash
 //! or refuse is decided in `crate::lifecycle`.
 
 use super::backend::Db;
-use super::error::{StoreResult, conflict_on_unique};
+use super::error::{StoreError, StoreResult, conflict_on_unique};
 use super::jobs::{Job, JobLock};
 use super::store::Store;
 use crate::model::WorkspaceUsage;
-use crate::model::{BotId, OperatorAuditEntry, PurgeCounts, PurgeLimits, TenantId, Timestamp};
+use crate::model::{
+    BotId, OperatorAuditEntry, Provider, PurgeCounts, PurgeLimits, SealedSecret, TenantId,
+    Timestamp, UserId,
+};
 
 /// The first conversations of bot `$2` in tenant `$1` last active before `$3`, at most `$4`:
 /// the chunk one retention transaction works on. Ordered so that consecutive transactions
@@ -43,6 +47,27 @@ impl From<UsageRow> for WorkspaceUsage {
             completion_tokens: r.completion_tokens,
             last_activity_at: r.last_activity_at,
         }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SealedRow<K> {
+    owner: K,
+    ciphertext: Vec<u8>,
+    nonce: Vec<u8>,
+    key_version: i32,
+}
+
+impl<K> SealedRow<K> {
+    fn split(self) -> (K, SealedSecret) {
+        (
+            self.owner,
+            SealedSecret {
+                ciphertext: self.ciphertext,
+                nonce: self.nonce,
+                key_version: self.key_version,
+            },
+        )
     }
 }
 
@@ -244,6 +269,112 @@ impl Store {
                 .fetch_all()
                 .await?;
             Ok(rows.into_iter().map(Into::into).collect())
+        })
+        .await
+    }
+
+    // -- re-sealing under the newest master key (`lifecycle::keys`) --
+
+    /// Every provider key of tenant `t`, sealed as stored.
+    pub async fn sealed_provider_keys(
+        &self,
+        t: TenantId,
+    ) -> StoreResult<Vec<(Provider, SealedSecret)>> {
+        let rows: Vec<SealedRow<String>> = self
+            .in_tenant(t, async |tx| {
+                Ok(tx
+                    .query_as(
+                        "SELECT provider AS owner, ciphertext, nonce, key_version \
+                         FROM provider_keys WHERE tenant_id = $1 ORDER BY provider",
+                    )
+                    .fetch_all()
+                    .await?)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                let (provider, sealed) = r.split();
+                [Provider::Mistral]
+                    .into_iter()
+                    .find(|p| p.as_str() == provider)
+                    .map(|p| (p, sealed))
+                    .ok_or_else(|| {
+                        StoreError::Unsafe(format!(
+                            "a provider key of unknown provider {provider:?}"
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    /// Replaces a provider key's sealing `old` with `new` (the same secret sealed again);
+    /// `false` if the row no longer holds `old` (the key was changed or deleted meanwhile).
+    pub async fn reseal_provider_key(
+        &self,
+        t: TenantId,
+        provider: Provider,
+        old: &SealedSecret,
+        new: &SealedSecret,
+    ) -> StoreResult<bool> {
+        self.in_tenant(t, async |tx| {
+            let n = tx
+                .query(
+                    "UPDATE provider_keys SET ciphertext = $3, nonce = $4, key_version = $5 \
+                     WHERE tenant_id = $1 AND provider = $2 AND nonce = $6 AND key_version = $7",
+                )
+                .bind(provider.as_str())
+                .bind(&new.ciphertext)
+                .bind(&new.nonce)
+                .bind(new.key_version)
+                .bind(&old.nonce)
+                .bind(old.key_version)
+                .execute()
+                .await?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    /// Every user's TOTP secret, sealed as stored.
+    pub async fn sealed_totp_secrets(&self) -> StoreResult<Vec<(UserId, SealedSecret)>> {
+        let rows: Vec<SealedRow<UserId>> = self
+            .in_global(async |tx| {
+                Ok(tx
+                    .query_as(
+                        "SELECT id AS owner, totp_ciphertext AS ciphertext, totp_nonce AS nonce, \
+                         totp_key_version AS key_version FROM users \
+                         WHERE totp_ciphertext IS NOT NULL AND totp_nonce IS NOT NULL \
+                         AND totp_key_version IS NOT NULL ORDER BY id",
+                    )
+                    .fetch_all()
+                    .await?)
+            })
+            .await?;
+        Ok(rows.into_iter().map(SealedRow::split).collect())
+    }
+
+    /// Like [`Self::reseal_provider_key`], for a user's TOTP secret.
+    pub async fn reseal_totp(
+        &self,
+        user: UserId,
+        old: &SealedSecret,
+        new: &SealedSecret,
+    ) -> StoreResult<bool> {
+        self.in_global(async |tx| {
+            let n = tx
+                .query(
+                    "UPDATE users SET totp_ciphertext = $2, totp_nonce = $3, totp_key_version = $4 \
+                     WHERE id = $1 AND totp_nonce = $5 AND totp_key_version = $6",
+                )
+                .bind(user)
+                .bind(&new.ciphertext)
+                .bind(&new.nonce)
+                .bind(new.key_version)
+                .bind(&old.nonce)
+                .bind(old.key_version)
+                .execute()
+                .await?;
+            Ok(n > 0)
         })
         .await
     }

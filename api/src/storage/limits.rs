@@ -1,5 +1,6 @@
-//! Rate-limit counters: global, keyed by a hash (the keys contain client IPs), one
-//! autocommit statement per request (see `Store::counter_conn`).
+//! Rate-limit counters: global, keyed by an HMAC of the key (keys contain client IPs; see
+//! `crate::ratelimit`), one autocommit statement per request (see `Store::counter_conn`).
+//! Expired windows are deleted by retention (`purge_rate_limits`).
 
 use super::error::{StoreError, StoreResult};
 use super::store::Store;
@@ -42,6 +43,7 @@ impl Store {
             .collect()
     }
 
+    /// Deletes every window that ended before `now`; returns how many.
     pub async fn purge_rate_limits(&self, now: Timestamp) -> StoreResult<u64> {
         self.in_global(async |tx| {
             Ok(tx

@@ -2,11 +2,12 @@
 //! call, `finish_message` after it.
 
 use super::bots::{BOT_COLUMNS, BotRow};
+use super::conversations::open_scope;
 use super::error::{StoreError, StoreResult, corrupt};
 use super::store::Store;
 use crate::model::{ConversationId, FinishedMessage, Message, MessageId, MessageRole};
 use crate::model::{MessageStatus, NewMessage, NewTurn, Provider, ProviderKey, SealedSecret};
-use crate::model::{TenantId, Timestamp, Turn, TurnStart};
+use crate::model::{Scoped, TenantId, Timestamp, Turn, TurnStart, WidgetScope};
 
 const MESSAGE_COLUMNS: &str = "id, conversation_id, role, content, status, prompt_tokens, \
      completion_tokens, created_at, completed_at";
@@ -147,12 +148,15 @@ impl Store {
         if head.suspended_at.is_some() {
             return Ok(TurnStart::Suspended);
         }
+        // Only a conversation of the turn's bot: a token names both.
         let touched = tx
             .query(
-                "UPDATE conversations SET last_activity_at = $3 WHERE tenant_id = $1 AND id = $2",
+                "UPDATE conversations SET last_activity_at = $3 \
+                 WHERE tenant_id = $1 AND id = $2 AND bot_id = $4",
             )
             .bind(turn.conversation)
             .bind(now)
+            .bind(turn.bot)
             .execute()
             .await?;
         if touched == 0 {
@@ -235,6 +239,93 @@ impl Store {
         } else {
             Ok(())
         }
+    }
+
+    /// Saves the text streamed so far into a still `pending` answer, and with it the
+    /// answer's heartbeat (`saved_at`): one small UPDATE, so a crash loses at most the text
+    /// of the last save interval. Returns whether the answer was still pending.
+    pub async fn save_partial(
+        &self,
+        t: TenantId,
+        id: MessageId,
+        content: &str,
+    ) -> StoreResult<bool> {
+        let n = self
+            .in_tenant(t, async |tx| {
+                Ok(tx
+                    .query(
+                        "UPDATE messages SET content = $3, saved_at = $4 \
+                         WHERE tenant_id = $1 AND id = $2 AND status = $5",
+                    )
+                    .bind(id)
+                    .bind(content)
+                    .bind(Timestamp::now())
+                    .bind(MessageStatus::Pending.as_str())
+                    .execute()
+                    .await?)
+            })
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Ends the tenant's `pending` answers whose last save (or creation) is before `cutoff`:
+    /// the process streaming them is gone. What was saved stays, as `interrupted`; an answer
+    /// with no text becomes `failed`, like a turn that failed before its first word.
+    /// Returns how many.
+    pub async fn interrupt_stale_answers(
+        &self,
+        t: TenantId,
+        cutoff: Timestamp,
+    ) -> StoreResult<u64> {
+        self.in_tenant(t, async |tx| {
+            Ok(tx
+                .query(
+                    "UPDATE messages SET status = CASE WHEN content = '' THEN $3 ELSE $4 END, \
+                     completed_at = $5 \
+                     WHERE tenant_id = $1 AND status = $6 AND COALESCE(saved_at, created_at) < $2",
+                )
+                .bind(cutoff)
+                .bind(MessageStatus::Failed.as_str())
+                .bind(MessageStatus::Interrupted.as_str())
+                .bind(Timestamp::now())
+                .bind(MessageStatus::Pending.as_str())
+                .execute()
+                .await?)
+        })
+        .await
+    }
+
+    /// A widget's history: the messages of the token's conversation, if it is the token's
+    /// bot's and the workspace is not suspended.
+    pub async fn widget_history(
+        &self,
+        t: TenantId,
+        s: WidgetScope,
+    ) -> StoreResult<Scoped<Vec<Message>>> {
+        let rows: Scoped<Vec<MessageRow>> = self
+            .in_tenant(t, async |tx| {
+                if let Some(refused) = open_scope(tx, s).await?.refusal() {
+                    return Ok(refused);
+                }
+                Ok(Scoped::Open(
+                    tx.query_as(&format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages \
+                         WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY created_at, id"
+                    ))
+                    .bind(s.conversation)
+                    .fetch_all()
+                    .await?,
+                ))
+            })
+            .await?;
+        Ok(match rows {
+            Scoped::Open(rows) => Scoped::Open(
+                rows.into_iter()
+                    .map(MessageRow::into_message)
+                    .collect::<StoreResult<_>>()?,
+            ),
+            other => other.map(|_| Vec::new()),
+        })
     }
 
     pub async fn messages(

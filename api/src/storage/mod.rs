@@ -10,7 +10,8 @@
 //!   (with members, invitations and the workspace audit log), `bots.rs` (with provider keys),
 //!   `conversations.rs` (with attachments), `messages.rs` (with the chat turn), `limits.rs`,
 //!   `lifecycle.rs` (retention, suspension, usage, job locks, operator audit), `mail.rs` (the
-//!   mail outbox); `census.rs`
+//!   mail outbox), `knowledge.rs` (libraries, sources, the ingestion queue, chunks and full
+//!   text, citations, gaps); `census.rs`
 //!   counts and checks whole databases for backup and restore;
 //! - `sqlite.rs`, `postgres.rs`: connecting, migrating and beginning units of work — the only
 //!   code that differs between the backends (PostgreSQL: row-level security, advisory locks);
@@ -26,6 +27,7 @@ mod codec;
 mod conversations;
 mod error;
 mod jobs;
+mod knowledge;
 mod lifecycle;
 mod limits;
 mod mail;
@@ -40,3 +42,4 @@ pub use error::{StoreError, StoreErrorKind, StoreResult};
 pub use jobs::{Job, JobLock};
 pub use postgres::{GLOBAL_TABLES, MIGRATOR as PG_MIGRATOR};
 pub use store::{Backend, Store, migrate, open};
+pub use workspaces::LAST_OWNER;

@@ -2,8 +2,11 @@
 //! SQLite; tenant scope comes from the queries, every one of which filters by the tenant its
 //! transaction binds as `$1`, and from composite foreign keys.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
+
+use anyhow::Context;
 
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -14,6 +17,60 @@ use super::jobs::{Job, JobLock, JobMutexes};
 use crate::config::DatabaseUrl;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// Keeps the database readable by the server's user only: a missing directory is created
+/// with mode 0700, a missing database file is created empty with 0600 before SQLite opens
+/// it (SQLite gives its `-wal` and `-shm` files the database file's mode), and files that an
+/// older version created 0644 are tightened to 0600. An existing directory is left as it is
+/// (it may be shared, like `/tmp`); a file that cannot be tightened is warned about.
+fn make_private(db: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir)
+            .with_context(|| format!("creating the database directory {}", dir.display()))?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(db);
+        match created {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("creating the database file {}", db.display()));
+            }
+        }
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            let file = Path::new(&name);
+            let Ok(meta) = std::fs::metadata(file) else {
+                continue;
+            };
+            if meta.permissions().mode() & 0o077 != 0
+                && let Err(e) =
+                    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(
+                    file = %file.display(),
+                    error = %e,
+                    "the database file is readable by others and could not be made private"
+                );
+            }
+        }
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone)]
 pub(super) struct SqliteDb {
@@ -32,12 +89,9 @@ impl SqliteDb {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5))
             .disable_statement_logging();
-        if let Some(dir) = opts
-            .get_filename()
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir)?;
+        let in_memory = url.expose().contains(":memory:") || url.expose().contains("mode=memory");
+        if !in_memory {
+            make_private(opts.get_filename())?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)

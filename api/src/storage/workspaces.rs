@@ -2,6 +2,7 @@
 //! append-only audit log.
 
 use super::error::{StoreError, StoreResult, conflict_on_unique, corrupt};
+use super::sql::TenantTx;
 use super::store::Store;
 use crate::model::{AuditEntry, AuditId, Invitation, InvitationId, Member, Membership};
 use crate::model::{NewAuditEntry, NewInvitation, Role, TenantId, Timestamp, UserId};
@@ -75,6 +76,54 @@ impl InvitationRow {
             email: self.email,
         })
     }
+}
+
+/// What a change that would leave a workspace without an owner gets (as a conflict).
+pub const LAST_OWNER: &str = "a workspace must keep at least one owner";
+
+/// An invitation counts only while the member who created it may still grant it: an owner or
+/// an admin of the workspace (both may invite admins and members). `$1` is the tenant.
+const CREATOR_MAY_GRANT: &str = "EXISTS (SELECT 1 FROM memberships m \
+     WHERE m.tenant_id = $1 AND m.user_id = invitations.created_by \
+     AND m.role IN ('owner', 'admin'))";
+
+/// Owner above admin above member.
+fn rank(r: Role) -> u8 {
+    match r {
+        Role::Owner => 2,
+        Role::Admin => 1,
+        Role::Member => 0,
+    }
+}
+
+async fn role_of(tx: &mut TenantTx, user: UserId) -> StoreResult<Option<Role>> {
+    let role: Option<String> = tx
+        .query_scalar("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2")
+        .bind(user)
+        .fetch_optional()
+        .await?;
+    role.as_deref().map(parse_role).transpose()
+}
+
+/// Refuses (rolling the transaction back) when the workspace has no owner left.
+async fn ensure_an_owner(tx: &mut TenantTx) -> StoreResult<()> {
+    let owners: Option<i64> = tx
+        .query_scalar("SELECT COUNT(*) FROM memberships WHERE tenant_id = $1 AND role = 'owner'")
+        .fetch_optional()
+        .await?;
+    if owners.unwrap_or(0) == 0 {
+        return Err(StoreError::Conflict(LAST_OWNER));
+    }
+    Ok(())
+}
+
+/// Deletes the open invitations `user` created; how many.
+async fn revoke_invitations_by(tx: &mut TenantTx, user: UserId) -> StoreResult<u64> {
+    Ok(tx
+        .query("DELETE FROM invitations WHERE tenant_id = $1 AND created_by = $2")
+        .bind(user)
+        .execute()
+        .await?)
 }
 
 #[derive(sqlx::FromRow)]
@@ -249,34 +298,72 @@ impl Store {
         .await
     }
 
+    /// Changes a member's role: `None` if `user` is not a member, else how many of the open
+    /// invitations they created were revoked (a demotion revokes them all, in the same
+    /// transaction). Refuses with [`LAST_OWNER`] to leave the workspace without an owner.
     pub async fn set_member_role(
         &self,
         t: TenantId,
         user: UserId,
         role: Role,
-    ) -> StoreResult<bool> {
-        self.in_tenant(t, async |tx| {
-            let n = tx
-                .query("UPDATE memberships SET role = $3 WHERE tenant_id = $1 AND user_id = $2")
+    ) -> StoreResult<Option<u64>> {
+        self.in_tenant_one_at_a_time(t, async |tx| {
+            let Some(old) = role_of(tx, user).await? else {
+                return Ok(None);
+            };
+            tx.query("UPDATE memberships SET role = $3 WHERE tenant_id = $1 AND user_id = $2")
                 .bind(user)
                 .bind(role.as_str())
                 .execute()
                 .await?;
-            Ok(n > 0)
+            ensure_an_owner(tx).await?;
+            let demoted = rank(role) < rank(old);
+            Ok(Some(if demoted {
+                revoke_invitations_by(tx, user).await?
+            } else {
+                0
+            }))
         })
         .await
     }
 
-    pub async fn remove_member(&self, t: TenantId, user: UserId) -> StoreResult<bool> {
-        self.in_tenant(t, async |tx| {
+    /// Removes a member: `None` if `user` is not a member, else how many of the open
+    /// invitations they created were revoked with the membership (same transaction). Refuses
+    /// with [`LAST_OWNER`] to remove the last owner.
+    pub async fn remove_member(&self, t: TenantId, user: UserId) -> StoreResult<Option<u64>> {
+        self.in_tenant_one_at_a_time(t, async |tx| {
             let n = tx
                 .query("DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2")
                 .bind(user)
                 .execute()
                 .await?;
-            Ok(n > 0)
+            if n == 0 {
+                return Ok(None);
+            }
+            ensure_an_owner(tx).await?;
+            Ok(Some(revoke_invitations_by(tx, user).await?))
         })
         .await
+    }
+
+    /// Runs `work` in tenant `t` after every earlier unit of work that changes who owns or
+    /// manages the workspace has ended, and before any later one starts: the transaction
+    /// first locks the workspace's row (PostgreSQL: a no-op update takes its row lock, a
+    /// `FOR NO KEY UPDATE` that the foreign-key checks of other tables' inserts do not wait
+    /// for; SQLite: `BEGIN IMMEDIATE` already holds the database's write lock). So two owners
+    /// demoting each other at the same moment are counted one after the other.
+    async fn in_tenant_one_at_a_time<T>(
+        &self,
+        t: TenantId,
+        work: impl AsyncFnOnce(&mut TenantTx) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut tx = self.tenant_write_tx(t).await?;
+        tx.query("UPDATE workspaces SET created_at = created_at WHERE id = $1")
+            .execute()
+            .await?;
+        let out = work(&mut tx).await?;
+        tx.commit().await?;
+        Ok(out)
     }
 
     // -- invitations (links carry a token; only its hash is stored) --
@@ -336,7 +423,8 @@ impl Store {
                 Ok(tx
                     .query_as(&format!(
                         "SELECT {INVITATION_COLUMNS} FROM invitations \
-                         WHERE tenant_id = $1 AND token_hash = $2 AND expires_at > $3"
+                         WHERE tenant_id = $1 AND token_hash = $2 AND expires_at > $3 \
+                         AND {CREATOR_MAY_GRANT}"
                     ))
                     .bind(token_hash)
                     .bind(Timestamp::now())
@@ -360,19 +448,23 @@ impl Store {
     }
 
     /// Makes `user` a member with the invitation's role and deletes the invitation, in one
-    /// transaction. `NotFound` if it does not exist or expired, `Conflict` if already a member.
+    /// transaction. `NotFound` if it does not exist, expired, or its creator may no longer
+    /// grant it (removed, or demoted to member); `Conflict` if already a member. Runs one at
+    /// a time with removals and role changes, so a creator removed at the same moment is
+    /// either still an admin when the invitation is used or it is gone.
     pub async fn accept_invitation(
         &self,
         t: TenantId,
         token_hash: &[u8],
         user: UserId,
     ) -> StoreResult<Role> {
-        self.in_tenant(t, async |tx| {
+        self.in_tenant_one_at_a_time(t, async |tx| {
             let role: Option<String> = tx
-                .query_scalar(
+                .query_scalar(&format!(
                     "DELETE FROM invitations \
-                     WHERE tenant_id = $1 AND token_hash = $2 AND expires_at > $3 RETURNING role",
-                )
+                     WHERE tenant_id = $1 AND token_hash = $2 AND expires_at > $3 \
+                     AND {CREATOR_MAY_GRANT} RETURNING role"
+                ))
                 .bind(token_hash)
                 .bind(Timestamp::now())
                 .fetch_optional()

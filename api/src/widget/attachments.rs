@@ -1,26 +1,26 @@
 //! Attachments (`POST /attachments`): an image or a PDF is checked by its first bytes (never
-//! by its name or declared type), recorded as metadata only, read by the upstream OCR with
-//! the tenant's key, and its text stored as the end user's message. The file itself is not
-//! kept.
+//! by its name or declared type), read by the upstream OCR with the tenant's key, and only
+//! then recorded — metadata and the end user's message with its text, in one transaction.
+//! The file itself is not kept.
 
 use axum::Router;
+use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
 
 use super::auth::WidgetAuth;
 use super::limits::limit_turn;
-use super::session::conversation_gone;
-use super::token::WidgetClaims;
+use super::session::scoped;
 use super::turn::stored_api_key;
 use crate::crypto::sha256;
 use crate::error::{AppError, AppResult};
 use crate::http::client_ip::ClientIp;
 use crate::mistral::{OcrInput, UpstreamError};
-use crate::model::{Message, MessageRole, MessageStatus, NewAttachment, NewMessage};
+use crate::model::NewAttachmentText;
 use crate::state::AppState;
-use crate::storage::StoreError;
 
 pub const MAX_ATTACHMENT_BYTES: usize = 10 * 1024 * 1024;
 
@@ -56,44 +56,36 @@ fn clean_file_name(name: &str) -> String {
     }
 }
 
-/// Stores what the end user said (typed, or read from an attachment) in the token's
-/// conversation; a conversation cleared in the meantime is `conversation_gone`.
-async fn append_user_message(
-    state: &AppState,
-    claims: &WidgetClaims,
-    content: String,
-) -> AppResult<Message> {
-    let m = NewMessage {
-        conversation_id: claims.conversation,
-        role: MessageRole::User,
-        content,
-        status: MessageStatus::Complete,
-    };
-    match state.store.append_message(claims.tenant, &m).await {
-        Err(StoreError::NotFound) => Err(conversation_gone()),
-        other => Ok(other?),
-    }
-}
-
 async fn upload_attachment(
     State(state): State<AppState>,
     ip: ClientIp,
     WidgetAuth(claims): WidgetAuth,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> AppResult<Response> {
     limit_turn(&state, ip, claims.conversation).await?;
-    let too_large = || AppError::PayloadTooLarge;
-    let mut file = None;
-    while let Some(field) = multipart.next_field().await.map_err(|e| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            too_large()
+    // Not multipart/form-data at all: the documented JSON 415, not a plain-text 400.
+    let mut multipart = multipart.map_err(|_| {
+        AppError::UnsupportedMediaType(
+            "Send the file as multipart/form-data in a field named \"file\".".into(),
+        )
+    })?;
+    let t = claims.tenant;
+    // Refuse a suspended workspace or a conversation that is not the token's bot's before
+    // reading the upload; storing re-checks both in its own transaction.
+    scoped(state.store.widget_scope(t, claims.scope()).await?)?;
+    let unreadable = |e: MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge
         } else {
+            // A truncated or malformed body.
             AppError::BadRequest("bad_upload", "The upload could not be read.".into())
         }
-    })? {
+    };
+    let mut file = None;
+    while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
         if field.name() == Some("file") {
             let name = clean_file_name(field.file_name().unwrap_or("attachment"));
-            let bytes = field.bytes().await.map_err(|_| too_large())?;
+            let bytes = field.bytes().await.map_err(unreadable)?;
             file = Some((name, bytes));
             break;
         }
@@ -102,39 +94,17 @@ async fn upload_attachment(
         AppError::BadRequest("no_file", "Choose an image or a PDF to attach.".into())
     })?;
     if bytes.len() > MAX_ATTACHMENT_BYTES {
-        return Err(too_large());
+        return Err(AppError::PayloadTooLarge);
     }
     let content_type = sniff(&bytes).ok_or_else(|| {
         AppError::UnsupportedMediaType(
             "Only images (PNG, JPEG, WebP) and PDF files can be attached.".into(),
         )
     })?;
-    let t = claims.tenant;
-    if state
-        .store
-        .conversation(t, claims.conversation)
-        .await?
-        .is_none()
-    {
-        return Err(conversation_gone());
-    }
-    let attachment = state
-        .store
-        .add_attachment(
-            t,
-            &NewAttachment {
-                conversation_id: claims.conversation,
-                message_id: None,
-                file_name: file_name.clone(),
-                content_type: content_type.into(),
-                size_bytes: bytes.len() as i64,
-                sha256: sha256(&bytes),
-            },
-        )
-        .await?;
     let key = stored_api_key(&state, t)
         .await
         .map_err(|f| AppError::Upstream(f.code(), f.message()))?;
+    // Nothing is stored before OCR succeeded: a failed read leaves no row behind.
     let text = state
         .mistral
         .ocr(
@@ -147,12 +117,27 @@ async fn upload_attachment(
         )
         .await
         .map_err(|e| match e {
-            UpstreamError::RateLimited { retry_after_secs } => AppError::RateLimited {
+            UpstreamError::RateLimited { retry_after_secs } => AppError::UpstreamRateLimited {
                 retry_after_secs: retry_after_secs.unwrap_or(30),
             },
             other => AppError::Upstream(other.code(), other.to_string()),
         })?;
-    append_user_message(&state, &claims, format!("Attached {file_name}:\n\n{text}")).await?;
+    let attachment = scoped(
+        state
+            .store
+            .widget_attach(
+                t,
+                claims.scope(),
+                &NewAttachmentText {
+                    file_name: file_name.clone(),
+                    content_type: content_type.into(),
+                    size_bytes: bytes.len() as i64,
+                    sha256: sha256(&bytes),
+                    content: format!("Attached {file_name}:\n\n{text}"),
+                },
+            )
+            .await?,
+    )?;
     Ok(axum::Json(json!({
         "attachment": { "id": attachment.id.to_string(), "file_name": attachment.file_name },
         "text": text,

@@ -9,7 +9,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
-use super::cors::{origin_refused, own_origin, request_origin};
+use super::cors::{RequestOrigin, invalid_origin, origin_refused, own_origin, request_origin};
 use super::token::{self, TokenError, WidgetClaims};
 use crate::error::AppError;
 use crate::model::Timestamp;
@@ -58,9 +58,11 @@ impl FromRequestParts<AppState> for WidgetAuth {
                 AppError::Unauthorized(code, msg.into()).into_response()
             })?;
         let origin_ok = match request_origin(&parts.headers) {
-            Some(o) => o == claims.origin,
-            // Same-origin GETs carry no Origin header; only the preview on Parlo itself does that.
-            None => claims.origin == own_origin(state),
+            RequestOrigin::Valid(o) => o == claims.origin,
+            // Same-origin GETs carry no Origin header; only the dashboard preview on Parlo
+            // itself does that, with a token the site issued to a signed-in member.
+            RequestOrigin::Absent => claims.origin == own_origin(state),
+            RequestOrigin::Invalid => return Err(invalid_origin()),
         };
         if !origin_ok {
             return Err(origin_refused(

@@ -20,10 +20,11 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::auth::WidgetAuth;
+use super::json::WidgetJson;
 use super::limits::limit_turn;
 use super::session::conversation_gone;
-use super::turn::{api_key, chat_request, drive_answer};
-use crate::error::{ApiJson, AppError, AppResult};
+use super::turn::{Grounding, api_key, chat_request, drive_answer};
+use crate::error::{AppError, AppResult};
 use crate::http::client_ip::ClientIp;
 use crate::lifecycle::suspension::SuspensionError;
 use crate::model::{NewTurn, Provider, TurnStart};
@@ -40,15 +41,50 @@ pub struct SendRequest {
     content: String,
 }
 
+/// Whether a character shows nothing: whitespace, controls, and the invisible format
+/// characters (zero-width space, non-joiner and joiner, bidi marks, embeddings and isolates,
+/// word joiner and invisible operators, BOM, soft hyphen, fillers, variation selectors, tags).
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFF8}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
+}
+
+/// A message a person could not see is refused like an empty one.
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(is_invisible)
+}
+
 pub async fn send_message(
     State(state): State<AppState>,
     ip: ClientIp,
     WidgetAuth(claims): WidgetAuth,
-    ApiJson(req): ApiJson<SendRequest>,
+    WidgetJson(req): WidgetJson<SendRequest>,
 ) -> AppResult<Response> {
     limit_turn(&state, ip, claims.conversation).await?;
     let content = req.content.trim();
-    if content.is_empty() {
+    if is_blank(content) {
         return Err(AppError::Invalid("Type a message first.".into()));
     }
     if content.chars().count() > MAX_MESSAGE_CHARS {
@@ -88,7 +124,11 @@ pub async fn send_message(
     let key = api_key(&state, t, turn.key);
     let pending = turn.answer;
     let (tx, rx) = mpsc::channel::<Event>(64);
-    tokio::spawn(drive_answer(state, t, pending, key, request, tx));
+    let grounding = Grounding {
+        bot: turn.bot.id,
+        conversation: claims.conversation,
+    };
+    tokio::spawn(drive_answer(state, t, pending, key, request, grounding, tx));
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>);
     let mut resp = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
@@ -102,4 +142,25 @@ pub async fn send_message(
         axum::http::HeaderValue::from_static("no"),
     );
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_blank;
+
+    #[test]
+    fn invisible_only_messages_are_blank() {
+        for blank in [
+            "",
+            " \t\n",
+            "\u{200B}\u{200C}\u{200D}",
+            "\u{FEFF}\u{200E}\u{200F}\u{202E}\u{2066}\u{2069}",
+            "\u{2060}\u{00AD}\u{3164}\u{FE0F}\u{E0041}",
+        ] {
+            assert!(is_blank(blank), "{blank:?}");
+        }
+        for text in ["a", "\u{200B}a\u{200B}", "👍", "\u{0915}\u{094D}\u{200D}"] {
+            assert!(!is_blank(text), "{text:?}");
+        }
+    }
 }

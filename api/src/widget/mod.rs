@@ -13,6 +13,8 @@
 //! | `attachments.rs` | uploads read by OCR |
 //! | `auth.rs`, `token.rs` | the `WidgetAuth` extractor and the HMAC session tokens |
 //! | `cors.rs`, `limits.rs` | CORS and origins; per-IP and per-conversation rate limits |
+//! | `json.rs` | request bodies: a JSON object with exactly the expected fields |
+//! | `recovery.rs` | pending answers of a process that is gone become `interrupted` |
 //! | `assets.rs` | the published bundles from `dist/` |
 
 pub mod assets;
@@ -20,10 +22,14 @@ mod attachments;
 mod auth;
 mod chat;
 mod cors;
+mod json;
 mod limits;
+pub mod recovery;
 mod session;
 pub mod token;
 mod turn;
+
+pub use session::preview_session;
 
 use axum::Router;
 use axum::routing::{delete, post};

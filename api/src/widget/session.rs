@@ -10,14 +10,17 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::auth::WidgetAuth;
-use super::cors::{origin_refused, own_origin, request_origin};
+use super::cors::{RequestOrigin, invalid_origin, origin_refused, own_origin, request_origin};
+use super::json::WidgetJson;
 use super::limits::limit_ip;
 use super::token::{self, WidgetClaims};
 use crate::crypto::{random_token, sha256};
-use crate::error::{ApiJson, AppError, AppResult};
+use crate::error::{AppError, AppResult};
 use crate::http::client_ip::ClientIp;
+use crate::lifecycle::suspension::SuspensionError;
 use crate::model::{
-    Bot, ConversationId, Message, MessageRole, MessageStatus, NewConversation, Timestamp,
+    Bot, ConversationId, Message, MessageRole, MessageStatus, NewConversation, Scoped, TenantId,
+    Timestamp,
 };
 use crate::state::AppState;
 
@@ -57,15 +60,18 @@ pub async fn start_session(
     State(state): State<AppState>,
     ip: ClientIp,
     headers: HeaderMap,
-    ApiJson(req): ApiJson<SessionRequest>,
+    WidgetJson(req): WidgetJson<SessionRequest>,
 ) -> Result<Response, AppError> {
     limit_ip(&state, ip).await?;
-    let Some(origin) = request_origin(&headers) else {
-        return Ok(origin_refused(
-            "origin_required",
-            "The request has no valid Origin header; the widget must be loaded in a browser."
-                .into(),
-        ));
+    let origin = match request_origin(&headers) {
+        RequestOrigin::Valid(o) => o,
+        RequestOrigin::Invalid => return Ok(invalid_origin()),
+        RequestOrigin::Absent => {
+            return Ok(origin_refused(
+                "origin_required",
+                "The request has no Origin header; the widget must be loaded in a browser.".into(),
+            ));
+        }
     };
     let tenant = Bot::tenant_of_public_id(&req.bot).ok_or_else(unknown_bot)?;
     let bot = state
@@ -73,13 +79,13 @@ pub async fn start_session(
         .bot_by_public_id(tenant, &req.bot)
         .await?
         .ok_or_else(unknown_bot)?;
-    crate::lifecycle::suspension::refuse_if_suspended(&state.store, tenant).await?;
+    // Only the bot's own list counts; Parlo's own origin is no exemption (the dashboard
+    // preview's session comes from the signed-in site, `preview_session`).
     let allowed = bot
         .settings
         .allowed_origins
         .iter()
-        .any(|o| o.as_str() == origin)
-        || origin == own_origin(&state);
+        .any(|o| o.as_str() == origin);
     if !allowed {
         // Readable by the page (CORS headers stay on): the site owner who forgot to add
         // their origin must see "not enabled on this website", not "offline". It reveals
@@ -91,9 +97,33 @@ pub async fn start_session(
             ),
         ));
     }
+    issue_session(&state, tenant, bot, origin, req.resume.as_deref()).await
+}
+
+/// The dashboard preview's session: issued by the site (`site/bots.rs`) to a signed-in
+/// member of the bot's workspace who passed the CSRF check, for Parlo's own origin.
+pub async fn preview_session(
+    state: &AppState,
+    tenant: TenantId,
+    bot: Bot,
+    resume: Option<&str>,
+) -> AppResult<Response> {
+    issue_session(state, tenant, bot, own_origin(state), resume).await
+}
+
+/// Starts or resumes a conversation of `bot` on `origin` (already allowed) and issues its
+/// token; a suspended workspace gets none.
+async fn issue_session(
+    state: &AppState,
+    tenant: TenantId,
+    bot: Bot,
+    origin: String,
+    resume: Option<&str>,
+) -> AppResult<Response> {
+    crate::lifecycle::suspension::refuse_if_suspended(&state.store, tenant).await?;
     // Resume only a conversation of this bot started from this origin; otherwise start anew
     // (the old one may have been cleared or deleted by retention).
-    let resumed = match req.resume.as_deref().filter(|r| r.len() <= 128) {
+    let resumed = match resume.filter(|r| r.len() <= 128) {
         Some(secret) => state
             .store
             .conversation_by_resume(tenant, bot.id, &sha256(secret.as_bytes()))
@@ -174,14 +204,20 @@ pub async fn history(
     WidgetAuth(claims): WidgetAuth,
 ) -> AppResult<Response> {
     limit_ip(&state, ip).await?;
-    let messages: Vec<HistoryMessage> = state
+    let messages: Vec<HistoryMessage> = match state
         .store
-        .messages(claims.tenant, claims.conversation)
+        .widget_history(claims.tenant, claims.scope())
         .await?
-        .into_iter()
-        .filter(|m| m.role != MessageRole::System && m.status != MessageStatus::Failed)
-        .map(Into::into)
-        .collect();
+    {
+        Scoped::Open(messages) => messages,
+        Scoped::Suspended => return Err(SuspensionError::Suspended.into()),
+        // Cleared or expired since the token was issued (or another bot's): nothing.
+        Scoped::NoConversation => Vec::new(),
+    }
+    .into_iter()
+    .filter(|m| m.role != MessageRole::System && m.status != MessageStatus::Failed)
+    .map(Into::into)
+    .collect();
     let mut resp = Json(serde_json::json!({ "messages": messages })).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -194,11 +230,25 @@ pub async fn clear_conversation(
     WidgetAuth(claims): WidgetAuth,
 ) -> AppResult<StatusCode> {
     limit_ip(&state, ip).await?;
-    state
+    match state
         .store
-        .delete_conversation(claims.tenant, claims.conversation)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+        .widget_clear(claims.tenant, claims.scope())
+        .await?
+    {
+        Scoped::Suspended => Err(SuspensionError::Suspended.into()),
+        // Clearing twice (or a conversation already gone) is the same as once.
+        Scoped::Open(()) | Scoped::NoConversation => Ok(StatusCode::NO_CONTENT),
+    }
+}
+
+/// The value of an open scope; a suspended workspace or a conversation gone (or another
+/// bot's) as the error a widget endpoint answers.
+pub fn scoped<T>(s: Scoped<T>) -> AppResult<T> {
+    match s {
+        Scoped::Open(v) => Ok(v),
+        Scoped::Suspended => Err(SuspensionError::Suspended.into()),
+        Scoped::NoConversation => Err(conversation_gone()),
+    }
 }
 
 /// The token's conversation was cleared (or deleted by retention) since it was issued.

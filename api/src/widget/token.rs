@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::keyring::TokenKeys;
-use crate::model::{BotId, ConversationId, TenantId, Timestamp};
+use crate::model::{BotId, ConversationId, TenantId, Timestamp, WidgetScope};
 
 const VERSION: &str = "pw1";
 /// The longest a token may live.
@@ -33,6 +33,16 @@ pub struct WidgetClaims {
     pub iat: i64,
     /// Expires at, unix seconds.
     pub exp: i64,
+}
+
+impl WidgetClaims {
+    /// The bot and conversation the token is for: storage filters by both.
+    pub fn scope(&self) -> WidgetScope {
+        WidgetScope {
+            bot: self.bot,
+            conversation: self.conversation,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

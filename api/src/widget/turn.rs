@@ -6,7 +6,9 @@
 //! partial answer is kept) or `failed` (no answer).
 //!
 //! If the end user goes away, the SSE channel closes, the driver drops the upstream stream
-//! (which cancels the upstream request) and stores what it had.
+//! (which cancels the upstream request) and stores what it had. While streaming, the text so
+//! far is saved into the pending row every second (and a heartbeat every two), so a process
+//! that dies mid-stream leaves it for `recovery.rs` to end as `interrupted`.
 
 use axum::response::sse::Event;
 use futures_util::StreamExt;
@@ -14,11 +16,13 @@ use secrecy::SecretString;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::recovery::{HEARTBEAT_EVERY, SAVE_EVERY};
 use crate::crypto::{self, Purpose};
+use crate::knowledge::retrieve;
 use crate::mistral::{ChatEvent, ChatMessage, ChatRequest, Role, UpstreamError};
 use crate::model::{
-    Bot, FinishedMessage, Message, MessageId, MessageRole, MessageStatus, Provider, ProviderKey,
-    TenantId, TokenUsage,
+    Bot, BotId, ConversationId, FinishedMessage, Message, MessageId, MessageRole, MessageStatus,
+    Provider, ProviderKey, TenantId, TokenUsage,
 };
 use crate::state::AppState;
 
@@ -129,30 +133,72 @@ enum Ending {
     Failed(Failure),
 }
 
+/// The bot and conversation of a turn, for grounding it in the bot's knowledge libraries.
+#[derive(Debug, Clone, Copy)]
+pub struct Grounding {
+    pub bot: BotId,
+    pub conversation: ConversationId,
+}
+
 pub async fn drive_answer(
     state: AppState,
     t: TenantId,
     message: MessageId,
     key: Result<SecretString, Failure>,
-    request: ChatRequest,
+    mut request: ChatRequest,
+    grounding: Grounding,
     tx: mpsc::Sender<Event>,
 ) {
     let mut answer = String::new();
     let mut usage = TokenUsage::default();
+    let mut citations = Vec::new();
     let ending = async {
         let key = match key {
             Ok(k) => k,
             Err(f) => return Ending::Failed(f),
         };
+        // A bot with libraries: numbered sources in the prompt, and a `sources` event before
+        // the first delta (clients that do not know it ignore it).
+        citations = retrieve::ground_turn(
+            &state.store,
+            &state.mistral,
+            &key,
+            t,
+            grounding.bot,
+            grounding.conversation,
+            &mut request,
+        )
+        .await;
+        if !citations.is_empty()
+            && tx
+                .send(event("sources", json!({ "sources": &citations })))
+                .await
+                .is_err()
+        {
+            return Ending::ClientGone;
+        }
         let mut upstream = match state.mistral.chat_stream(&key, &request).await {
             Ok(s) => s,
             Err(e) => return Ending::Failed(Failure::Upstream(e)),
         };
         drop(key);
+        let mut save = tokio::time::interval(SAVE_EVERY);
+        save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut saved_len, mut saved_at) = (0, tokio::time::Instant::now());
         loop {
             let item = tokio::select! {
                 _ = tx.closed() => return Ending::ClientGone,
                 item = upstream.next() => item,
+                _ = save.tick() => {
+                    // New text, or a heartbeat when there is none: one small UPDATE.
+                    if answer.len() != saved_len || saved_at.elapsed() >= HEARTBEAT_EVERY {
+                        if let Err(e) = state.store.save_partial(t, message, &answer).await {
+                            tracing::warn!(error = %e, "saving the partial answer failed");
+                        }
+                        (saved_len, saved_at) = (answer.len(), tokio::time::Instant::now());
+                    }
+                    continue;
+                }
             };
             match item {
                 Some(Ok(ChatEvent::Delta(text))) => {
@@ -201,6 +247,13 @@ pub async fn drive_answer(
         .await;
     if let Err(e) = &stored {
         tracing::error!(error = %e, "storing the answer failed");
+    }
+    if stored.is_ok()
+        && status != MessageStatus::Failed
+        && !citations.is_empty()
+        && let Err(e) = state.store.save_citations(t, message, &citations).await
+    {
+        tracing::error!(error = %e, "storing the answer's citations failed");
     }
     let last = match ending {
         Ending::Done if stored.is_ok() => event(

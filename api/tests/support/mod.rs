@@ -87,6 +87,20 @@ impl Server {
 }
 
 pub fn get(url: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, String) {
+    request(url, headers, body.map(|b| ("application/json", b)))
+}
+
+/// A POST of an HTML form (`application/x-www-form-urlencoded`).
+pub fn post_form(url: &str, headers: &[(&str, &str)], form: &str) -> (u16, String) {
+    request(
+        url,
+        headers,
+        Some(("application/x-www-form-urlencoded", form)),
+    )
+}
+
+/// GET, or POST when there is a body (content type, body).
+pub fn request(url: &str, headers: &[(&str, &str)], body: Option<(&str, &str)>) -> (u16, String) {
     // A tiny HTTP/1.1 client keeps the test free of async machinery.
     use std::io::Write;
     let u = url::Url::parse(url).unwrap();
@@ -103,17 +117,139 @@ pub fn get(url: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, Str
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
-    if let Some(b) = body {
+    if let Some((content_type, b)) = body {
         req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
             b.len()
         ));
     }
     req.push_str("\r\n");
-    req.push_str(body.unwrap_or(""));
+    req.push_str(body.map_or("", |(_, b)| b));
     s.write_all(req.as_bytes()).unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
     (status, resp)
+}
+
+/// A PostgreSQL database of its own with an owner role and an RLS-bound application role
+/// (`NOINHERIT`), as an operator sets one up; [`PgDb::drop_all`] removes all three.
+pub struct PgDb {
+    pub app_url: String,
+    pub owner_url: String,
+    admin: sqlx::PgConnection,
+    names: [String; 3],
+}
+
+fn url_for(admin: &str, user: &str, db: &str) -> String {
+    let mut u = url::Url::parse(admin).unwrap();
+    u.set_username(user).unwrap();
+    u.set_password(None).unwrap();
+    u.set_path(db);
+    u.to_string()
+}
+
+impl PgDb {
+    pub async fn create(prefix: &str) -> PgDb {
+        use sqlx::Connection;
+        let admin = std::env::var("PARLO_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL is required at {admin}: {e}"));
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let (owner, app, db) = (
+            format!("{prefix}_owner_{}", &suffix[..8]),
+            format!("{prefix}_app_{}", &suffix[..8]),
+            format!("parlo_{prefix}_{suffix}"),
+        );
+        for sql in [
+            format!("CREATE ROLE {owner} LOGIN NOSUPERUSER NOBYPASSRLS"),
+            format!("CREATE ROLE {app} LOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT"),
+            format!("CREATE DATABASE {db} OWNER {owner}"),
+        ] {
+            sqlx::query(&sql).execute(&mut conn).await.unwrap();
+        }
+        let mut dbconn = sqlx::PgConnection::connect(&url_for(&admin, "postgres", &db))
+            .await
+            .unwrap();
+        sqlx::query(&format!("ALTER SCHEMA public OWNER TO {owner}"))
+            .execute(&mut dbconn)
+            .await
+            .unwrap();
+        dbconn.close().await.unwrap();
+        PgDb {
+            app_url: url_for(&admin, &app, &db),
+            owner_url: url_for(&admin, &owner, &db),
+            admin: conn,
+            names: [db, owner, app],
+        }
+    }
+
+    pub async fn drop_all(mut self) {
+        let [db, owner, app] = &self.names;
+        sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
+            .execute(&mut self.admin)
+            .await
+            .unwrap();
+        for role in [owner, app] {
+            let _ = sqlx::query(&format!("DROP ROLE {role}"))
+                .execute(&mut self.admin)
+                .await;
+        }
+    }
+}
+
+/// `parlo migrate` on `url` (as `owner_url` on PostgreSQL), as an operator runs it.
+pub fn migrate(dir: &Path, url: &str, owner_url: Option<&str>) {
+    let mut cmd = parlo(dir);
+    cmd.arg("migrate").env("PARLO_DATABASE_URL", url);
+    if let Some(o) = owner_url {
+        cmd.env("PARLO_MIGRATION_DATABASE_URL", o);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A user `email` (placeholder password hash) owning a new workspace "Acme".
+pub async fn owner_of_acme(
+    store: &parlo::storage::Store,
+    email: &str,
+) -> (parlo::model::User, parlo::model::Workspace) {
+    use parlo::model::{Email, WorkspaceName};
+    let user = store
+        .create_user(&Email::parse(email).unwrap(), "h")
+        .await
+        .unwrap();
+    let ws = store
+        .create_workspace(&WorkspaceName::parse("Acme").unwrap(), user.id)
+        .await
+        .unwrap();
+    (user, ws)
+}
+
+/// A user owning the workspace "Acme" with the bot "Help", allowed on `origin`.
+pub async fn workspace_with_bot(
+    store: &parlo::storage::Store,
+    origin: &str,
+) -> (parlo::model::TenantId, parlo::model::Bot) {
+    use parlo::model::{BotInput, BotSettings};
+    let (_, ws) = owner_of_acme(store, "ann@example.com").await;
+    let bot = store
+        .create_bot(
+            ws.id,
+            &BotSettings::parse(&BotInput {
+                name: "Help".into(),
+                allowed_origins: origin.into(),
+                ..BotInput::default()
+            })
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    (ws.id, bot)
 }

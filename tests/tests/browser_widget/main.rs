@@ -13,4 +13,5 @@ mod accessibility;
 mod chat;
 mod isolation;
 mod loading;
+mod origins;
 mod setup;

@@ -6,7 +6,7 @@ use parlo::crypto;
 use parlo::model::*;
 use parlo_tests::browser::spawn_app_at_public_url;
 use parlo_tests::fixture::{PASSWORD, SiteClient, field, location};
-use parlo_tests::{Backend, both_backends, spawn_app_with};
+use parlo_tests::{Backend, TestApp, both_backends, spawn_app_with};
 use reqwest::header::SET_COOKIE;
 
 use super::world::*;
@@ -14,8 +14,224 @@ use super::world::*;
 both_backends!(
     login_is_rate_limited_per_account,
     logout_ends_the_session_on_the_server,
-    totp_login_flow_with_replay_and_recovery_codes
+    totp_login_flow_with_replay_and_recovery_codes,
+    failed_logins_from_one_network_do_not_lock_the_user_out_from_another,
+    the_totp_code_that_confirmed_enrolment_cannot_log_in,
+    recovery_codes_are_stored_keyed_and_unkeyed_ones_keep_working
 );
+
+/// A login through a trusted proxy that says the browser is at `ip` (a fresh browser: it
+/// fetches the form for its CSRF token first).
+async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> reqwest::Response {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", ip.parse().unwrap());
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    let page = http
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = field(&page, "csrf").unwrap();
+    http.post(app.url("/login"))
+        .header("origin", &app.base)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", email),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn failed_logins_from_one_network_do_not_lock_the_user_out_from_another(backend: Backend) {
+    let app = spawn_app_at_public_url(backend, |s| {
+        s.trusted_proxies = Some(vec!["127.0.0.1/32".parse().unwrap()]);
+    })
+    .await;
+    let v = SiteClient::new(&app);
+    v.sign_up("dana@d.example", "Dana").await;
+    v.logout().await;
+    // An attacker on network A guesses ten times.
+    for i in 0..10 {
+        let r = login_from(&app, "198.51.100.7", "dana@d.example", "wrong password!").await;
+        assert_eq!(r.status(), 401, "attempt {i}");
+    }
+    // Network A (any address of its /24) is locked out, even with the right password...
+    for ip in ["198.51.100.7", "198.51.100.201"] {
+        let r = login_from(&app, ip, "dana@d.example", PASSWORD).await;
+        assert_eq!(r.status(), 429, "{ip}");
+        assert!(r.headers().get("retry-after").is_some());
+    }
+    // ...while Dana, on network B, logs in (IPv4 and IPv6 alike).
+    let r = login_from(&app, "203.0.113.5", "dana@d.example", PASSWORD).await;
+    assert_eq!(
+        r.status(),
+        303,
+        "Dana is not locked out by someone elsewhere"
+    );
+    assert_eq!(location(&r), "/app");
+    let r = login_from(&app, "2001:db8:1:2::5", "dana@d.example", PASSWORD).await;
+    assert_eq!(r.status(), 303);
+    app.stop().await;
+}
+
+/// Enrols TOTP for the signed-in `v`; the secret, the code that confirmed it and the
+/// recovery codes shown.
+async fn enrol_totp(v: &SiteClient) -> (String, String, Vec<String>) {
+    let (_, page) = v.page("/account/mfa").await;
+    let secret = text_of(&page, "totp-secret").to_owned();
+    let sealed = field(&page, "sealed").unwrap();
+    let csrf = field(&page, "csrf").unwrap();
+    let confirming = code(&secret);
+    let r = v
+        .post(
+            "/account/mfa",
+            &csrf,
+            &[("sealed", &sealed), ("code", &confirming)],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    (
+        secret,
+        confirming,
+        recovery_codes_in(&r.text().await.unwrap()),
+    )
+}
+
+/// The recovery codes a page shows.
+fn recovery_codes_in(body: &str) -> Vec<String> {
+    body.split("<code>")
+        .skip(1)
+        .map(|s| s.split('<').next().unwrap().to_owned())
+        .collect()
+}
+
+async fn the_totp_code_that_confirmed_enrolment_cannot_log_in(backend: Backend) {
+    let app = spawn_app_at_public_url(backend, |_| {}).await;
+    let v = SiteClient::new(&app);
+    v.sign_up("gus@g.example", "Gus").await;
+    let (_, confirming, _) = enrol_totp(&v).await;
+    // Someone who watched the enrolment (shoulder, screen share) replays the code at once.
+    v.logout().await;
+    let r = v.login("gus@g.example", PASSWORD).await;
+    assert_eq!(location(&r), "/login/mfa");
+    let csrf = v.csrf("/login/mfa").await;
+    let r = v.post("/login/mfa", &csrf, &[("code", &confirming)]).await;
+    assert_eq!(r.status(), 401, "the enrolment code was replayed");
+    assert_eq!(v.get("/app").await.status(), 303, "still half-way");
+    app.stop().await;
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What versions before keyed recovery codes stored for a code: hex SHA-256.
+fn unkeyed_entry(code: &str) -> String {
+    let norm: String = code.chars().filter(|c| *c != '-').collect();
+    hex(&crypto::sha256(
+        format!("parlo:recovery:v1:{norm}").as_bytes(),
+    ))
+}
+
+async fn recovery_codes_are_stored_keyed_and_unkeyed_ones_keep_working(backend: Backend) {
+    let app = spawn_app_at_public_url(backend, |_| {}).await;
+    let v = SiteClient::new(&app);
+    v.sign_up("gus@g.example", "Gus").await;
+    let (_, _, recovery) = enrol_totp(&v).await;
+    assert_eq!(recovery.len(), 10);
+    let user = account(&app, "gus@g.example").await;
+    // A copy of the database cannot test guesses: no entry is a plain hash of a code.
+    let entries = app.store().recovery_code_entries(user.id).await.unwrap();
+    assert_eq!(entries.len(), 10);
+    for code in &recovery {
+        assert!(
+            !entries.contains(&unkeyed_entry(code)),
+            "{code} stored unkeyed"
+        );
+    }
+    assert!(entries.iter().all(|e| e.starts_with("k1:")), "{entries:?}");
+
+    // Codes an older version stored unkeyed keep working, and are keyed at the next login.
+    let old = ["abcde-fghjk", "mnpqr-stuvw"];
+    let unkeyed: Vec<String> = old.iter().map(|c| unkeyed_entry(c)).collect();
+    app.store()
+        .set_recovery_codes(user.id, &unkeyed)
+        .await
+        .unwrap();
+    v.logout().await;
+    v.login("gus@g.example", PASSWORD).await;
+    let entries = app.store().recovery_code_entries(user.id).await.unwrap();
+    assert_eq!(entries.len(), 2);
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.starts_with("k1:") && !unkeyed.contains(e)),
+        "{entries:?}"
+    );
+    let csrf = v.csrf("/login/mfa").await;
+    let r = v
+        .post("/login/mfa", &csrf, &[("code", "ABCDE FGHJK")])
+        .await;
+    assert_eq!(location(&r), "/app");
+    v.logout().await;
+    v.login("gus@g.example", PASSWORD).await;
+    let csrf = v.csrf("/login/mfa").await;
+    let r = v.post("/login/mfa", &csrf, &[("code", old[0])]).await;
+    assert_eq!(r.status(), 401, "used once");
+    let r = v.post("/login/mfa", &csrf, &[("code", old[1])]).await;
+    assert_eq!(location(&r), "/app");
+    assert_eq!(app.store().recovery_codes_left(user.id).await.unwrap(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_page_showing_the_totp_secret_is_never_cached() {
+    let app = spawn_app_at_public_url(Backend::Sqlite, |_| {}).await;
+    let v = SiteClient::new(&app);
+    v.sign_up("gus@g.example", "Gus").await;
+    let r = v.get("/account/mfa").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let page = r.text().await.unwrap();
+    // The same page again after a wrong code (it shows the secret again).
+    let r = v
+        .post(
+            "/account/mfa",
+            &field(&page, "csrf").unwrap(),
+            &[
+                ("sealed", &field(&page, "sealed").unwrap()),
+                ("code", "000000"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    // And the recovery codes page after a right one.
+    let secret = text_of(&page, "totp-secret").to_owned();
+    let r = v
+        .post(
+            "/account/mfa",
+            &field(&page, "csrf").unwrap(),
+            &[
+                ("sealed", &field(&page, "sealed").unwrap()),
+                ("code", &code(&secret)),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    app.stop().await;
+}
 
 async fn login_is_rate_limited_per_account(backend: Backend) {
     let app = spawn_app_at_public_url(backend, |_| {}).await;
@@ -143,11 +359,7 @@ async fn totp_login_flow_with_replay_and_recovery_codes(backend: Backend) {
     assert_eq!(r.status(), 200);
     let body = r.text().await.unwrap();
     assert!(body.contains("id=\"recovery-codes\""));
-    let recovery: Vec<String> = body
-        .split("<code>")
-        .skip(1)
-        .map(|s| s.split('<').next().unwrap().to_owned())
-        .collect();
+    let recovery = recovery_codes_in(&body);
     assert_eq!(recovery.len(), 10);
     let user = app
         .store()
@@ -180,7 +392,9 @@ async fn totp_login_flow_with_replay_and_recovery_codes(backend: Backend) {
             .status(),
         401
     );
-    let now_code = code(&secret);
+    // The enrolment used the current step; the next step's code (accepted: one step of
+    // clock skew) is a fresh one.
+    let now_code = next_code(&secret);
     let r = v.post("/login/mfa", &csrf, &[("code", &now_code)]).await;
     assert_eq!(location(&r), "/app");
     assert_eq!(v.get("/app").await.status(), 200);
@@ -281,14 +495,24 @@ async fn totp_login_flow_with_replay_and_recovery_codes(backend: Backend) {
     app.stop().await;
 }
 
-fn code(secret_b32: &str) -> String {
+fn totp(secret_b32: &str) -> totp_rs::TOTP {
     let raw = totp_rs::Secret::Encoded(secret_b32.to_owned())
         .to_bytes()
         .unwrap();
-    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, raw)
+    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, raw).unwrap()
+}
+
+fn code(secret_b32: &str) -> String {
+    totp(secret_b32).generate_current().unwrap()
+}
+
+/// The code of the next 30-second step.
+fn next_code(secret_b32: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .generate_current()
-        .unwrap()
+        .as_secs();
+    totp(secret_b32).generate(now + 30)
 }
 
 #[tokio::test]

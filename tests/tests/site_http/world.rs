@@ -6,7 +6,7 @@ use parlo::model::*;
 use parlo::storage::*;
 use parlo_tests::browser::spawn_app_at_public_url;
 use parlo_tests::fake_mistral::FakeMistral;
-use parlo_tests::fixture::{NewTenant, PASSWORD, SiteClient, Tenant, location};
+use parlo_tests::fixture::{self, NewTenant, PASSWORD, SiteClient, Tenant, location};
 use parlo_tests::{Backend, TestApp};
 
 pub fn text_of<'a>(html: &'a str, id: &str) -> &'a str {
@@ -18,36 +18,21 @@ pub fn text_of<'a>(html: &'a str, id: &str) -> &'a str {
     &html[start..end]
 }
 
-pub async fn new_conversation(store: &Store, t: TenantId, bot: BotId, text: &str) -> Conversation {
-    let c = store
-        .create_conversation(
-            t,
-            &NewConversation {
-                bot_id: bot,
-                origin: "https://shop.example".into(),
-                resume_hash: vec![7; 32],
-            },
-        )
+/// The account signed up with `email`.
+pub async fn account(app: &TestApp, email: &str) -> User {
+    app.store()
+        .user_by_email(&Email::parse(email).unwrap())
         .await
-        .unwrap();
-    for (role, content) in [
+        .unwrap()
+        .unwrap_or_else(|| panic!("no account {email}"))
+}
+
+pub async fn new_conversation(store: &Store, t: TenantId, bot: BotId, text: &str) -> Conversation {
+    let messages = [
         (MessageRole::User, "What does it cost?"),
         (MessageRole::Assistant, text),
-    ] {
-        store
-            .append_message(
-                t,
-                &NewMessage {
-                    conversation_id: c.id,
-                    role,
-                    content: content.into(),
-                    status: MessageStatus::Complete,
-                },
-            )
-            .await
-            .unwrap();
-    }
-    c
+    ];
+    fixture::chat(store, t, bot, &messages).await.0
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -74,6 +59,11 @@ pub const WORKSPACE_ROUTES: &[(Method, &str, Needs)] = &[
     (Method::Post, "/w/{t}/bots/{bot}/delete", Needs::Manager),
     (Method::Get, "/w/{t}/bots/{bot}/embed", Needs::Member),
     (Method::Get, "/w/{t}/bots/{bot}/preview", Needs::Member),
+    (
+        Method::Post,
+        "/w/{t}/bots/{bot}/preview/session",
+        Needs::Member,
+    ),
     (Method::Get, "/w/{t}/keys", Needs::Member),
     (Method::Post, "/w/{t}/keys", Needs::Manager),
     (Method::Post, "/w/{t}/keys/delete", Needs::Manager),

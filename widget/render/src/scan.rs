@@ -396,43 +396,40 @@ fn escape_len(b: &[u8], i: usize) -> usize {
     if b.get(i + 1) == Some(&b'\n') { 1 } else { 2 }
 }
 
-/// Byte offset of `close` after `from`, stopping at a blank line; backslash pairs are
-/// skipped (`\$` inside math is a dollar), except that with `backslashed` the closer is
-/// `\` + `close` itself.
+/// Position of the closer of a formula opened just before `from`: `close` itself, or with
+/// `backslashed` `\` + `close`. Escapes are skipped (`\$` inside math is a dollar) and a
+/// blank line ends the search.
 fn find_close(s: &str, from: usize, close: &str, backslashed: bool) -> Option<usize> {
     let b = s.as_bytes();
     let c = close.as_bytes();
-    let mut i = from;
-    let mut line_has_text = true;
-    while i < b.len() {
-        match b[i] {
-            b'\\' if backslashed && b[i + 1..].starts_with(c) => return Some(i),
-            b'\\' => {
-                i += escape_len(b, i);
-                line_has_text = true;
-                continue;
-            }
-            b'\n' => {
-                if !line_has_text {
-                    return None;
-                }
-                line_has_text = false;
-            }
-            b' ' | b'\t' | b'\r' => {}
-            _ if !backslashed && b[i..].starts_with(c) => return Some(i),
-            _ => line_has_text = true,
-        }
-        i += 1;
+    if backslashed {
+        scan_to_close(b, from, |i| b[i] == b'\\' && b[i + 1..].starts_with(c))
+    } else {
+        scan_to_close(b, from, |i| b[i..].starts_with(c))
     }
-    None
 }
 
-/// The closing `$` of an inline formula opened just before `from`.
+/// The closing `$` of an inline formula opened just before `from`: not right after
+/// whitespace and not right before a digit.
 fn find_dollar_close(s: &str, from: usize) -> Option<usize> {
     let b = s.as_bytes();
+    scan_to_close(b, from, |i| {
+        b[i] == b'$'
+            && i > from
+            && !b[i - 1].is_ascii_whitespace()
+            && !b.get(i + 1).is_some_and(u8::is_ascii_digit)
+    })
+}
+
+/// Walks `b` from `from` to the first position where `closes_at` holds, skipping escapes;
+/// `None` when a blank line (or the end) comes first.
+fn scan_to_close(b: &[u8], from: usize, closes_at: impl Fn(usize) -> bool) -> Option<usize> {
     let mut i = from;
     let mut line_has_text = true;
     while i < b.len() {
+        if closes_at(i) {
+            return Some(i);
+        }
         match b[i] {
             b'\\' => {
                 i += escape_len(b, i);
@@ -446,12 +443,6 @@ fn find_dollar_close(s: &str, from: usize) -> Option<usize> {
                 line_has_text = false;
             }
             b' ' | b'\t' | b'\r' => {}
-            b'$' if i > from
-                && !b[i - 1].is_ascii_whitespace()
-                && !b.get(i + 1).is_some_and(u8::is_ascii_digit) =>
-            {
-                return Some(i);
-            }
             _ => line_has_text = true,
         }
         i += 1;

@@ -12,6 +12,17 @@ pub struct Document {
     pub sections: Vec<Section>,
 }
 
+#[cfg(test)]
+impl Document {
+    /// Each section as its heading path (joined with ` > `) and text, for assertions.
+    pub(crate) fn outline(&self) -> Vec<(String, String)> {
+        self.sections
+            .iter()
+            .map(|s| (s.heading_path.join(" > "), s.text.clone()))
+            .collect()
+    }
+}
+
 /// Text under one heading path (e.g. `["Install", "On Debian"]`), on one page when known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Section {

@@ -280,13 +280,6 @@ fn inline_text(node: NodeRef<'_, Node>) -> String {
 mod tests {
     use super::*;
 
-    fn sections(doc: &Document) -> Vec<(String, String)> {
-        doc.sections
-            .iter()
-            .map(|s| (s.heading_path.join(" > "), s.text.clone()))
-            .collect()
-    }
-
     #[test]
     fn main_text_keeps_headings_and_drops_chrome() {
         let doc = extract(
@@ -313,7 +306,7 @@ mod tests {
         .unwrap();
         assert_eq!(doc.title.as_deref(), Some("Pricing | Acme"));
         assert_eq!(
-            sections(&doc),
+            doc.outline(),
             vec![
                 ("Pricing".into(), "Plans start at 10 € per month.".into()),
                 (
@@ -352,7 +345,7 @@ mod tests {
         .unwrap();
         assert_eq!(doc.title.as_deref(), Some("Release notes"));
         assert_eq!(
-            sections(&doc),
+            doc.outline(),
             vec![(
                 "Release notes".into(),
                 "Version 2 is out.\n\nPosted by the team".into()

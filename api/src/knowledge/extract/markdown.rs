@@ -224,13 +224,6 @@ fn heading_level(level: HeadingLevel) -> u8 {
 mod tests {
     use super::*;
 
-    fn sections(doc: &Document) -> Vec<(String, String)> {
-        doc.sections
-            .iter()
-            .map(|s| (s.heading_path.join(" > "), s.text.clone()))
-            .collect()
-    }
-
     #[test]
     fn headings_become_paths_and_blocks_keep_their_shape() {
         let doc = extract(
@@ -245,7 +238,7 @@ mod tests {
         );
         assert_eq!(doc.title.as_deref(), Some("Guide"));
         assert_eq!(
-            sections(&doc),
+            doc.outline(),
             vec![
                 ("".into(), "Intro before any heading.".into()),
                 (
