@@ -7,23 +7,10 @@ use parlo::model::*;
 use parlo_tests::Backend;
 use parlo_tests::browser::{Browser, spawn_app_at_public_url};
 use parlo_tests::fake_mistral::FakeMistral;
+use parlo_tests::fixture::totp_in;
 use parlo_tests::host_page::Shadow;
 
 const PASSWORD: &str = "a long browser passphrase";
-
-/// The TOTP code `steps` 30-second steps from now.
-fn totp_in(secret_b32: &str, steps: u64) -> String {
-    let raw = totp_rs::Secret::Encoded(secret_b32.to_owned())
-        .to_bytes()
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, raw)
-        .unwrap()
-        .generate(now + 30 * steps)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn main_journey_in_chromium() {
@@ -271,7 +258,7 @@ async fn axe_reports_violations_on_a_broken_page() {
 /// in Chromium, with axe-core on the new pages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forgot_password_journey_with_totp_in_chromium() {
-    use parlo_tests::fixture::{SiteClient, enable_totp, totp_code};
+    use parlo_tests::fixture::{SiteClient, enable_totp};
     let app = spawn_app_at_public_url(Backend::Postgres, |_| {}).await;
     // Mia has an account with TOTP (set up without the browser).
     let mia = SiteClient::new(&app);
@@ -319,7 +306,8 @@ async fn forgot_password_journey_with_totp_in_chromium() {
     b.fill("#password", PASSWORD).await;
     b.click_and_wait("form[action='/login'] button[type=submit]", "/login/mfa")
         .await;
-    b.fill("#code", &totp_code(&secret)).await;
+    // The enrolment used this step's code, which cannot log in again: the next step's code.
+    b.fill("#code", &totp_in(&secret, 1)).await;
     b.click_and_wait("form[action='/login/mfa'] button[type=submit]", "/app")
         .await;
     assert!(b.text("main").await.contains("Mia's Shop"));
