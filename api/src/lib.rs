@@ -10,6 +10,7 @@ pub mod keyring;
 pub mod knowledge;
 pub mod lifecycle;
 pub mod logging;
+pub mod mail;
 pub mod mistral;
 pub mod model;
 pub mod ratelimit;

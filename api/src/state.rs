@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::keyring::KeyRing;
+use crate::mail::Mailer;
 use crate::mistral::MistralClient;
 use crate::ratelimit::RateLimiter;
 use crate::storage::Store;
@@ -20,16 +21,21 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// The only upstream client; its base URL is operator configuration.
     pub mistral: MistralClient,
+    /// Queues mail in the durable outbox (the background job sends it).
+    pub mailer: Mailer,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store, keys: KeyRing) -> Self {
+        let keys = Arc::new(keys);
         Self {
             limiter: RateLimiter::new(store.clone(), &keys.master),
             mistral: MistralClient::new(config.mistral_base_url.clone(), config.upstream_timeouts),
+            mailer: Mailer::new(&config.mail, store.clone(), keys.clone())
+                .expect("PARLO_SMTP_URL was checked when the configuration was loaded"),
             config: Arc::new(config),
             store,
-            keys: Arc::new(keys),
+            keys,
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod fixture;
 pub mod host_page;
 pub mod knowledge;
 pub mod lifecycle;
+pub mod smtp;
 
 /// Lets `both_backends!` name its tests without every test file depending on `paste`.
 #[doc(hidden)]
@@ -267,7 +268,17 @@ pub struct TestApp {
     pub client: reqwest::Client,
     server: Option<RunningServer>,
     pub db: TestDb,
+    /// Where this app's mail arrives: the test SMTP server it was given, else the
+    /// development outbox (`.eml` files in its data directory).
+    pub mailbox: smtp::Mailbox,
+    mail_worker: tokio::task::JoinHandle<()>,
     _data: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.mail_worker.abort();
+    }
 }
 
 impl TestApp {
@@ -280,6 +291,7 @@ impl TestApp {
     }
 
     pub async fn stop(mut self) {
+        self.mail_worker.abort();
         if let Some(s) = self.server.take() {
             s.shutdown().await.unwrap();
         }
@@ -307,6 +319,24 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
     spawn_app_on(TestDb::new(backend).await, adjust).await
 }
 
+/// Like [`spawn_app_with`], sending mail to the test SMTP server `smtp` (the mail retry
+/// pace is one second).
+pub async fn spawn_app_with_smtp(
+    backend: Backend,
+    smtp: &smtp::SmtpServer,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let url = smtp.url();
+    let mut app = spawn_app_with(backend, |s| {
+        s.smtp_url = Some(secrecy::SecretString::from(url));
+        s.mail_retry_secs = Some(1);
+        adjust(s);
+    })
+    .await;
+    app.mailbox = smtp::Mailbox::Smtp(smtp.clone());
+    app
+}
+
 /// [`spawn_app_with`] on a database prepared by the caller (e.g. with its own settings).
 pub async fn spawn_app_on(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let data = tempfile::tempdir().unwrap();
@@ -327,7 +357,9 @@ pub async fn spawn_app_on(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> Tes
         .await
         .context("opening the test store")
         .unwrap();
+    let outbox = config.mail.outbox_dir.clone();
     let state = AppState::new(config, store, keys);
+    let mail_worker = state.mailer.spawn_worker();
     let server = app::spawn(state.clone()).await.unwrap();
     let addr = server.addr;
     TestApp {
@@ -340,6 +372,8 @@ pub async fn spawn_app_on(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> Tes
             .unwrap(),
         server: Some(server),
         db,
+        mailbox: smtp::Mailbox::Files(outbox),
+        mail_worker,
         _data: data,
     }
 }

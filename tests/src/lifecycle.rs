@@ -130,6 +130,14 @@ impl RawDb {
         }
     }
 
+    /// The single number a `SELECT COUNT(*) …` answers.
+    pub async fn count_sql(&self, sql: &str) -> i64 {
+        match self {
+            RawDb::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+            RawDb::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+        }
+    }
+
     /// Rows of `table` whose `column` is `id`.
     pub async fn count_where(&self, table: &str, column: &str, id: Uuid) -> i64 {
         let sql = format!("SELECT count(*) FROM \"{table}\" WHERE \"{column}\" = $1");

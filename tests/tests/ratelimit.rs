@@ -105,8 +105,9 @@ async fn ended_rate_limit_windows_are_purged_by_the_job_and_by_retention_run(bac
         master: MasterKeys::parse(TEST_MASTER_KEYS).unwrap(),
         token: parlo::keyring::TokenKeys::parse(TEST_TOKEN_KEYS).unwrap(),
     };
-    let jobs =
-        parlo::lifecycle::jobs::spawn(ts.store.clone(), Arc::new(config), Arc::new(keys)).unwrap();
+    let (config, keys) = (Arc::new(config), Arc::new(keys));
+    let mailer = parlo::mail::Mailer::new(&config.mail, ts.store.clone(), keys.clone()).unwrap();
+    let jobs = parlo::lifecycle::jobs::spawn(ts.store.clone(), config, keys, &mailer).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while stored_keys(&raw).await.len() > 1 {
         assert!(

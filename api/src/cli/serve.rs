@@ -27,6 +27,12 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(k) = &config.platform_mistral_key {
         redactor.register(secrecy::ExposeSecret::expose_secret(k));
     }
+    if let Some(smtp) = &config.mail.smtp_url
+        && let Ok(url) = url::Url::parse(secrecy::ExposeSecret::expose_secret(smtp))
+        && let Some(pw) = url.password()
+    {
+        redactor.register(pw);
+    }
     if origin == KeyOrigin::Generated {
         tracing::warn!(
             key_file = %config.key_file.display(),
@@ -48,13 +54,14 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
         state.store.clone(),
         state.config.clone(),
         state.keys.clone(),
+        &state.mailer,
     )?;
     // Answers a crashed process left `pending` (this one's last run, or another's).
     let recovery =
         widget::recovery::spawn(state.store.clone(), state.config.upstream_timeouts.read);
     let server = app::spawn(state.clone()).await?;
     let url = local_url(server.addr);
-    tracing::info!(url = %url, backend = ?backend, "parlo is listening");
+    tracing::info!(url = %url, backend = ?backend, mail = state.mailer.transport(), "parlo is listening");
     eprintln!(
         "parlo: serving on {url} (database: {})",
         state.config.database_url.redacted()

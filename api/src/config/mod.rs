@@ -12,11 +12,13 @@
 //! | `database_url.rs` | [`DatabaseUrl`], redacted in `Debug` |
 //! | `lifecycle.rs` | [`LifecycleConfig`]: retention, backups, the operator audit head |
 //! | `subprocessors.rs` | the trust page's sub-processor list file |
+//! | `mail.rs` | [`MailConfig`]: the SMTP server (a secret), the sender, the retry pace |
 //! | `render.rs` | the redacted text of `parlo config check` |
 
 mod database_url;
 mod knowledge;
 mod lifecycle;
+mod mail;
 mod render;
 mod settings;
 mod subprocessors;
@@ -34,6 +36,7 @@ use crate::keyring::KeySource;
 pub use database_url::DatabaseUrl;
 pub use knowledge::KnowledgeConfig;
 pub use lifecycle::LifecycleConfig;
+pub use mail::MailConfig;
 pub use settings::{CREDENTIAL_SETTINGS, CredentialSetting, Environment, LogFormat, Settings};
 pub use subprocessors::{SubProcessor, load_subprocessors};
 
@@ -66,6 +69,7 @@ pub struct Config {
     pub security_contact: Option<String>,
     pub legal_dir: Option<PathBuf>,
     pub lifecycle: LifecycleConfig,
+    pub mail: MailConfig,
     pub knowledge: KnowledgeConfig,
 }
 
@@ -137,6 +141,13 @@ impl Config {
         {
             bail!("PARLO_SECURITY_CONTACT must be a mailto: or https:// URI, got {c:?}");
         }
+        let mail = MailConfig::from_settings(
+            &lifecycle_settings,
+            secret_env,
+            &public_url,
+            &data_dir,
+            env == Environment::Production,
+        )?;
         let lifecycle = LifecycleConfig::from_settings(
             &lifecycle_settings,
             &data_dir,
@@ -182,6 +193,7 @@ impl Config {
             security_contact,
             legal_dir: s.legal_dir,
             lifecycle,
+            mail,
             knowledge,
         };
         config.check_production(key_file_explicit)?;
@@ -215,7 +227,7 @@ impl Config {
                  file readable only by the server's user"
             );
         }
-        Ok(())
+        self.mail.check_production()
     }
 }
 

@@ -136,6 +136,20 @@ impl Config {
                 .map_or("(unset)".to_owned(), |u| quote(&u.redacted())),
         );
         line(
+            "smtp_url",
+            if self.mail.smtp_url.is_some() {
+                "\"REDACTED (set)\""
+            } else {
+                "(unset: development writes mail to <data dir>/outbox/)"
+            }
+            .to_owned(),
+        );
+        line("mail_from", quote(&self.mail.from.to_string()));
+        line(
+            "mail_retry_secs",
+            self.mail.retry_base.as_secs().to_string(),
+        );
+        line(
             "audit_head_file",
             quote(&l.audit_head_file.display().to_string()),
         );

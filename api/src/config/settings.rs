@@ -315,6 +315,26 @@ pub struct Settings {
     )]
     pub audit_head_file: Option<PathBuf>,
 
+    /// The sender of every mail, e.g. `Parlo <parlo@example.com>` (default
+    /// `Parlo <noreply@<public host>>`).
+    #[arg(long, global = true, env = "PARLO_MAIL_FROM", value_name = "MAILBOX")]
+    pub mail_from: Option<String>,
+
+    /// Seconds before the first retry of a mail the server could not hand over; each further
+    /// retry waits twice as long, at most an hour (default 30).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLO_MAIL_RETRY_SECS",
+        value_name = "SECS"
+    )]
+    pub mail_retry_secs: Option<u64>,
+
+    /// The SMTP server (a secret: from the TOML file or `PARLO_SMTP_URL`, never a flag).
+    #[arg(skip)]
+    #[serde(default)]
+    pub smtp_url: Option<secrecy::SecretString>,
+
     /// Most knowledge sources (documents, pages, repositories) a workspace may hold
     /// (default 500).
     #[arg(
@@ -448,6 +468,9 @@ impl Settings {
             backup_interval_hours: self.backup_interval_hours.or(other.backup_interval_hours),
             backup_database_url: self.backup_database_url.or(other.backup_database_url),
             audit_head_file: self.audit_head_file.or(other.audit_head_file),
+            mail_from: self.mail_from.or(other.mail_from),
+            mail_retry_secs: self.mail_retry_secs.or(other.mail_retry_secs),
+            smtp_url: self.smtp_url.or(other.smtp_url),
             knowledge_max_documents: self
                 .knowledge_max_documents
                 .or(other.knowledge_max_documents),

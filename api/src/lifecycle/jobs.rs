@@ -1,7 +1,8 @@
-//! The background jobs inside `parlo serve`: retention every `PARLO_RETENTION_INTERVAL_SECS`,
-//! when `PARLO_BACKUP_INTERVAL_HOURS` is set backups, and the knowledge ingestion worker
-//! polling its queue every `PARLO_KNOWLEDGE_POLL_MS` (claims are per job, so every process
-//! runs one). Each run takes its job lock, so
+//! The background jobs inside `parlo serve`: the mail outbox (drained whenever mail is
+//! queued, and polled for retries), retention every `PARLO_RETENTION_INTERVAL_SECS`, when
+//! `PARLO_BACKUP_INTERVAL_HOURS` is set backups, and the knowledge ingestion worker polling
+//! its queue every `PARLO_KNOWLEDGE_POLL_MS` (claims are per job, so every process runs
+//! one). Each run takes its job lock, so
 //! with several processes on one PostgreSQL only one runs it at a time. Must never stop the
 //! server because a job failed: failures are logged and retried at the next interval.
 
@@ -16,6 +17,7 @@ use super::retention::{self, RetentionOptions, RetentionOutcome};
 use crate::config::Config;
 use crate::keyring::KeyRing;
 use crate::knowledge::ingest::Ingestor;
+use crate::mail::Mailer;
 use crate::mistral::MistralClient;
 use crate::model::Timestamp;
 use crate::storage::{Job, Store};
@@ -38,8 +40,13 @@ impl Drop for Jobs {
 }
 
 /// Starts the configured jobs. Refuses scheduled backups that could not be written.
-pub fn spawn(store: Store, config: Arc<Config>, keys: Arc<KeyRing>) -> anyhow::Result<Jobs> {
-    let mut tasks = Vec::new();
+pub fn spawn(
+    store: Store,
+    config: Arc<Config>,
+    keys: Arc<KeyRing>,
+    mailer: &Mailer,
+) -> anyhow::Result<Jobs> {
+    let mut tasks = vec![mailer.spawn_worker()];
     if let Some(every) = config.knowledge.poll {
         let mistral = MistralClient::new(config.mistral_base_url.clone(), config.upstream_timeouts);
         let ingestor = Ingestor::new(store.clone(), &config, keys, mistral)?;

@@ -11,6 +11,7 @@ mod ids;
 mod knowledge;
 mod lifecycle;
 mod limits;
+mod mail;
 mod parse;
 mod workspace;
 
@@ -22,5 +23,6 @@ pub use ids::*;
 pub use knowledge::*;
 pub use lifecycle::*;
 pub use limits::*;
+pub use mail::*;
 pub use parse::Invalid;
 pub use workspace::*;

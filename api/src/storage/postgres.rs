@@ -28,6 +28,8 @@ pub const GLOBAL_TABLES: &[&str] = &[
     "login_sessions",
     "rate_limits",
     "operator_audit",
+    "account_tokens",
+    "mail_outbox",
     "_sqlx_migrations",
 ];
 
