@@ -1,12 +1,14 @@
 //! `AppState`: what every handler may reach (configuration, storage, the key ring, the rate
-//! limiter and the upstream client), built once at start and cheap to clone. It sits below
+//! limiter, the upstream client, the widget bundles and the metrics), built once at start and cheap to clone. It sits below
 //! every area of the HTTP surface: handlers import it, it imports no handler, router or
 //! HTTP layer.
 
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::dist::Dist;
 use crate::keyring::KeyRing;
+use crate::metrics::Metrics;
 use crate::mistral::MistralClient;
 use crate::ratelimit::RateLimiter;
 use crate::storage::Store;
@@ -20,6 +22,9 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// The only upstream client; its base URL is operator configuration.
     pub mistral: MistralClient,
+    /// The published widget bundles: built in, or `PARLO_DIST_DIR`.
+    pub dist: Dist,
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -27,6 +32,8 @@ impl AppState {
         Self {
             limiter: RateLimiter::new(store.clone()),
             mistral: MistralClient::new(config.mistral_base_url.clone(), config.upstream_timeouts),
+            dist: Dist::new(config.dist_dir.as_deref()),
+            metrics: Metrics::new(),
             config: Arc::new(config),
             store,
             keys: Arc::new(keys),

@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod env;
 mod serve;
 
 use crate::config::{Config, Settings};
@@ -200,9 +201,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup => {
             let config = load()?;
             runtime()?.block_on(async {
-                let r =
-                    lifecycle::backup::run(&config, lifecycle::archive::Progress::Terminal).await?;
-                println!("{}", r.path.display());
+                let result =
+                    lifecycle::backup::run(&config, lifecycle::archive::Progress::Terminal).await;
+                if let Some(store) = lifecycle::records::open_store(&config).await {
+                    lifecycle::records::backup(&store, &result).await;
+                }
+                println!("{}", result?.path.display());
                 Ok(())
             })
         }
@@ -235,8 +239,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn restore(config: Config, args: RestoreArgs) -> anyhow::Result<()> {
     use lifecycle::archive::Progress;
     let report = if args.verify {
-        lifecycle::restore::verify(&config, &args.backup, &args.identity, Progress::Terminal)
-            .await?
+        let result =
+            lifecycle::restore::verify(&config, &args.backup, &args.identity, Progress::Terminal)
+                .await;
+        if let Some(store) = lifecycle::records::open_store(&config).await {
+            lifecycle::records::restore_drill(&store, &result).await;
+        }
+        result?
     } else {
         lifecycle::restore::restore(
             &config,

@@ -9,6 +9,7 @@ use crate::lifecycle;
 use crate::logging::{self, Redactor};
 use crate::state::AppState;
 use crate::storage;
+use crate::trust;
 
 pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     let redactor = Redactor::default();
@@ -18,6 +19,7 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
         redactor.register(pw);
     }
     logging::init(&config, redactor.clone())?;
+    super::env::check_environment(&config)?;
     let (keys, origin) =
         keyring::load(&config.key_source, &config.key_file, config.is_production())?;
     for literal in keys.literals() {
@@ -39,11 +41,24 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let store = storage::open(&config.database_url, config.migration_database_url.as_ref()).await?;
     let state = AppState::new(config, store, keys);
+    // One binary: without a published widget the server would answer 404 for /widget.js.
+    let manifest = state.dist.load_manifest()?;
+    tracing::info!(latest = %manifest.latest, source = %state.dist.describe(), "serving the widget");
     let backend = state.store.backend();
     // Listen for signals before announcing the URL, so a supervisor that stops us right
     // after start-up gets a graceful shutdown, not the default signal death.
     let signal = shutdown_signal()?;
-    let jobs = lifecycle::jobs::spawn(state.store.clone(), state.config.clone())?;
+    let jobs = lifecycle::jobs::spawn(
+        state.store.clone(),
+        state.config.clone(),
+        state.metrics.clone(),
+    )?;
+    let trust_checks = trust::spawn(
+        state.store.clone(),
+        state.config.clone(),
+        state.dist.clone(),
+        state.metrics.clone(),
+    );
     let server = app::spawn(state.clone()).await?;
     let url = local_url(server.addr);
     tracing::info!(url = %url, backend = ?backend, "parlo is listening");
@@ -54,9 +69,13 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     if url.trim_end_matches('/') != state.config.public_url.as_str().trim_end_matches('/') {
         eprintln!("parlo: public URL: {}", state.config.public_url);
     }
+    if let Some(m) = server.metrics_addr {
+        eprintln!("parlo: metrics on http://{m}/metrics (operator only)");
+    }
     signal.await?;
     tracing::info!("shutting down");
     jobs.stop();
+    drop(trust_checks);
     server.shutdown().await
 }
 

@@ -59,7 +59,8 @@ pub struct Settings {
     #[arg(long, global = true, env = "PARLO_KEY_FILE", value_name = "FILE")]
     pub key_file: Option<PathBuf>,
 
-    /// Directory of published widget bundles (`manifest.json`, `widget/vX.Y.Z/`).
+    /// Directory of published widget bundles (`manifest.json`, `widget/vX.Y.Z/`). Without
+    /// it the bundles built into the binary are served.
     #[arg(long, global = true, env = "PARLO_DIST_DIR", value_name = "DIR")]
     pub dist_dir: Option<PathBuf>,
 
@@ -258,6 +259,21 @@ pub struct Settings {
         value_name = "FILE"
     )]
     pub audit_head_file: Option<PathBuf>,
+
+    /// How often the trust page's live checks run, in seconds (default 300; they also run
+    /// at start). One process at a time runs them; every process shows their results.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLO_TRUST_CHECK_INTERVAL_SECS",
+        value_name = "SECS"
+    )]
+    pub trust_check_interval_secs: Option<u64>,
+
+    /// Address of the operator-only Prometheus listener serving `/metrics` (off by default;
+    /// never the public listener). E.g. `127.0.0.1:9090`.
+    #[arg(long, global = true, env = "PARLO_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize, serde::Serialize)]
@@ -319,6 +335,10 @@ impl Settings {
             backup_interval_hours: self.backup_interval_hours.or(other.backup_interval_hours),
             backup_database_url: self.backup_database_url.or(other.backup_database_url),
             audit_head_file: self.audit_head_file.or(other.audit_head_file),
+            trust_check_interval_secs: self
+                .trust_check_interval_secs
+                .or(other.trust_check_interval_secs),
+            metrics_listen: self.metrics_listen.or(other.metrics_listen),
         }
     }
 }

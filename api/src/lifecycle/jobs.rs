@@ -10,8 +10,10 @@ use tokio::task::JoinHandle;
 
 use super::archive::{self, Progress};
 use super::backup;
+use super::records;
 use super::retention::{self, RetentionOptions, RetentionOutcome};
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::model::Timestamp;
 use crate::storage::{Job, Store};
 
@@ -33,7 +35,7 @@ impl Drop for Jobs {
 }
 
 /// Starts the configured jobs. Refuses scheduled backups that could not be written.
-pub fn spawn(store: Store, config: Arc<Config>) -> anyhow::Result<Jobs> {
+pub fn spawn(store: Store, config: Arc<Config>, metrics: Metrics) -> anyhow::Result<Jobs> {
     let mut tasks = Vec::new();
     let l = &config.lifecycle;
     if let Some(every) = l.retention_interval {
@@ -41,7 +43,12 @@ pub fn spawn(store: Store, config: Arc<Config>) -> anyhow::Result<Jobs> {
             batch_rows: l.retention_batch_rows,
             pause: l.retention_pause,
         };
-        tasks.push(tokio::spawn(retention_loop(store.clone(), every, opts)));
+        tasks.push(tokio::spawn(retention_loop(
+            store.clone(),
+            every,
+            opts,
+            metrics.clone(),
+        )));
     }
     if let Some(every) = l.backup_interval {
         archive::recipients(&l.backup_recipients)?;
@@ -51,14 +58,19 @@ pub fn spawn(store: Store, config: Arc<Config>) -> anyhow::Result<Jobs> {
                  backing up PostgreSQL needs a role with BYPASSRLS"
             );
         }
-        tasks.push(tokio::spawn(backup_loop(store, config.clone(), every)));
+        tasks.push(tokio::spawn(backup_loop(store, config.clone(), every, metrics)));
     }
     Ok(Jobs(tasks))
 }
 
-async fn retention_loop(store: Store, every: Duration, opts: RetentionOptions) {
+async fn retention_loop(store: Store, every: Duration, opts: RetentionOptions, metrics: Metrics) {
     loop {
-        match retention::run(&store, Timestamp::now(), opts).await {
+        let started = std::time::Instant::now();
+        let outcome = retention::run(&store, Timestamp::now(), opts).await;
+        if !matches!(outcome, Ok(RetentionOutcome::AlreadyRunning)) {
+            metrics.job("retention", outcome.is_ok(), started.elapsed());
+        }
+        match outcome {
             Ok(RetentionOutcome::Ran(r)) => tracing::info!(
                 conversations = r.deleted.conversations,
                 messages = r.deleted.messages,
@@ -76,7 +88,7 @@ async fn retention_loop(store: Store, every: Duration, opts: RetentionOptions) {
     }
 }
 
-async fn backup_loop(store: Store, config: Arc<Config>, every: Duration) {
+async fn backup_loop(store: Store, config: Arc<Config>, every: Duration, metrics: Metrics) {
     // A restart does not mean a new backup: wait until the newest one is `every` old, but
     // at least a minute so start-up is not slowed down.
     let since = backup::newest_backup(&config.lifecycle.backup_dir)
@@ -100,7 +112,11 @@ async fn backup_loop(store: Store, config: Arc<Config>, every: Duration) {
                 continue;
             }
         };
-        match backup::run(&config, Progress::Log).await {
+        let started = std::time::Instant::now();
+        let result = backup::run(&config, Progress::Log).await;
+        metrics.job("backup", result.is_ok(), started.elapsed());
+        records::backup(&store, &result).await;
+        match result {
             Ok(r) => tracing::info!(
                 path = %r.path.display(),
                 bytes = r.encrypted_bytes,

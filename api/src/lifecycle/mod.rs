@@ -12,6 +12,7 @@ pub mod backup;
 pub mod erasure;
 pub mod jobs;
 pub mod operator_audit;
+pub mod records;
 pub mod restore;
 pub mod retention;
 pub mod suspension;

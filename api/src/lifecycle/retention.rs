@@ -73,6 +73,7 @@ pub async fn run(
         return Ok(RetentionOutcome::AlreadyRunning);
     };
     let result = purge(store, now, opts).await;
+    super::records::retention(store, &result).await;
     lock.release().await;
     result.map(RetentionOutcome::Ran)
 }

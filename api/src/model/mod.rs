@@ -11,6 +11,7 @@ mod ids;
 mod lifecycle;
 mod limits;
 mod parse;
+mod trust;
 mod workspace;
 
 pub use account::*;
@@ -21,4 +22,5 @@ pub use ids::*;
 pub use lifecycle::*;
 pub use limits::*;
 pub use parse::Invalid;
+pub use trust::*;
 pub use workspace::*;

@@ -9,7 +9,8 @@
 //! - one file per aggregate, its row types next to its SQL: `accounts.rs`, `workspaces.rs`
 //!   (with members, invitations and the workspace audit log), `bots.rs` (with provider keys),
 //!   `conversations.rs` (with attachments), `messages.rs` (with the chat turn), `limits.rs`,
-//!   `lifecycle.rs` (retention, suspension, usage, job locks, operator audit); `census.rs`
+//!   `lifecycle.rs` (retention, suspension, usage, job locks, operator audit), `trust.rs` (the
+//!   trust page's checks and recorded operations, the PostgreSQL catalog); `census.rs`
 //!   counts and checks whole databases for backup and restore;
 //! - `sqlite.rs`, `postgres.rs`: connecting, migrating and beginning units of work — the only
 //!   code that differs between the backends (PostgreSQL: row-level security, advisory locks);
@@ -32,6 +33,7 @@ mod postgres;
 mod sql;
 mod sqlite;
 mod store;
+mod trust;
 mod workspaces;
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};

@@ -28,6 +28,8 @@ pub const GLOBAL_TABLES: &[&str] = &[
     "login_sessions",
     "rate_limits",
     "operator_audit",
+    "trust_checks",
+    "operations",
     "_sqlx_migrations",
 ];
 

@@ -139,6 +139,8 @@ pub async fn drive_answer(
 ) {
     let mut answer = String::new();
     let mut usage = TokenUsage::default();
+    let _open = state.metrics.stream_opened();
+    let started = std::time::Instant::now();
     let ending = async {
         let key = match key {
             Ok(k) => k,
@@ -156,6 +158,9 @@ pub async fn drive_answer(
             };
             match item {
                 Some(Ok(ChatEvent::Delta(text))) => {
+                    if answer.is_empty() {
+                        state.metrics.first_token(started.elapsed());
+                    }
                     answer.push_str(&text);
                     if tx
                         .send(event("delta", json!({ "text": text })))
@@ -182,6 +187,9 @@ pub async fn drive_answer(
     }
     .await;
     // Dropping the upstream stream above cancelled the upstream request if it was running.
+    if let Ending::Failed(Failure::Upstream(e)) = &ending {
+        state.metrics.upstream_error(e.code());
+    }
     let status = match &ending {
         Ending::Done => MessageStatus::Complete,
         Ending::Failed(_) if answer.is_empty() => MessageStatus::Failed,
@@ -202,6 +210,12 @@ pub async fn drive_answer(
     if let Err(e) = &stored {
         tracing::error!(error = %e, "storing the answer failed");
     }
+    state.metrics.turn(match (&ending, status) {
+        (Ending::ClientGone, _) => "client_gone",
+        (_, MessageStatus::Complete) => "complete",
+        (_, MessageStatus::Failed) => "failed",
+        _ => "interrupted",
+    });
     let last = match ending {
         Ending::Done if stored.is_ok() => event(
             "done",
