@@ -261,6 +261,8 @@ pub async fn test_store(backend: Backend) -> TestStore {
 /// The real application on 127.0.0.1:0 with its own database and keys.
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// The operator-only metrics listener, when the settings asked for one.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub base: String,
     pub state: AppState,
     pub client: reqwest::Client,
@@ -331,6 +333,7 @@ pub async fn spawn_app_on(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> Tes
     let addr = server.addr;
     TestApp {
         addr,
+        metrics_addr: server.metrics_addr,
         base: format!("http://{addr}"),
         state,
         client: reqwest::Client::builder()
