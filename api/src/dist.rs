@@ -74,9 +74,11 @@ impl Dist {
                 "no published widget: manifest.json is missing from {}{}",
                 self.describe(),
                 match self {
-                    Dist::Embedded => " (build the binary from a checkout whose dist/ holds published \
+                    Dist::Embedded =>
+                        " (build the binary from a checkout whose dist/ holds published \
                                    bundles, or set PARLO_DIST_DIR)",
-                    Dist::Dir(_) => " (point PARLO_DIST_DIR at a directory written by widget/publish.sh, \
+                    Dist::Dir(_) =>
+                        " (point PARLO_DIST_DIR at a directory written by widget/publish.sh, \
                                   or unset it to serve the bundles built into the binary)",
                 }
             )

@@ -219,7 +219,12 @@ mod tests {
     fn renders_counted_turns_and_routes() {
         let m = Metrics::new();
         m.turn("complete");
-        m.request("POST", "/api/widget/v1/messages", 200, Duration::from_millis(3));
+        m.request(
+            "POST",
+            "/api/widget/v1/messages",
+            200,
+            Duration::from_millis(3),
+        );
         {
             let _s = m.stream_opened();
             assert!(m.render().contains("parlo_open_streams 1"));

@@ -79,7 +79,10 @@ fn started_from_an_empty_directory_it_serves_the_built_in_widget() {
         &[("Accept-Encoding", "br")],
     );
     assert_eq!(status, 200);
-    assert!(head.to_lowercase().contains("content-encoding: br"), "{head}");
+    assert!(
+        head.to_lowercase().contains("content-encoding: br"),
+        "{head}"
+    );
     server.stop();
     // Nothing was read from the working directory: only the database and keys were written.
     let mut left: Vec<String> = std::fs::read_dir(dir.path())
@@ -170,7 +173,10 @@ fn production_refuses_a_misspelled_variable() {
 fn the_systemd_units_verify() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let main = std::fs::read_to_string(root.join("deploy/parlo.service")).unwrap();
-    assert!(main.contains("ExecStart=/usr/local/bin/parlo serve"), "{main}");
+    assert!(
+        main.contains("ExecStart=/usr/local/bin/parlo serve"),
+        "{main}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut units = Vec::new();
     for name in [

@@ -50,9 +50,13 @@ impl Contract {
             "{method} {path} answered {status}, which is not documented: {}",
             String::from_utf8_lossy(&body)
         );
-        self.checked.push((method.to_string(), path.to_owned(), status));
+        self.checked
+            .push((method.to_string(), path.to_owned(), status));
         let Some(content) = documented["content"].as_object() else {
-            assert!(body.is_empty(), "{method} {path} {status} has an undocumented body");
+            assert!(
+                body.is_empty(),
+                "{method} {path} {status} has an undocumented body"
+            );
             return body;
         };
         let content_type = content_type.expect("a content type");
@@ -254,7 +258,10 @@ async fn the_document_names_the_bearer_token_and_every_schema_it_uses() {
         "bearer"
     );
     for (name, _) in c.doc["components"]["schemas"].as_object().unwrap() {
-        assert!(text.contains(&format!("#/components/schemas/{name}")), "{name} unused");
+        assert!(
+            text.contains(&format!("#/components/schemas/{name}")),
+            "{name} unused"
+        );
     }
     // Every $ref points at a schema that exists.
     for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {

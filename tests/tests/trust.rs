@@ -41,7 +41,12 @@ async fn checked(
 }
 
 async fn status(app: &TestApp) -> Value {
-    let resp = app.client.get(app.url("/trust/status.json")).send().await.unwrap();
+    let resp = app
+        .client
+        .get(app.url("/trust/status.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     resp.json().await.unwrap()
 }
@@ -127,7 +132,10 @@ async fn every_check_reports_with_its_time(backend: Backend) {
         .collect();
     assert_eq!(
         names,
-        parlo::trust::CHECKS.iter().map(|(n, _)| *n).collect::<Vec<_>>()
+        parlo::trust::CHECKS
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
     );
     for c in s["checks"].as_array().unwrap() {
         let at = c["checked_at"].as_str().unwrap();
@@ -173,7 +181,13 @@ async fn a_failed_restore_drill_fails_and_a_passed_one_recovers(backend: Backend
     wait_for(&app, "restore_drill", "warn", "No restore drill").await;
     // What `parlo restore --verify` records when the drill fails.
     records::restore_drill(store, &Err(anyhow::anyhow!("row counts differ"))).await;
-    let c = wait_for(&app, "restore_drill", "fail", "The last restore drill failed").await;
+    let c = wait_for(
+        &app,
+        "restore_drill",
+        "fail",
+        "The last restore drill failed",
+    )
+    .await;
     assert!(!c["value"].as_str().unwrap().contains("row counts"), "{c}");
     let drill = |days_ago: i64| Operation {
         at: Timestamp::now().minus_days(days_ago),
@@ -240,7 +254,13 @@ async fn overdue_conversations_warn_until_retention_runs(backend: Backend) {
     let c = wait_for(&app, "retention", "warn", "past their retention").await;
     assert!(c["value"].as_str().unwrap().contains("40 days old"), "{c}");
     retention::run(store, Timestamp::now(), opts).await.unwrap();
-    wait_for(&app, "retention", "ok", "deleted 2 rows; no stored messages").await;
+    wait_for(
+        &app,
+        "retention",
+        "ok",
+        "deleted 2 rows; no stored messages",
+    )
+    .await;
 }
 
 async fn a_broken_audit_chain_fails_until_it_is_repaired(backend: Backend) {
@@ -262,10 +282,13 @@ async fn a_broken_audit_chain_fails_until_it_is_repaired(backend: Backend) {
     let ok = wait_for(&app, "operator_audit", "ok", "2 entries, head 2:").await;
     let head = store.last_operator_audit().await.unwrap().unwrap();
     assert!(
-        ok["value"]
-            .as_str()
-            .unwrap()
-            .contains(&head.hash.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        ok["value"].as_str().unwrap().contains(
+            &head
+                .hash
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ),
         "{ok}"
     );
     // Someone with database access appends an entry that does not link to the chain.
@@ -308,8 +331,7 @@ async fn the_widget_check_follows_the_published_bundles(backend: Backend) {
         dist.path(),
     );
     let manifest: Value =
-        serde_json::from_slice(&std::fs::read(dist.path().join("manifest.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(dist.path().join("manifest.json")).unwrap()).unwrap();
     let latest = manifest["latest"].as_str().unwrap();
     let hash = manifest["versions"][latest]["files"]["widget.js"]["integrity"]
         .as_str()
@@ -339,7 +361,13 @@ async fn transport_reports_plain_http_hops(backend: Backend) {
         s.mistral_base_url = Some("http://llm.example.net".parse().unwrap())
     })
     .await;
-    wait_for(&broken, "transport", "fail", "upstream llm.example.net is plain http").await;
+    wait_for(
+        &broken,
+        "transport",
+        "fail",
+        "upstream llm.example.net is plain http",
+    )
+    .await;
 }
 
 async fn readyz_needs_every_migration(backend: Backend) {
@@ -381,7 +409,9 @@ async fn a_chat_turn_is_counted_on_the_operator_listener_only(backend: Backend) 
     let body = resp.text().await.unwrap();
     assert!(body.contains("event: done"), "{body}");
     let scrape = || async {
-        let resp = reqwest::get(format!("http://{metrics}/metrics")).await.unwrap();
+        let resp = reqwest::get(format!("http://{metrics}/metrics"))
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         resp.text().await.unwrap()
     };
@@ -399,7 +429,10 @@ async fn a_chat_turn_is_counted_on_the_operator_listener_only(backend: Backend) 
         ),
         "{text}"
     );
-    assert!(text.contains("parlo_time_to_first_token_seconds_count 1"), "{text}");
+    assert!(
+        text.contains("parlo_time_to_first_token_seconds_count 1"),
+        "{text}"
+    );
     assert!(text.contains("parlo_open_streams 0"), "{text}");
     // The public listener does not serve metrics.
     let public = app.client.get(app.url("/metrics")).send().await.unwrap();
@@ -424,7 +457,8 @@ async fn rls_switched_off_on_one_table_fails_isolation_until_forced_again() {
     raw.exec("ALTER TABLE messages FORCE ROW LEVEL SECURITY")
         .await;
     wait_for(&app, "tenant_isolation", "ok", "enabled and forced on all").await;
-    raw.exec("ALTER TABLE bots DISABLE ROW LEVEL SECURITY").await;
+    raw.exec("ALTER TABLE bots DISABLE ROW LEVEL SECURITY")
+        .await;
     wait_for(
         &app,
         "tenant_isolation",

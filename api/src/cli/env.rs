@@ -46,8 +46,16 @@ mod tests {
     #[test]
     fn every_setting_is_known() {
         let known = known_env();
-        for name in ["PARLO_LISTEN", "PARLO_CONFIG", "PARLO_METRICS_LISTEN", "PARLO_MASTER_KEYS"] {
-            assert!(known.iter().any(|k| k == name), "{name} missing from {known:?}");
+        for name in [
+            "PARLO_LISTEN",
+            "PARLO_CONFIG",
+            "PARLO_METRICS_LISTEN",
+            "PARLO_MASTER_KEYS",
+        ] {
+            assert!(
+                known.iter().any(|k| k == name),
+                "{name} missing from {known:?}"
+            );
         }
     }
 }

@@ -91,9 +91,19 @@ mod tests {
 
     #[test]
     fn a_typo_names_the_nearest_known_variable() {
-        let known = ["PARLO_LISTEN", "PARLO_PUBLIC_URL", "PARLO_BACKUP_RECIPIENTS"];
+        let known = [
+            "PARLO_LISTEN",
+            "PARLO_PUBLIC_URL",
+            "PARLO_BACKUP_RECIPIENTS",
+        ];
         let u = unknown_env(
-            ["PARLO_LISTN", "PARLO_LISTEN", "HOME", "PARLO_BACKUP_RECIPIENT", "PARLO_ZZZZZZZZZZZZZZZZZZZZZ"],
+            [
+                "PARLO_LISTN",
+                "PARLO_LISTEN",
+                "HOME",
+                "PARLO_BACKUP_RECIPIENT",
+                "PARLO_ZZZZZZZZZZZZZZZZZZZZZ",
+            ],
             &known,
         );
         assert_eq!(
@@ -106,6 +116,9 @@ mod tests {
         );
         assert!(check_env(&u, false).is_ok());
         let err = check_env(&u, true).unwrap_err().to_string();
-        assert!(err.contains("PARLO_LISTN (did you mean PARLO_LISTEN?)"), "{err}");
+        assert!(
+            err.contains("PARLO_LISTN (did you mean PARLO_LISTEN?)"),
+            "{err}"
+        );
     }
 }

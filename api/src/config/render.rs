@@ -33,9 +33,9 @@ impl Config {
         );
         line(
             "dist_dir",
-            self.dist_dir.as_ref().map_or("(built in)".to_owned(), |d| {
-                quote(&d.display().to_string())
-            }),
+            self.dist_dir
+                .as_ref()
+                .map_or("(built in)".to_owned(), |d| quote(&d.display().to_string())),
         );
         line("mistral_base_url", quote(self.mistral_base_url.as_str()));
         line(

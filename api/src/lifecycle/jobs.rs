@@ -58,7 +58,12 @@ pub fn spawn(store: Store, config: Arc<Config>, metrics: Metrics) -> anyhow::Res
                  backing up PostgreSQL needs a role with BYPASSRLS"
             );
         }
-        tasks.push(tokio::spawn(backup_loop(store, config.clone(), every, metrics)));
+        tasks.push(tokio::spawn(backup_loop(
+            store,
+            config.clone(),
+            every,
+            metrics,
+        )));
     }
     Ok(Jobs(tasks))
 }

@@ -185,7 +185,13 @@ async fn status_json(State(state): State<AppState>) -> PageResult<Response> {
     let checks = stored_checks(&state).await?;
     let overall = checks
         .iter()
-        .map(|(c, stale)| if *stale { c.status.max(CheckStatus::Warn) } else { c.status })
+        .map(|(c, stale)| {
+            if *stale {
+                c.status.max(CheckStatus::Warn)
+            } else {
+                c.status
+            }
+        })
         .max();
     let body = json!({
         "status": overall.map(CheckStatus::as_str),
@@ -214,7 +220,10 @@ async fn trust_page(State(state): State<AppState>, user: Option<CurrentUser>) ->
             title: trust::title(&c.name).to_owned(),
             status: c.status.as_str().to_owned(),
             value: if stale {
-                format!("{} (stale: not re-checked for over three intervals)", c.value)
+                format!(
+                    "{} (stale: not re-checked for over three intervals)",
+                    c.value
+                )
             } else {
                 c.value
             },

@@ -11,8 +11,8 @@ use super::postgres::{GLOBAL_TABLES, MIGRATOR as PG_MIGRATOR};
 use super::sqlite::MIGRATOR as SQLITE_MIGRATOR;
 use super::store::Store;
 use crate::model::{
-    CheckResult, CheckStatus, IsolationReport, Operation, OperationKind, RetentionSample,
-    TenantId, Timestamp,
+    CheckResult, CheckStatus, IsolationReport, Operation, OperationKind, RetentionSample, TenantId,
+    Timestamp,
 };
 
 #[derive(sqlx::FromRow)]

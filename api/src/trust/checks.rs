@@ -13,8 +13,7 @@ use crate::dist::Dist;
 use crate::lifecycle::operator_audit::{self, Head};
 use crate::lifecycle::retention::MAX_RETENTION_DAYS;
 use crate::model::{
-    CheckResult, CheckStatus, IsolationReport, Operation, OperationKind, RetentionSample,
-    Timestamp,
+    CheckResult, CheckStatus, IsolationReport, Operation, OperationKind, RetentionSample, Timestamp,
 };
 use crate::storage::Store;
 
@@ -86,18 +85,14 @@ pub async fn run_all(i: &Inputs<'_>) -> Vec<CheckResult> {
         },
         transport(i, isolation_measured.flatten().as_ref()).await,
     ];
-    out.push(
-        match i.store.operation(OperationKind::Backup).await {
-            Ok(op) => backups(op.as_ref(), now),
-            Err(_) => unmeasured("backups", "the recorded backups", now),
-        },
-    );
-    out.push(
-        match i.store.operation(OperationKind::RestoreDrill).await {
-            Ok(op) => restore_drill(op.as_ref(), now),
-            Err(_) => unmeasured("restore_drill", "the recorded restore drills", now),
-        },
-    );
+    out.push(match i.store.operation(OperationKind::Backup).await {
+        Ok(op) => backups(op.as_ref(), now),
+        Err(_) => unmeasured("backups", "the recorded backups", now),
+    });
+    out.push(match i.store.operation(OperationKind::RestoreDrill).await {
+        Ok(op) => restore_drill(op.as_ref(), now),
+        Err(_) => unmeasured("restore_drill", "the recorded restore drills", now),
+    });
     out.push(retention(i.store, now).await);
     out.push(operator_audit_chain(i.store, i.config, now).await);
     out.push(subprocessors(i.config, now));
@@ -177,7 +172,12 @@ pub fn tenant_isolation(report: Option<&IsolationReport>, now: Timestamp) -> Che
             now,
         )
     } else {
-        result(name, CheckStatus::Fail, format!("{}.", problems.join("; ")), now)
+        result(
+            name,
+            CheckStatus::Fail,
+            format!("{}.", problems.join("; ")),
+            now,
+        )
     }
 }
 
@@ -225,9 +225,9 @@ async fn transport(i: &Inputs<'_>, isolation: Option<&IsolationReport>) -> Check
     let config = i.config;
     if config.public_is_https() {
         match served_hsts(config, i.http).await {
-            Ok(Some(age)) if age > 0 => {
-                parts.push(format!("public URL is https and serves HSTS (max-age={age})"))
-            }
+            Ok(Some(age)) if age > 0 => parts.push(format!(
+                "public URL is https and serves HSTS (max-age={age})"
+            )),
             Ok(_) => {
                 status = status.max(CheckStatus::Fail);
                 parts.push("public URL is https but serves no HSTS header".to_owned());
@@ -628,11 +628,17 @@ mod tests {
     #[test]
     fn backups_warn_after_26_hours_and_fail_on_a_failed_run() {
         let now = Timestamp::now();
-        assert_eq!(backups(Some(&op(25, true, now)), now).status, CheckStatus::Ok);
+        assert_eq!(
+            backups(Some(&op(25, true, now)), now).status,
+            CheckStatus::Ok
+        );
         let old = backups(Some(&op(27, true, now)), now);
         assert_eq!(old.status, CheckStatus::Warn);
         assert!(old.value.contains("2.0 MiB"), "{}", old.value);
-        assert_eq!(backups(Some(&op(1, false, now)), now).status, CheckStatus::Fail);
+        assert_eq!(
+            backups(Some(&op(1, false, now)), now).status,
+            CheckStatus::Fail
+        );
         assert_eq!(backups(None, now).status, CheckStatus::Warn);
     }
 

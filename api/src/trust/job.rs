@@ -26,7 +26,9 @@ impl Drop for TrustJob {
 /// What one run did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunOutcome {
-    Ran { checks: usize },
+    Ran {
+        checks: usize,
+    },
     /// Another process holds the lock; it stores the results.
     AlreadyRunning,
 }
@@ -34,7 +36,11 @@ pub enum RunOutcome {
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("Parlo/", env!("CARGO_PKG_VERSION"), " (trust check)"))
+        .user_agent(concat!(
+            "Parlo/",
+            env!("CARGO_PKG_VERSION"),
+            " (trust check)"
+        ))
         .build()
         .unwrap_or_default()
 }

@@ -50,7 +50,10 @@ pub fn serve(
         .expect("the OpenAPI document serialises");
     move || {
         let mut resp = (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             body.clone(),
         )
             .into_response();

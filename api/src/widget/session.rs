@@ -189,7 +189,6 @@ pub struct History {
     pub messages: Vec<HistoryMessage>,
 }
 
-
 impl From<Message> for HistoryMessage {
     fn from(m: Message) -> Self {
         HistoryMessage {
