@@ -29,11 +29,12 @@ pub async fn open_store(config: &Config) -> Option<Store> {
     }
 }
 
-async fn record(store: &Store, kind: OperationKind, passed: bool, details: serde_json::Value) {
+/// Records `details` as a passed operation, or a failed one when there are none.
+async fn record(store: &Store, kind: OperationKind, details: Option<serde_json::Value>) {
     let op = Operation {
         at: Timestamp::now(),
-        passed,
-        details,
+        passed: details.is_some(),
+        details: details.unwrap_or_else(|| json!({})),
     };
     if let Err(e) = store.record_operation(kind, &op).await {
         tracing::warn!(error = %e, kind = kind.as_str(), "could not record the operation's outcome");
@@ -41,46 +42,38 @@ async fn record(store: &Store, kind: OperationKind, passed: bool, details: serde
 }
 
 pub async fn backup(store: &Store, result: &anyhow::Result<BackupReport>) {
-    match result {
-        Ok(r) => {
-            let details = json!({
-                "bytes": r.encrypted_bytes,
-                "tables": r.manifest.tables.len(),
-                "rows": r.manifest.tables.values().sum::<i64>(),
-                "created_at": r.manifest.created_at,
-            });
-            record(store, OperationKind::Backup, true, details).await
-        }
-        Err(_) => record(store, OperationKind::Backup, false, json!({})).await,
-    }
+    let details = result.as_ref().ok().map(|r| {
+        json!({
+            "bytes": r.encrypted_bytes,
+            "tables": r.manifest.tables.len(),
+            "rows": r.manifest.tables.values().sum::<i64>(),
+            "created_at": r.manifest.created_at,
+        })
+    });
+    record(store, OperationKind::Backup, details).await
 }
 
 pub async fn restore_drill(store: &Store, result: &anyhow::Result<CheckReport>) {
-    match result {
-        Ok(r) => {
-            let details = json!({
-                "tables": r.tables.len(),
-                "rows": r.tables.iter().filter_map(|t| t.found).sum::<i64>(),
-                "backup_created_at": r.created_at,
-            });
-            record(store, OperationKind::RestoreDrill, true, details).await
-        }
-        Err(_) => record(store, OperationKind::RestoreDrill, false, json!({})).await,
-    }
+    let details = result.as_ref().ok().map(|r| {
+        json!({
+            "tables": r.tables.len(),
+            "rows": r.tables.iter().filter_map(|t| t.found).sum::<i64>(),
+            "backup_created_at": r.created_at,
+        })
+    });
+    record(store, OperationKind::RestoreDrill, details).await
 }
 
 pub async fn retention(store: &Store, result: &anyhow::Result<RetentionReport>) {
-    match result {
-        Ok(r) => {
-            let details = json!({
-                "conversations": r.deleted.conversations,
-                "messages": r.deleted.messages,
-                "attachments": r.deleted.attachments,
-                "rows": r.deleted.conversations + r.deleted.messages + r.deleted.attachments,
-                "workspaces": r.workspaces,
-            });
-            record(store, OperationKind::Retention, true, details).await
-        }
-        Err(_) => record(store, OperationKind::Retention, false, json!({})).await,
-    }
+    let details = result.as_ref().ok().map(|r| {
+        let d = &r.deleted;
+        json!({
+            "conversations": d.conversations,
+            "messages": d.messages,
+            "attachments": d.attachments,
+            "rows": d.conversations + d.messages + d.attachments,
+            "workspaces": r.workspaces,
+        })
+    });
+    record(store, OperationKind::Retention, details).await
 }

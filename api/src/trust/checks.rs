@@ -305,88 +305,69 @@ fn detail_i64(op: &Operation, key: &str) -> i64 {
     op.details.get(key).and_then(|v| v.as_i64()).unwrap_or(0)
 }
 
-pub fn backups(op: Option<&Operation>, now: Timestamp) -> CheckResult {
-    let name = "backups";
+/// How a recorded operation is judged: what to say when there is none, when it failed, when
+/// it passed (from its details), and after how long a passed one is too old.
+struct Recorded {
+    name: &'static str,
+    none: &'static str,
+    failed: &'static str,
+    passed: fn(&Operation) -> String,
+    warn_after_ms: i64,
+    too_old: String,
+}
+
+fn judge_recorded(r: &Recorded, op: Option<&Operation>, now: Timestamp) -> CheckResult {
     let Some(op) = op else {
-        return result(
-            name,
-            CheckStatus::Warn,
-            "No backup has been recorded.".into(),
-            now,
-        );
+        return result(r.name, CheckStatus::Warn, r.none.to_owned(), now);
     };
+    let when = format!("{} ({} ago)", date(op.at), age(now, op.at));
     if !op.passed {
-        return result(
-            name,
-            CheckStatus::Fail,
-            format!(
-                "The last backup attempt failed ({}, {} ago).",
-                date(op.at),
-                age(now, op.at)
-            ),
-            now,
-        );
+        let value = format!("{} {when}.", r.failed);
+        return result(r.name, CheckStatus::Fail, value, now);
     }
-    let bytes = detail_i64(op, "bytes");
-    let value = format!(
-        "Last backup {} ({} ago), {:.1} MiB encrypted, {} rows.",
-        date(op.at),
-        age(now, op.at),
-        bytes as f64 / (1024.0 * 1024.0),
-        detail_i64(op, "rows")
-    );
-    let old = now.0 - op.at.0 > BACKUP_WARN_HOURS * 3_600_000;
-    if old {
-        result(
-            name,
-            CheckStatus::Warn,
-            format!("{value} Older than {BACKUP_WARN_HOURS} hours."),
-            now,
-        )
+    let value = format!("Last passed {when}: {}.", (r.passed)(op));
+    if now.0 - op.at.0 > r.warn_after_ms {
+        let value = format!("{value} {}.", r.too_old);
+        result(r.name, CheckStatus::Warn, value, now)
     } else {
-        result(name, CheckStatus::Ok, value, now)
+        result(r.name, CheckStatus::Ok, value, now)
     }
 }
 
-pub fn restore_drill(op: Option<&Operation>, now: Timestamp) -> CheckResult {
-    let name = "restore_drill";
-    let Some(op) = op else {
-        return result(
-            name,
-            CheckStatus::Warn,
-            "No restore drill has been recorded (`parlo restore --verify`).".into(),
-            now,
-        );
-    };
-    if !op.passed {
-        return result(
-            name,
-            CheckStatus::Fail,
+pub fn backups(op: Option<&Operation>, now: Timestamp) -> CheckResult {
+    let rule = Recorded {
+        name: "backups",
+        none: "No backup has been recorded.",
+        failed: "The last backup attempt failed:",
+        passed: |op| {
             format!(
-                "The last restore drill failed ({}, {} ago).",
-                date(op.at),
-                age(now, op.at)
-            ),
-            now,
-        );
-    }
-    let value = format!(
-        "Last drill passed {} ({} ago): {} tables, {} rows restored and counted.",
-        date(op.at),
-        age(now, op.at),
-        detail_i64(op, "tables"),
-        detail_i64(op, "rows")
-    );
-    if now.0 - op.at.0 > DRILL_WARN_DAYS * 86_400_000 {
-        result(
-            name,
-            CheckStatus::Warn,
-            format!("{value} Older than {DRILL_WARN_DAYS} days."),
-            now,
-        )
-    } else {
-        result(name, CheckStatus::Ok, value, now)
-    }
+                "{:.1} MiB encrypted, {} rows",
+                detail_i64(op, "bytes") as f64 / (1024.0 * 1024.0),
+                detail_i64(op, "rows")
+            )
+        },
+        warn_after_ms: BACKUP_WARN_HOURS * 3_600_000,
+        too_old: format!("Older than {BACKUP_WARN_HOURS} hours"),
+    };
+    judge_recorded(&rule, op, now)
+}
+
+pub fn restore_drill(op: Option<&Operation>, now: Timestamp) -> CheckResult {
+    let rule = Recorded {
+        name: "restore_drill",
+        none: "No restore drill has been recorded (`parlo restore --verify`).",
+        failed: "The last restore drill failed:",
+        passed: |op| {
+            format!(
+                "{} tables, {} rows restored and counted",
+                detail_i64(op, "tables"),
+                detail_i64(op, "rows")
+            )
+        },
+        warn_after_ms: DRILL_WARN_DAYS * 86_400_000,
+        too_old: format!("Older than {DRILL_WARN_DAYS} days"),
+    };
+    judge_recorded(&rule, op, now)
 }
 
 /// Judges retention from its last run and the samples of every bot.
