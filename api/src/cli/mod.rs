@@ -134,7 +134,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         })
     };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => runtime()?.block_on(serve::serve(load()?)),
+        Command::Serve => {
+            let known = env::known_env(&<Cli as clap::CommandFactory>::command());
+            runtime()?.block_on(serve::serve(load()?, known))
+        }
         Command::Migrate => {
             let config = load()?;
             logging::init(&config, Redactor::default())?;
@@ -271,4 +274,25 @@ async fn restore(config: Config, args: RestoreArgs) -> anyhow::Result<()> {
         report.tables.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_is_a_known_environment_variable() {
+        let known = env::known_env(&<Cli as clap::CommandFactory>::command());
+        for name in [
+            "PARLO_LISTEN",
+            "PARLO_CONFIG",
+            "PARLO_METRICS_LISTEN",
+            "PARLO_MASTER_KEYS",
+        ] {
+            assert!(
+                known.iter().any(|k| k == name),
+                "{name} missing from {known:?}"
+            );
+        }
+    }
 }

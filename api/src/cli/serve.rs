@@ -11,7 +11,8 @@ use crate::state::AppState;
 use crate::storage;
 use crate::trust;
 
-pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
+/// `known_env`: every `PARLO_*` name the binary reads, to report misspelled ones.
+pub(super) async fn serve(config: Config, known_env: Vec<String>) -> anyhow::Result<()> {
     let redactor = Redactor::default();
     if let Ok(url) = url::Url::parse(config.database_url.expose())
         && let Some(pw) = url.password()
@@ -19,7 +20,7 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
         redactor.register(pw);
     }
     logging::init(&config, redactor.clone())?;
-    super::env::check_environment(&config)?;
+    super::env::check_environment(&config, &known_env)?;
     let (keys, origin) =
         keyring::load(&config.key_source, &config.key_file, config.is_production())?;
     for literal in keys.literals() {

@@ -9,9 +9,8 @@ use serde_json::json;
 
 use super::backup::BackupReport;
 use super::restore::CheckReport;
-use super::retention::RetentionReport;
 use crate::config::Config;
-use crate::model::{Operation, OperationKind, Timestamp};
+use crate::model::{Operation, OperationKind, PurgeCounts, Timestamp};
 use crate::storage::{self, Store};
 
 /// For the command line: the configured database to record in, or `None` (with a warning
@@ -64,15 +63,15 @@ pub async fn restore_drill(store: &Store, result: &anyhow::Result<CheckReport>) 
     record(store, OperationKind::RestoreDrill, details).await
 }
 
-pub async fn retention(store: &Store, result: &anyhow::Result<RetentionReport>) {
-    let details = result.as_ref().ok().map(|r| {
-        let d = &r.deleted;
+/// A retention run: what it deleted in how many workspaces, `None` when it failed.
+pub async fn retention(store: &Store, outcome: Option<(&PurgeCounts, usize)>) {
+    let details = outcome.map(|(d, workspaces)| {
         json!({
             "conversations": d.conversations,
             "messages": d.messages,
             "attachments": d.attachments,
             "rows": d.conversations + d.messages + d.attachments,
-            "workspaces": r.workspaces,
+            "workspaces": workspaces,
         })
     });
     record(store, OperationKind::Retention, details).await
