@@ -17,6 +17,9 @@ const GLOBAL: &[(&str, Option<&str>)] = &[
     ("login_sessions", Some("user_id")),
     ("rate_limits", None),
     ("operator_audit", None),
+    // The trust page's check results and recorded operations: counts and dates, no person.
+    ("trust_checks", None),
+    ("operations", None),
     ("_sqlx_migrations", None),
 ];
 
