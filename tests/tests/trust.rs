@@ -10,7 +10,9 @@ use parlo::lifecycle::operator_audit::{self, OperatorAction};
 use parlo::lifecycle::records;
 use parlo::lifecycle::retention::{self, RetentionOptions};
 use parlo::model::*;
-use parlo::trust::TrustJob;
+use parlo::storage::Job;
+use parlo::trust::job::RunOutcome;
+use parlo::trust::{TrustJob, run_once};
 use parlo_tests::fake_mistral::FakeMistral;
 use parlo_tests::fixture::{NewTenant, SHOP};
 use parlo_tests::lifecycle::RawDb;
@@ -117,6 +119,7 @@ both_backends!(
     the_widget_check_follows_the_published_bundles,
     transport_reports_plain_http_hops,
     readyz_needs_every_migration,
+    one_process_at_a_time_runs_the_checks,
     a_chat_turn_is_counted_on_the_operator_listener_only,
 );
 
@@ -370,6 +373,37 @@ async fn transport_reports_plain_http_hops(backend: Backend) {
     .await;
 }
 
+async fn one_process_at_a_time_runs_the_checks(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let s = &app.state;
+    // Another process (or task) is running them: this one does nothing and stores nothing.
+    let held = s
+        .store
+        .try_lock_job(Job::TrustChecks)
+        .await
+        .unwrap()
+        .unwrap();
+    let outcome = run_once(&s.store, &s.config, &s.dist, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(outcome, RunOutcome::AlreadyRunning);
+    assert!(s.store.checks().await.unwrap().is_empty());
+    held.release().await;
+    let outcome = run_once(&s.store, &s.config, &s.dist, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        RunOutcome::Ran {
+            checks: parlo::trust::CHECKS.len()
+        }
+    );
+    assert_eq!(
+        s.store.checks().await.unwrap().len(),
+        parlo::trust::CHECKS.len()
+    );
+}
+
 async fn readyz_needs_every_migration(backend: Backend) {
     let app = spawn_app_with(backend, |_| {}).await;
     let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
@@ -434,6 +468,41 @@ async fn a_chat_turn_is_counted_on_the_operator_listener_only(backend: Backend) 
         "{text}"
     );
     assert!(text.contains("parlo_open_streams 0"), "{text}");
+    // An upstream failure is counted by its kind.
+    fake.set_fault(parlo_tests::fake_mistral::Fault::Status500);
+    let body = widget.send("Again?").await.text().await.unwrap();
+    assert!(body.contains("upstream_unavailable"), "{body}");
+    let started = Instant::now();
+    while !text.contains("parlo_upstream_errors_total{kind=\"upstream_unavailable\"} 1") {
+        assert!(
+            started.elapsed() < WITHIN,
+            "upstream error not counted:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text = scrape().await;
+    }
+    assert!(
+        text.contains("parlo_chat_turns_total{outcome=\"failed\"} 1"),
+        "{text}"
+    );
+    // Background jobs are counted with their durations.
+    let s = &app.state;
+    let _job = parlo::trust::spawn(
+        s.store.clone(),
+        s.config.clone(),
+        s.dist.clone(),
+        s.metrics.clone(),
+    );
+    let started = Instant::now();
+    while !text.contains("parlo_job_runs_total{job=\"trust_checks\",outcome=\"ok\"} 1") {
+        assert!(started.elapsed() < WITHIN, "job run not counted:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text = scrape().await;
+    }
+    assert!(
+        text.contains("parlo_job_duration_seconds_count{job=\"trust_checks\"} 1"),
+        "{text}"
+    );
     // The public listener does not serve metrics.
     let public = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(public.status(), 404);
