@@ -396,6 +396,16 @@ pub struct AuditPage {
     pub entries: Vec<AuditRow>,
 }
 
+/// One live self-check of the trust page.
+#[derive(Debug, Clone)]
+pub struct CheckRow {
+    pub title: String,
+    /// `ok`, `info`, `warn` or `fail` (also the row's CSS class).
+    pub status: String,
+    pub value: String,
+    pub checked_at: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct SubProcessorRow {
     pub name: String,
@@ -411,6 +421,10 @@ pub struct SubProcessorRow {
 pub struct TrustPage {
     pub chrome: Chrome,
     pub generated: String,
+    /// The live self-checks, as last measured.
+    pub checks: Vec<CheckRow>,
+    /// How often the checks run, in words ("every 5 minutes").
+    pub check_interval: String,
     /// (topic, statement) pairs derived from the running configuration.
     pub facts: Vec<(String, String)>,
     pub subprocessors: Vec<SubProcessorRow>,

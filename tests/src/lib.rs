@@ -8,7 +8,6 @@
 //! the test with a message saying so. Each test gets its own database cloned from a
 //! migrated template, dropped when the test's handle is dropped.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -263,6 +262,8 @@ pub async fn test_store(backend: Backend) -> TestStore {
 /// The real application on 127.0.0.1:0 with its own database and keys.
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// The operator-only metrics listener, when the settings asked for one.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub base: String,
     pub state: AppState,
     pub client: reqwest::Client,
@@ -344,7 +345,8 @@ pub async fn spawn_app_on(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> Tes
         listen: Some("127.0.0.1:0".parse().unwrap()),
         data_dir: Some(data.path().to_owned()),
         database_url: Some(db.app_url()),
-        dist_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist")),
+        // The bundles built into the binary, as in production (`PARLO_DIST_DIR` unset).
+        dist_dir: None,
         shutdown_grace_secs: Some(2),
         ..Settings::default()
     };
@@ -364,6 +366,7 @@ pub async fn spawn_app_on(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> Tes
     let addr = server.addr;
     TestApp {
         addr,
+        metrics_addr: server.metrics_addr,
         base: format!("http://{addr}"),
         state,
         client: reqwest::Client::builder()

@@ -21,6 +21,9 @@ const GLOBAL: &[(&str, Option<&str>)] = &[
     ("mail_outbox", None),
     ("rate_limits", None),
     ("operator_audit", None),
+    // The trust page's check results and recorded operations: counts and dates, no person.
+    ("trust_checks", None),
+    ("operations", None),
     ("_sqlx_migrations", None),
 ];
 

@@ -107,7 +107,14 @@ async fn ended_rate_limit_windows_are_purged_by_the_job_and_by_retention_run(bac
     };
     let (config, keys) = (Arc::new(config), Arc::new(keys));
     let mailer = parlo::mail::Mailer::new(&config.mail, ts.store.clone(), keys.clone()).unwrap();
-    let jobs = parlo::lifecycle::jobs::spawn(ts.store.clone(), config, keys, &mailer).unwrap();
+    let jobs = parlo::lifecycle::jobs::spawn(
+        ts.store.clone(),
+        config,
+        keys,
+        &mailer,
+        parlo::metrics::Metrics::new(),
+    )
+    .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while stored_keys(&raw).await.len() > 1 {
         assert!(

@@ -35,7 +35,12 @@ impl Config {
             }
             .to_owned(),
         );
-        line("dist_dir", quote(&self.dist_dir.display().to_string()));
+        line(
+            "dist_dir",
+            self.dist_dir
+                .as_ref()
+                .map_or("(built in)".to_owned(), |d| quote(&d.display().to_string())),
+        );
         line("mistral_base_url", quote(self.mistral_base_url.as_str()));
         line(
             "upstream_connect_timeout_secs",

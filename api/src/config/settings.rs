@@ -104,7 +104,8 @@ pub struct Settings {
     #[arg(long, global = true, env = "PARLO_KEY_FILE", value_name = "FILE")]
     pub key_file: Option<PathBuf>,
 
-    /// Directory of published widget bundles (`manifest.json`, `widget/vX.Y.Z/`).
+    /// Directory of published widget bundles (`manifest.json`, `widget/vX.Y.Z/`). Without
+    /// it the bundles built into the binary are served.
     #[arg(long, global = true, env = "PARLO_DIST_DIR", value_name = "DIR")]
     pub dist_dir: Option<PathBuf>,
 
@@ -383,6 +384,21 @@ pub struct Settings {
     /// https://api.github.com).
     #[arg(long, global = true, env = "PARLO_GITHUB_API_URL", value_name = "URL")]
     pub github_api_url: Option<Url>,
+
+    /// How often the trust page's live checks run, in seconds (default 300; they also run
+    /// at start). One process at a time runs them; every process shows their results.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLO_TRUST_CHECK_INTERVAL_SECS",
+        value_name = "SECS"
+    )]
+    pub trust_check_interval_secs: Option<u64>,
+
+    /// Address of the operator-only Prometheus listener serving `/metrics` (off by default;
+    /// never the public listener). E.g. `127.0.0.1:9090`.
+    #[arg(long, global = true, env = "PARLO_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// One trusted proxy: a network (`10.1.0.0/16`) or a bare address (`10.0.0.7`, meaning
@@ -479,6 +495,10 @@ impl Settings {
             knowledge_poll_ms: self.knowledge_poll_ms.or(other.knowledge_poll_ms),
             knowledge_fetch_allow: self.knowledge_fetch_allow.or(other.knowledge_fetch_allow),
             github_api_url: self.github_api_url.or(other.github_api_url),
+            trust_check_interval_secs: self
+                .trust_check_interval_secs
+                .or(other.trust_check_interval_secs),
+            metrics_listen: self.metrics_listen.or(other.metrics_listen),
         }
     }
 }

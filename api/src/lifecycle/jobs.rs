@@ -13,11 +13,13 @@ use tokio::task::JoinHandle;
 
 use super::archive::{self, Progress};
 use super::backup;
+use super::records;
 use super::retention::{self, RetentionOptions, RetentionOutcome};
 use crate::config::Config;
 use crate::keyring::KeyRing;
 use crate::knowledge::ingest::Ingestor;
 use crate::mail::Mailer;
+use crate::metrics::Metrics;
 use crate::mistral::MistralClient;
 use crate::model::Timestamp;
 use crate::storage::{Job, Store};
@@ -45,6 +47,7 @@ pub fn spawn(
     config: Arc<Config>,
     keys: Arc<KeyRing>,
     mailer: &Mailer,
+    metrics: Metrics,
 ) -> anyhow::Result<Jobs> {
     let mut tasks = vec![mailer.spawn_worker()];
     if let Some(every) = config.knowledge.poll {
@@ -58,7 +61,12 @@ pub fn spawn(
             batch_rows: l.retention_batch_rows,
             pause: l.retention_pause,
         };
-        tasks.push(tokio::spawn(retention_loop(store.clone(), every, opts)));
+        tasks.push(tokio::spawn(retention_loop(
+            store.clone(),
+            every,
+            opts,
+            metrics.clone(),
+        )));
     }
     if let Some(every) = l.backup_interval {
         archive::recipients(&l.backup_recipients)?;
@@ -68,14 +76,24 @@ pub fn spawn(
                  backing up PostgreSQL needs a role with BYPASSRLS"
             );
         }
-        tasks.push(tokio::spawn(backup_loop(store, config.clone(), every)));
+        tasks.push(tokio::spawn(backup_loop(
+            store,
+            config.clone(),
+            every,
+            metrics,
+        )));
     }
     Ok(Jobs(tasks))
 }
 
-async fn retention_loop(store: Store, every: Duration, opts: RetentionOptions) {
+async fn retention_loop(store: Store, every: Duration, opts: RetentionOptions, metrics: Metrics) {
     loop {
-        match retention::run(&store, Timestamp::now(), opts).await {
+        let started = std::time::Instant::now();
+        let outcome = retention::run(&store, Timestamp::now(), opts).await;
+        if !matches!(outcome, Ok(RetentionOutcome::AlreadyRunning)) {
+            metrics.job("retention", outcome.is_ok(), started.elapsed());
+        }
+        match outcome {
             Ok(RetentionOutcome::Ran(r)) => tracing::info!(
                 conversations = r.deleted.conversations,
                 messages = r.deleted.messages,
@@ -105,7 +123,7 @@ async fn knowledge_loop(ingestor: Ingestor, every: Duration) {
     }
 }
 
-async fn backup_loop(store: Store, config: Arc<Config>, every: Duration) {
+async fn backup_loop(store: Store, config: Arc<Config>, every: Duration, metrics: Metrics) {
     // A restart does not mean a new backup: wait until the newest one is `every` old, but
     // at least a minute so start-up is not slowed down.
     let since = backup::newest_backup(&config.lifecycle.backup_dir)
@@ -129,7 +147,11 @@ async fn backup_loop(store: Store, config: Arc<Config>, every: Duration) {
                 continue;
             }
         };
-        match backup::run(&config, Progress::Log).await {
+        let started = std::time::Instant::now();
+        let result = backup::run(&config, Progress::Log).await;
+        metrics.job("backup", result.is_ok(), started.elapsed());
+        records::backup(&store, &result).await;
+        match result {
             Ok(r) => tracing::info!(
                 path = %r.path.display(),
                 bytes = r.encrypted_bytes,

@@ -13,6 +13,7 @@ mod lifecycle;
 mod limits;
 mod mail;
 mod parse;
+mod trust;
 mod workspace;
 
 pub use account::*;
@@ -25,4 +26,5 @@ pub use lifecycle::*;
 pub use limits::*;
 pub use mail::*;
 pub use parse::Invalid;
+pub use trust::*;
 pub use workspace::*;

@@ -11,7 +11,8 @@
 //!   `conversations.rs` (with attachments), `messages.rs` (with the chat turn), `limits.rs`,
 //!   `lifecycle.rs` (retention, suspension, usage, job locks, operator audit), `mail.rs` (the
 //!   mail outbox), `knowledge/` (libraries, sources, the ingestion queue, chunks and full
-//!   text, citations, gaps); `census.rs`
+//!   text, citations, gaps), `trust.rs` (the trust page's checks and recorded operations, the
+//!   PostgreSQL catalog); `census.rs`
 //!   counts and checks whole databases for backup and restore;
 //! - `sqlite.rs`, `postgres.rs`: connecting, migrating and beginning units of work — the only
 //!   code that differs between the backends (PostgreSQL: row-level security, advisory locks);
@@ -36,6 +37,7 @@ mod postgres;
 mod sql;
 mod sqlite;
 mod store;
+mod trust;
 mod workspaces;
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};

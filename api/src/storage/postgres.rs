@@ -30,6 +30,8 @@ pub const GLOBAL_TABLES: &[&str] = &[
     "operator_audit",
     "account_tokens",
     "mail_outbox",
+    "trust_checks",
+    "operations",
     "_sqlx_migrations",
 ];
 

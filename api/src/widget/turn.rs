@@ -152,6 +152,8 @@ pub async fn drive_answer(
     let mut answer = String::new();
     let mut usage = TokenUsage::default();
     let mut citations = Vec::new();
+    let _open = state.metrics.stream_opened();
+    let started = std::time::Instant::now();
     let ending = async {
         let key = match key {
             Ok(k) => k,
@@ -202,6 +204,9 @@ pub async fn drive_answer(
             };
             match item {
                 Some(Ok(ChatEvent::Delta(text))) => {
+                    if answer.is_empty() {
+                        state.metrics.first_token(started.elapsed());
+                    }
                     answer.push_str(&text);
                     if tx
                         .send(event("delta", json!({ "text": text })))
@@ -228,6 +233,9 @@ pub async fn drive_answer(
     }
     .await;
     // Dropping the upstream stream above cancelled the upstream request if it was running.
+    if let Ending::Failed(Failure::Upstream(e)) = &ending {
+        state.metrics.upstream_error(e.code());
+    }
     let status = match &ending {
         Ending::Done => MessageStatus::Complete,
         Ending::Failed(_) if answer.is_empty() => MessageStatus::Failed,
@@ -255,6 +263,12 @@ pub async fn drive_answer(
     {
         tracing::error!(error = %e, "storing the answer's citations failed");
     }
+    state.metrics.turn(match (&ending, status) {
+        (Ending::ClientGone, _) => "client_gone",
+        (_, MessageStatus::Complete) => "complete",
+        (_, MessageStatus::Failed) => "failed",
+        _ => "interrupted",
+    });
     let last = match ending {
         Ending::Done if stored.is_ok() => event(
             "done",
