@@ -1,7 +1,7 @@
 //! Prometheus metrics, served in the text format on the operator-only listener
 //! `PARLO_METRICS_LISTEN` (never on the public one): request latency by matched route, open
-//! answer streams, time to first token, chat turns by outcome, upstream errors by kind, and
-//! background job runs with their durations. Each running app has its own registry (several
+//! answer streams, time to first token, chat turns by outcome, upstream errors by kind,
+//! background job runs with their durations, and the depth of the durable queues. Each running app has its own registry (several
 //! apps can share one test process). Labels are bounded sets chosen by the code — a route
 //! template, a status class, a stable error code — never a path, a tenant or anything a
 //! client sent.
@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -38,6 +38,7 @@ struct Inner {
     upstream_errors: IntCounterVec,
     job_runs: IntCounterVec,
     job_seconds: HistogramVec,
+    queue_depth: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -89,8 +90,17 @@ impl Metrics {
             &["job"],
         )
         .expect("valid metric");
+        let queue_depth = IntGaugeVec::new(
+            Opts::new(
+                "queue_depth",
+                "Work waiting in a durable queue (`knowledge` ingestion jobs, `mail` outbox)",
+            ),
+            &["queue"],
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(queue_depth.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
             Box::new(open_streams.clone()),
             Box::new(first_token.clone()),
             Box::new(turns.clone()),
@@ -109,6 +119,7 @@ impl Metrics {
             upstream_errors,
             job_runs,
             job_seconds,
+            queue_depth,
         }))
     }
 
@@ -156,6 +167,11 @@ impl Metrics {
             .job_seconds
             .with_label_values(&[job])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// How much work waits in a durable queue (`knowledge`, `mail`).
+    pub fn queue_depth(&self, queue: &str, depth: i64) {
+        self.0.queue_depth.with_label_values(&[queue]).set(depth);
     }
 
     /// The Prometheus text exposition of every metric.

@@ -500,6 +500,14 @@ async fn a_chat_turn_is_counted_on_the_operator_listener_only(backend: Backend) 
         tokio::time::sleep(Duration::from_millis(50)).await;
         text = scrape().await;
     }
+    // The durable queues' depths are reported (nothing waits in either here).
+    parlo::lifecycle::jobs::record_queue_depths(&s.store, &s.metrics).await;
+    let text = scrape().await;
+    assert!(
+        text.contains("parlo_queue_depth{queue=\"knowledge\"} 0"),
+        "{text}"
+    );
+    assert!(text.contains("parlo_queue_depth{queue=\"mail\"} 0"), "{text}");
     assert!(
         text.contains("parlo_job_duration_seconds_count{job=\"trust_checks\"} 1"),
         "{text}"

@@ -170,19 +170,7 @@ impl Operator {
         reason: Option<&str>,
         now: Timestamp,
     ) -> anyhow::Result<OperatorAuditEntry> {
-        self.audited(
-            "workspace.suspend",
-            &t.to_string(),
-            json!({ "reason": reason }),
-            async {
-                if !self.store.set_suspended(t, Some(now)).await? {
-                    bail!("no workspace {t}");
-                }
-                Ok(())
-            },
-        )
-        .await
-        .map(|((), e)| e)
+        self.set_suspension(t, reason, Some(now)).await
     }
 
     pub async fn unsuspend(
@@ -190,17 +178,27 @@ impl Operator {
         t: TenantId,
         reason: Option<&str>,
     ) -> anyhow::Result<OperatorAuditEntry> {
-        self.audited(
-            "workspace.unsuspend",
-            &t.to_string(),
-            json!({ "reason": reason }),
-            async {
-                if !self.store.set_suspended(t, None).await? {
-                    bail!("no workspace {t}");
-                }
-                Ok(())
-            },
-        )
+        self.set_suspension(t, reason, None).await
+    }
+
+    /// Suspends (`since`) or lifts a suspension (`None`), audited with the reason.
+    async fn set_suspension(
+        &self,
+        t: TenantId,
+        reason: Option<&str>,
+        since: Option<Timestamp>,
+    ) -> anyhow::Result<OperatorAuditEntry> {
+        let action = if since.is_some() {
+            "workspace.suspend"
+        } else {
+            "workspace.unsuspend"
+        };
+        self.audited(action, &t.to_string(), json!({ "reason": reason }), async {
+            if !self.store.set_suspended(t, since).await? {
+                bail!("no workspace {t}");
+            }
+            Ok(())
+        })
         .await
         .map(|((), e)| e)
     }

@@ -55,6 +55,10 @@ pub fn spawn(
         let ingestor = Ingestor::new(store.clone(), &config, keys, mistral)?;
         tasks.push(tokio::spawn(knowledge_loop(ingestor, every)));
     }
+    tasks.push(tokio::spawn(queue_depth_loop(
+        store.clone(),
+        metrics.clone(),
+    )));
     let l = &config.lifecycle;
     if let Some(every) = l.retention_interval {
         let opts = RetentionOptions {
@@ -120,6 +124,27 @@ async fn knowledge_loop(ingestor: Ingestor, every: Duration) {
             Err(e) => tracing::warn!(error = %e, "knowledge ingestion could not claim jobs"),
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// Every 15 s, the depth of the durable queues for the metrics.
+async fn queue_depth_loop(store: Store, metrics: Metrics) {
+    loop {
+        record_queue_depths(&store, &metrics).await;
+        tokio::time::sleep(Duration::from_secs(15)).await;
+    }
+}
+
+/// Sets the metrics' queue depths: knowledge ingestion jobs waiting (one count per
+/// workspace) and mail waiting in the outbox.
+pub async fn record_queue_depths(store: &Store, metrics: &Metrics) {
+    match store.knowledge_queue_depth().await {
+        Ok(n) => metrics.queue_depth("knowledge", n),
+        Err(e) => tracing::warn!(error = %e, "counting the ingestion queue failed"),
+    }
+    match store.outbox_summary().await {
+        Ok(s) => metrics.queue_depth("mail", s.pending),
+        Err(e) => tracing::warn!(error = %e, "counting the mail outbox failed"),
     }
 }
 

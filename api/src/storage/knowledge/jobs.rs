@@ -177,4 +177,25 @@ impl Store {
             })
             .collect())
     }
+
+    /// Ingestion jobs waiting to run (queued, due or not) in every workspace: the queue's
+    /// depth for the metrics.
+    pub async fn knowledge_queue_depth(&self) -> StoreResult<i64> {
+        let mut depth = 0;
+        for t in self.tenant_ids().await? {
+            depth += self
+                .in_tenant(t, async |tx| {
+                    Ok(tx
+                        .query_scalar(
+                            "SELECT count(*) FROM knowledge_jobs \
+                             WHERE tenant_id = $1 AND status = 'queued'",
+                        )
+                        .fetch_optional()
+                        .await?
+                        .unwrap_or(0))
+                })
+                .await?;
+        }
+        Ok(depth)
+    }
 }
