@@ -154,6 +154,7 @@ fn production_refuses_a_misspelled_variable() {
             "PARLO_TOKEN_KEYS",
             "k9:dG9rZW4ta2V5LWZvci1yZWRhY3Rpb24tdGVzdC0wMTI=",
         )
+        .env("PARLO_SMTP_URL", "smtp://127.0.0.1:2525")
         .env("PARLO_BACKUP_RECIPENTS", "age1xyz")
         .output()
         .unwrap();
