@@ -16,6 +16,7 @@ mod cookies;
 pub mod csrf;
 mod invite;
 mod limits;
+pub mod log_export;
 mod logs;
 mod members;
 pub mod mfa;
