@@ -25,8 +25,7 @@ use super::workspace::{Manager, Member};
 /// Messages fetched per page of the streamed export.
 pub const EXPORT_PAGE: u32 = 500;
 
-const CSV_HEADER: &str =
-    "conversation_reference,conversation_id,bot_id,origin,message_id,role,status,created_at,content\r\n";
+const CSV_HEADER: &str = "conversation_reference,conversation_id,bot_id,origin,message_id,role,status,created_at,content\r\n";
 
 #[derive(Deserialize)]
 pub(super) struct FormatQuery {
@@ -88,7 +87,11 @@ fn csv_row(m: &ExportedMessage) -> String {
         m.created_at.to_rfc3339(),
         m.content.clone(),
     ];
-    let mut line = cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(",");
+    let mut line = cells
+        .iter()
+        .map(|c| csv_cell(c))
+        .collect::<Vec<_>>()
+        .join(",");
     line.push_str("\r\n");
     line
 }

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::{Router, routing::get, routing::post};
 use parlo_site::{
-    ConversationDeletePage, ConversationPage, ConversationRow, InboxFilters, LogsPage,
-    MessageView, notice_text,
+    ConversationDeletePage, ConversationPage, ConversationRow, InboxFilters, LogsPage, MessageView,
+    notice_text,
 };
 use serde::Deserialize;
 use serde_json::json;

@@ -7,8 +7,8 @@ use super::sql::TenantTx;
 use super::store::Store;
 use crate::model::{Attachment, AttachmentId, BotId, Conversation, ConversationId};
 use crate::model::{ConversationQuery, MessageId, NewAttachment, NewConversation, TenantId};
-use crate::model::{MessageRole, MessageStatus, NewAttachmentText, Scoped, Timestamp, WidgetScope};
 use crate::model::{ExportedMessage, InboxEntry, InboxQuery, reference_of};
+use crate::model::{MessageRole, MessageStatus, NewAttachmentText, Scoped, Timestamp, WidgetScope};
 
 const CONVERSATION_COLUMNS: &str =
     "tenant_id, id, bot_id, origin, resume_hash, created_at, last_activity_at";
@@ -449,7 +449,10 @@ impl Store {
                 "(c.last_activity_at < {a} OR (c.last_activity_at = {a} AND c.id < {i}))"
             ));
         }
-        let limit = param(InboxParam::Int(i64::from(q.limit.clamp(1, 500))), &mut params);
+        let limit = param(
+            InboxParam::Int(i64::from(q.limit.clamp(1, 500))),
+            &mut params,
+        );
         let columns = CONVERSATION_COLUMNS
             .split(", ")
             .map(|c| format!("c.{c}"))
