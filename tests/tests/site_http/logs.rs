@@ -6,6 +6,7 @@ use futures_util::StreamExt;
 use parlo::model::*;
 use parlo::site::log_export::{csv_cell, export_stream};
 use parlo_tests::fixture::{self, location};
+use parlo_tests::lifecycle::RawDb;
 use parlo_tests::{Backend, both_backends};
 
 use super::world::*;
@@ -189,7 +190,7 @@ async fn inbox_pages_by_keyset_through_every_conversation_once(backend: Backend)
     let w = world(backend).await;
     let store = w.app.store();
     let t = w.a.t;
-    // 120 conversations made quickly: many share a millisecond, so the id breaks ties.
+    // 120 conversations.
     let mut made = vec![w.a.conversation];
     for i in 0..119 {
         let question = format!("Question number {i}");
@@ -200,6 +201,13 @@ async fn inbox_pages_by_keyset_through_every_conversation_once(backend: Backend)
                 .id,
         );
     }
+    // Every conversation active in the same millisecond: the order, and the pages, rest
+    // on the id alone (a cursor on the time only would skip or repeat them).
+    let raw = RawDb::of(&w.app.db).await;
+    raw.try_exec("UPDATE conversations SET last_activity_at = 1764000000000")
+        .await
+        .unwrap();
+    raw.close().await;
     let mut seen = Vec::new();
     let mut next = Some(format!("/w/{t}/logs"));
     let mut pages = 0;
