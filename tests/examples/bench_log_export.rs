@@ -8,13 +8,20 @@
 //! `parlo::site::log_export::export_stream` (the same stream the HTTP handler sends, pages of
 //! `EXPORT_PAGE` messages), counting and discarding the bytes as a client would, and prints
 //! the peak RSS (VmHWM) against the RSS before the export. A bounded export shows the same
-//! growth at both sizes. Not part of the test suite (`test = false`).
+//! growth at both sizes.
+//!
+//! With `INBOX=100000` (conversations; 2 messages each, all answered, all active in the
+//! same millisecond: the worst case for the keyset's tie-break), it then times the inbox:
+//! the first page, every page walked by keyset to the end, a word search, and the
+//! "unanswered" filter (which finds nothing, so it reads every conversation).
+//! Not part of the test suite (`test = false`).
 
 use std::time::Instant;
 
 use futures_util::StreamExt;
 use parlo::model::*;
 use parlo::site::log_export::{EXPORT_PAGE, export_stream};
+use parlo::storage::Store;
 use parlo_tests::fixture::NewTenant;
 use parlo_tests::lifecycle::{RawDb, seed_old_messages};
 use parlo_tests::{Backend, test_store};
@@ -84,4 +91,78 @@ async fn main() {
             );
         }
     }
+    let inbox: i64 = std::env::var("INBOX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if inbox > 0 {
+        bench_inbox(backend, inbox).await;
+    }
+}
+
+async fn timed(store: &Store, t: TenantId, q: &InboxQuery) -> (f64, Vec<InboxEntry>) {
+    let started = Instant::now();
+    let rows = store.inbox(t, q).await.unwrap();
+    (started.elapsed().as_secs_f64() * 1000.0, rows)
+}
+
+async fn bench_inbox(backend: Backend, conversations: i64) {
+    let db = test_store(backend).await;
+    let store = db.store.clone();
+    let tenant = NewTenant::owned_by("inbox@shop.example")
+        .create(&store)
+        .await;
+    let t = tenant.tenant;
+    let raw = RawDb::of(&db.db).await;
+    seed_old_messages(&raw, t, tenant.bot.id, conversations, 2, Timestamp::now().0).await;
+    raw.close().await;
+    let page = |after| InboxQuery {
+        after,
+        limit: 50,
+        ..InboxQuery::default()
+    };
+    let (first, _) = timed(&store, t, &page(None)).await;
+    let mut after = None;
+    let (mut pages, mut total, mut slowest, mut rows) = (0, 0.0f64, 0.0f64, 0);
+    loop {
+        let (ms, got) = timed(&store, t, &page(after)).await;
+        pages += 1;
+        total += ms;
+        slowest = slowest.max(ms);
+        rows += got.len();
+        match got.last() {
+            Some(e) if got.len() == 50 => {
+                after = Some((e.conversation.last_activity_at, e.conversation.id))
+            }
+            _ => break,
+        }
+    }
+    let (search, found) = timed(
+        &store,
+        t,
+        &InboxQuery {
+            words: Some("shipping".into()),
+            ..page(None)
+        },
+    )
+    .await;
+    let (unanswered, none) = timed(
+        &store,
+        t,
+        &InboxQuery {
+            unanswered: true,
+            ..page(None)
+        },
+    )
+    .await;
+    println!("inbox, {conversations} conversations, pages of 50:");
+    println!(
+        "| first page | every page: count, mean, slowest | rows | search (first page) | unanswered (no match) |"
+    );
+    println!(
+        "| {first:.1} ms | {pages}, {:.1} ms, {slowest:.1} ms | {rows} | {search:.1} ms ({} rows) | {unanswered:.1} ms ({} rows) |",
+        total / f64::from(pages),
+        found.len(),
+        none.len()
+    );
 }

@@ -446,7 +446,7 @@ impl Store {
             let a = param(InboxParam::At(at), &mut params);
             let i = param(InboxParam::Id(id), &mut params);
             conditions.push(format!(
-                "(c.last_activity_at < {a} OR (c.last_activity_at = {a} AND c.id < {i}))"
+                "(c.last_activity_at, c.id) < ({a}, {i})"
             ));
         }
         let limit = param(
