@@ -288,7 +288,8 @@ pub struct InboxQuery {
     pub unanswered: bool,
     /// Words that must all appear in one of its messages (full-text search).
     pub words: Option<String>,
-    /// Only the conversation whose [`Conversation::reference`] decodes to these bytes.
+    /// The conversation whose [`Conversation::reference`] decodes to these bytes. With
+    /// `words` too, conversations matching either are listed.
     pub reference: Option<[u8; REFERENCE_BYTES]>,
     /// Keyset: only conversations strictly after this (last_activity_at, id) in the order.
     pub after: Option<(Timestamp, ConversationId)>,
@@ -316,4 +317,35 @@ pub struct ExportedMessage {
     pub status: MessageStatus,
     pub created_at: Timestamp,
     pub content: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reference_is_8_base32_characters_of_the_ids_random_tail_and_parses_back() {
+        for _ in 0..200 {
+            let id = ConversationId::new();
+            let r = reference_of(id);
+            assert_eq!(r.len(), 8);
+            assert!(r.bytes().all(|b| BASE32.contains(&b)), "{r}");
+            let tail = parse_reference(&r).unwrap();
+            assert_eq!(&tail[..], &id.0.as_bytes()[16 - REFERENCE_BYTES..]);
+            assert_eq!(
+                parse_reference(&format!("ref:{}", r.to_lowercase())),
+                Some(tail)
+            );
+            assert_eq!(
+                parse_reference(&format!(" {}-{} ", &r[..4], &r[4..])),
+                Some(tail)
+            );
+        }
+        // Ids made in the same millisecond (same UUIDv7 prefix) get different references.
+        let (a, b) = (ConversationId::new(), ConversationId::new());
+        assert_ne!(reference_of(a), reference_of(b));
+        for not_a_reference in ["", "refund", "ABCDEFG", "ABCDEFGHI", "ABCDEF01", "ref:"] {
+            assert_eq!(parse_reference(not_a_reference), None, "{not_a_reference}");
+        }
+    }
 }

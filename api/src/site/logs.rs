@@ -107,9 +107,14 @@ async fn list(
         "" => None,
         a => Some(parse_cursor(a).ok_or(PageError::NotFound)?),
     };
-    // A query that is a reference finds that conversation; anything else is words.
+    // `ref:XXXXXXXX` finds that conversation only; a bare query that could be a reference
+    // (8 base32 letters, like "shipping") finds it and the conversations with those words.
     let reference = parse_reference(&filters.q);
-    let words = (reference.is_none() && !filters.q.is_empty()).then(|| filters.q.clone());
+    let explicit = filters
+        .q
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("ref:"));
+    let words = (!explicit && !filters.q.is_empty()).then(|| filters.q.clone());
     let range = day_start(&filters.from, 0, "start")
         .and_then(|from| Ok((from, day_start(&filters.to, 1, "end")?)));
     let (conversations, filter_error) = match range {

@@ -421,6 +421,9 @@ impl Store {
                     .to_owned(),
             );
         }
+        // Words and a reference together (a bare 8-letter query may be either) match
+        // conversations that have either.
+        let mut found_by = Vec::new();
         if let Some(words) = q.words.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
             let n = param(InboxParam::Text(words.to_owned()), &mut params);
             let matches = if postgres {
@@ -428,7 +431,7 @@ impl Store {
             } else {
                 format!("instr(lower(s.content), lower({n})) > 0")
             };
-            conditions.push(format!(
+            found_by.push(format!(
                 "c.id IN (SELECT s.conversation_id FROM messages s \
                  WHERE s.tenant_id = $1 AND {matches})"
             ));
@@ -440,14 +443,15 @@ impl Store {
             } else {
                 "substr(c.id, 12, 5)"
             };
-            conditions.push(format!("{tail} = {n}"));
+            found_by.push(format!("{tail} = {n}"));
+        }
+        if !found_by.is_empty() {
+            conditions.push(format!("({})", found_by.join(" OR ")));
         }
         if let Some((at, id)) = q.after {
             let a = param(InboxParam::At(at), &mut params);
             let i = param(InboxParam::Id(id), &mut params);
-            conditions.push(format!(
-                "(c.last_activity_at, c.id) < ({a}, {i})"
-            ));
+            conditions.push(format!("(c.last_activity_at, c.id) < ({a}, {i})"));
         }
         let limit = param(
             InboxParam::Int(i64::from(q.limit.clamp(1, 500))),

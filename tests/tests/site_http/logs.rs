@@ -117,6 +117,28 @@ async fn inbox_lists_previews_and_counts_and_finds_by_words_reference_and_filter
             assert!(!listed(&page, other), "{q} finds only its conversation");
         }
     }
+    // An 8-letter word that could be a reference is still searched as a word.
+    let (_, page) = w.alice.page(&format!("{logs}?q=THANKS+BY")).await;
+    assert!(
+        page.contains("id=\"no-conversations\""),
+        "two words, not a reference"
+    );
+    let (_, page) = w.alice.page(&format!("{logs}?q=Thanksby")).await;
+    assert!(page.contains("id=\"no-conversations\""));
+    let (shipping, _) = fixture::chat(
+        store,
+        t,
+        bot,
+        &[(MessageRole::User, "Is shipping free over 50 euros?")],
+    )
+    .await;
+    let (_, page) = w.alice.page(&format!("{logs}?q=shipping")).await;
+    assert!(
+        listed(&page, &shipping),
+        "a word that parses as base32: {page}"
+    );
+    let (_, page) = w.alice.page(&format!("{logs}?q=ref:shipping")).await;
+    assert!(!listed(&page, &shipping), "ref: looks up references only");
     // Another workspace's reference finds nothing here.
     let (_, page) = w
         .alice
