@@ -246,7 +246,11 @@ async fn inbox_search_finds_a_conversation_by_a_word_in_it() {
     b.fill("#email", "inbox@shop.example").await;
     b.fill("#password", PASSWORD).await;
     b.fill("#workspace", "Inbox Shop").await;
-    b.click_and_wait("form[action='/signup'] button[type=submit]", "/w/")
+    b.click_and_wait("form[action='/signup'] button[type=submit]", "/signup/sent")
+        .await;
+    let mail = app.mailbox.nth("inbox@shop.example", 1).await;
+    b.goto(&mail.link("/verify/")).await;
+    b.click_and_wait("form[action='/verify'] button[type=submit]", "/w/")
         .await;
     let path = b.path().await;
     let t: TenantId = path[3..39].parse().unwrap();
