@@ -80,6 +80,7 @@ pub fn notice_text(code: &str) -> Option<&'static str> {
         }
         "key_deleted" => "The API key was deleted.",
         "logs_wiped" => "The chat logs were wiped.",
+        "conversation_deleted" => "The conversation was deleted.",
         "member_updated" => "The member's role was changed.",
         "member_removed" => "The member was removed.",
         "invitation_revoked" => "The invitation was revoked.",
@@ -328,10 +329,26 @@ pub struct InvitePage {
 #[derive(Debug, Clone)]
 pub struct ConversationRow {
     pub id: String,
+    /// The short reference a visitor can quote (`Conversation::reference`).
+    pub reference: String,
     pub bot_name: String,
     pub origin: String,
     pub created: String,
     pub last_activity: String,
+    pub last_activity_iso: String,
+    /// The start of the first visitor message.
+    pub preview: String,
+    pub message_count: i64,
+}
+
+/// The inbox's filters as the visitor set them (echoed back into the form).
+#[derive(Debug, Clone, Default)]
+pub struct InboxFilters {
+    pub q: String,
+    pub bot: String,
+    pub from: String,
+    pub to: String,
+    pub unanswered: bool,
 }
 
 #[derive(Template)]
@@ -342,8 +359,13 @@ pub struct LogsPage {
     /// (id, name) of every bot, for the filter.
     pub bots: Vec<(String, String)>,
     pub selected_bot: String,
+    pub filters: InboxFilters,
+    /// A filter value that could not be read, said next to the form.
+    pub filter_error: Option<String>,
     pub conversations: Vec<ConversationRow>,
     pub next_page: Option<String>,
+    /// Link back to the newest conversations when this is not the first page.
+    pub first_page: Option<String>,
     pub can_manage: bool,
 }
 
@@ -368,6 +390,22 @@ pub struct ConversationPage {
     pub origin: String,
     pub created: String,
     pub messages: Vec<MessageView>,
+    pub id: String,
+    pub reference: String,
+    pub can_manage: bool,
+}
+
+#[derive(Template)]
+#[template(path = "conversation_delete.html")]
+pub struct ConversationDeletePage {
+    pub chrome: Chrome,
+    pub ws: WorkspaceLink,
+    pub id: String,
+    pub reference: String,
+    pub bot_name: String,
+    pub origin: String,
+    pub created: String,
+    pub message_count: usize,
 }
 
 #[derive(Template)]

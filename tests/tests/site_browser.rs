@@ -235,6 +235,125 @@ async fn main_journey_in_chromium() {
     app.stop().await;
 }
 
+/// The inbox in Chromium: search finds a conversation by a word in it (and not the other),
+/// a reference finds it too, and the inbox, conversation and deletion pages pass axe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_search_finds_a_conversation_by_a_word_in_it() {
+    let app = spawn_app_at_public_url(Backend::Sqlite, |_| {}).await;
+    let b = Browser::start().await;
+    let url = |p: &str| app.url(p);
+    b.goto(&url("/signup")).await;
+    b.fill("#email", "inbox@shop.example").await;
+    b.fill("#password", PASSWORD).await;
+    b.fill("#workspace", "Inbox Shop").await;
+    b.click_and_wait("form[action='/signup'] button[type=submit]", "/signup/sent")
+        .await;
+    let mail = app.mailbox.nth("inbox@shop.example", 1).await;
+    b.goto(&mail.link("/verify/")).await;
+    b.click_and_wait("form[action='/verify'] button[type=submit]", "/w/")
+        .await;
+    let path = b.path().await;
+    let t: TenantId = path[3..39].parse().unwrap();
+    let store = app.store();
+    let bot = store
+        .create_bot(
+            t,
+            &BotSettings::parse(&BotInput {
+                name: "Helper".into(),
+                allowed_origins: "https://shop.example".into(),
+                ..BotInput::default()
+            })
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut made = Vec::new();
+    for (question, answer) in [
+        ("Where is my parcel?", "It left the warehouse yesterday."),
+        ("Do you sell gift cards?", "Yes, from 10 euros."),
+    ] {
+        let c = store
+            .create_conversation(
+                t,
+                &NewConversation {
+                    bot_id: bot.id,
+                    origin: "https://shop.example".into(),
+                    resume_hash: ConversationId::new().0.as_bytes().to_vec(),
+                },
+            )
+            .await
+            .unwrap();
+        for (role, content) in [
+            (MessageRole::User, question),
+            (MessageRole::Assistant, answer),
+        ] {
+            store
+                .append_message(
+                    t,
+                    &NewMessage {
+                        conversation_id: c.id,
+                        role,
+                        content: content.into(),
+                        status: MessageStatus::Complete,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        made.push(c);
+    }
+    b.goto(&url(&format!("/w/{t}/logs"))).await;
+    b.assert_accessible("inbox").await;
+    let all = b.text("#conversations").await;
+    assert!(all.contains("Where is my parcel?") && all.contains("Do you sell gift cards?"));
+
+    // A word of the answer only ("warehouse") finds its conversation.
+    b.fill("#q", "warehouse").await;
+    b.click_and_wait(
+        "form[role=search] button[type=submit]",
+        &format!("/w/{t}/logs?q="),
+    )
+    .await;
+    let found = b.text("#conversations").await;
+    assert!(found.contains("Where is my parcel?"), "{found}");
+    assert!(!found.contains("gift cards"), "{found}");
+    b.assert_accessible("inbox with a search").await;
+
+    // Its reference, as a visitor would quote it.
+    b.goto(&url(&format!("/w/{t}/logs"))).await;
+    b.fill("#q", &format!("ref:{}", made[1].reference())).await;
+    b.click_and_wait(
+        "form[role=search] button[type=submit]",
+        &format!("/w/{t}/logs?q="),
+    )
+    .await;
+    let found = b.text("#conversations").await;
+    assert!(
+        found.contains("gift cards") && !found.contains("parcel"),
+        "{found}"
+    );
+    b.click_and_wait("#conversations a", &format!("/w/{t}/logs/{}", made[1].id))
+        .await;
+    assert_eq!(b.text("#reference").await, made[1].reference());
+    b.assert_accessible("conversation page").await;
+    b.click_and_wait(
+        "a[href$='/delete']",
+        &format!("/w/{t}/logs/{}/delete", made[1].id),
+    )
+    .await;
+    b.assert_accessible("conversation deletion page").await;
+    b.click("#confirm").await;
+    b.click_and_wait(
+        "form[action$='/delete'] button[type=submit]",
+        &format!("/w/{t}/logs?notice"),
+    )
+    .await;
+    assert!(store.conversation(t, made[1].id).await.unwrap().is_none());
+    assert!(store.conversation(t, made[0].id).await.unwrap().is_some());
+    b.close().await;
+    app.stop().await;
+}
+
 /// The accessibility check itself catches problems (so a clean result above means something).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn axe_reports_violations_on_a_broken_page() {

@@ -507,7 +507,10 @@ async fn a_chat_turn_is_counted_on_the_operator_listener_only(backend: Backend) 
         text.contains("parlo_queue_depth{queue=\"knowledge\"} 0"),
         "{text}"
     );
-    assert!(text.contains("parlo_queue_depth{queue=\"mail\"} 0"), "{text}");
+    assert!(
+        text.contains("parlo_queue_depth{queue=\"mail\"} 0"),
+        "{text}"
+    );
     assert!(
         text.contains("parlo_job_duration_seconds_count{job=\"trust_checks\"} 1"),
         "{text}"

@@ -218,3 +218,134 @@ impl Scoped<()> {
         }
     }
 }
+
+// --- The chat-log inbox, its exports and the conversation reference (site) ---
+
+/// RFC 4648 base32 alphabet: no 0/1/8/9, so a reference read aloud or retyped survives.
+const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+/// How many bytes of the id a [`Conversation::reference`] encodes (40 bits = 8 characters).
+pub const REFERENCE_BYTES: usize = 5;
+
+impl Conversation {
+    /// A short reference the visitor can quote in a request: the id's last five bytes (its
+    /// random part: a UUIDv7 starts with its creation time, so its first bytes are shared
+    /// by conversations started in the same moment) as 8 characters of uppercase base32.
+    pub fn reference(&self) -> String {
+        reference_of(self.id)
+    }
+}
+
+/// See [`Conversation::reference`].
+pub fn reference_of(id: ConversationId) -> String {
+    let b = id.0.as_bytes();
+    let tail = &b[16 - REFERENCE_BYTES..];
+    let bits = tail.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x));
+    (0..8)
+        .rev()
+        .map(|i| char::from(BASE32[((bits >> (i * 5)) & 31) as usize]))
+        .collect()
+}
+
+/// The id bytes a reference names, from `XXXXXXXX` or `ref:XXXXXXXX` (any case, spaces and
+/// dashes ignored); `None` if the text is not a reference.
+pub fn parse_reference(text: &str) -> Option<[u8; REFERENCE_BYTES]> {
+    let t = text.trim();
+    let t = t
+        .strip_prefix("ref:")
+        .or_else(|| t.strip_prefix("REF:"))
+        .or_else(|| t.strip_prefix("Ref:"))
+        .unwrap_or(t);
+    let chars: Vec<u8> = t
+        .bytes()
+        .filter(|c| !matches!(c, b' ' | b'-'))
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if chars.len() != 8 {
+        return None;
+    }
+    let mut bits = 0u64;
+    for c in chars {
+        let v = BASE32.iter().position(|&a| a == c)?;
+        bits = (bits << 5) | v as u64;
+    }
+    let mut out = [0u8; REFERENCE_BYTES];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (bits >> (8 * (REFERENCE_BYTES - 1 - i))) as u8;
+    }
+    Some(out)
+}
+
+/// What the inbox lists: conversations with at least one message, newest activity first.
+#[derive(Debug, Clone, Default)]
+pub struct InboxQuery {
+    pub bot_id: Option<BotId>,
+    /// Last active at or after this.
+    pub active_from: Option<Timestamp>,
+    /// Last active before this.
+    pub active_until: Option<Timestamp>,
+    /// Only conversations without a complete assistant answer (failed, interrupted or none).
+    pub unanswered: bool,
+    /// Words that must all appear in one of its messages (full-text search).
+    pub words: Option<String>,
+    /// The conversation whose [`Conversation::reference`] decodes to these bytes. With
+    /// `words` too, conversations matching either are listed.
+    pub reference: Option<[u8; REFERENCE_BYTES]>,
+    /// Keyset: only conversations strictly after this (last_activity_at, id) in the order.
+    pub after: Option<(Timestamp, ConversationId)>,
+    pub limit: u32,
+}
+
+/// One inbox line: the conversation, its first question and how many messages it has.
+#[derive(Debug, Clone)]
+pub struct InboxEntry {
+    pub conversation: Conversation,
+    /// The start of the first visitor message (empty if the visitor has not written).
+    pub preview: String,
+    pub message_count: i64,
+}
+
+/// One message of the workspace's log export, with its conversation's context.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportedMessage {
+    pub conversation_id: ConversationId,
+    pub conversation_reference: String,
+    pub bot_id: BotId,
+    pub origin: String,
+    pub message_id: MessageId,
+    pub role: MessageRole,
+    pub status: MessageStatus,
+    pub created_at: Timestamp,
+    pub content: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reference_is_8_base32_characters_of_the_ids_random_tail_and_parses_back() {
+        for _ in 0..200 {
+            let id = ConversationId::new();
+            let r = reference_of(id);
+            assert_eq!(r.len(), 8);
+            assert!(r.bytes().all(|b| BASE32.contains(&b)), "{r}");
+            let tail = parse_reference(&r).unwrap();
+            assert_eq!(&tail[..], &id.0.as_bytes()[16 - REFERENCE_BYTES..]);
+            assert_eq!(
+                parse_reference(&format!("ref:{}", r.to_lowercase())),
+                Some(tail)
+            );
+            assert_eq!(
+                parse_reference(&format!(" {}-{} ", &r[..4], &r[4..])),
+                Some(tail)
+            );
+        }
+        // Ids made in the same millisecond (same UUIDv7 prefix) get different references.
+        let (a, b) = (ConversationId::new(), ConversationId::new());
+        assert_ne!(reference_of(a), reference_of(b));
+        for not_a_reference in ["", "refund", "ABCDEFG", "ABCDEFGHI", "ABCDEF01", "ref:"] {
+            assert_eq!(parse_reference(not_a_reference), None, "{not_a_reference}");
+        }
+    }
+}

@@ -18,6 +18,7 @@ pub mod csrf;
 mod invite;
 mod limits;
 mod links;
+pub mod log_export;
 mod logs;
 mod mail_links;
 mod members;

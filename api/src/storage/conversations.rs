@@ -2,10 +2,12 @@
 //! and the chat turn are in `messages.rs`.
 
 use super::error::StoreResult;
+use super::messages::{parse_role, parse_status};
 use super::sql::TenantTx;
 use super::store::Store;
 use crate::model::{Attachment, AttachmentId, BotId, Conversation, ConversationId};
 use crate::model::{ConversationQuery, MessageId, NewAttachment, NewConversation, TenantId};
+use crate::model::{ExportedMessage, InboxEntry, InboxQuery, reference_of};
 use crate::model::{MessageRole, MessageStatus, NewAttachmentText, Scoped, Timestamp, WidgetScope};
 
 const CONVERSATION_COLUMNS: &str =
@@ -340,6 +342,204 @@ impl Store {
                 .fetch_all()
                 .await?;
             Ok(rows.into_iter().map(Into::into).collect())
+        })
+        .await
+    }
+}
+
+// --- The chat-log inbox and the streamed export (site/logs.rs, site/log_export.rs) ---
+
+/// A value the inbox query binds, in placeholder order.
+enum InboxParam {
+    Bot(BotId),
+    At(Timestamp),
+    Id(ConversationId),
+    Text(String),
+    Bytes(Vec<u8>),
+    Int(i64),
+}
+
+/// Adds `p` to the parameters and returns its placeholder (`$1` is the tenant).
+fn placeholder(p: InboxParam, params: &mut Vec<InboxParam>) -> String {
+    params.push(p);
+    format!("${}", params.len() + 1)
+}
+
+#[derive(sqlx::FromRow)]
+struct InboxRow {
+    #[sqlx(flatten)]
+    conversation: ConversationRow,
+    preview: Option<String>,
+    message_count: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ExportRow {
+    conversation_id: ConversationId,
+    bot_id: BotId,
+    origin: String,
+    message_id: MessageId,
+    role: String,
+    status: String,
+    created_at: Timestamp,
+    content: String,
+}
+
+/// Longest preview of the first question, in characters.
+const PREVIEW_CHARS: i64 = 160;
+
+impl Store {
+    /// The inbox: conversations with at least one message, last activity first, filtered
+    /// and paged by the keyset (last_activity_at, id) — no OFFSET, so page 2,000 costs what
+    /// page 1 does (index `conversations_inbox`). Full-text search is PostgreSQL's
+    /// `to_tsvector('simple', content)` (GIN index `messages_search`) and a case-insensitive
+    /// substring match on SQLite; a reference matches the last five bytes of the id.
+    pub async fn inbox(&self, t: TenantId, q: &InboxQuery) -> StoreResult<Vec<InboxEntry>> {
+        let postgres = self.backend() == super::store::Backend::Postgres;
+        let mut conditions = vec![
+            "EXISTS (SELECT 1 FROM messages e WHERE e.tenant_id = $1 AND e.conversation_id = c.id)"
+                .to_owned(),
+        ];
+        let mut params = Vec::new();
+        let param = placeholder;
+        if let Some(b) = q.bot_id {
+            let n = param(InboxParam::Bot(b), &mut params);
+            conditions.push(format!("c.bot_id = {n}"));
+        }
+        if let Some(from) = q.active_from {
+            let n = param(InboxParam::At(from), &mut params);
+            conditions.push(format!("c.last_activity_at >= {n}"));
+        }
+        if let Some(until) = q.active_until {
+            let n = param(InboxParam::At(until), &mut params);
+            conditions.push(format!("c.last_activity_at < {n}"));
+        }
+        if q.unanswered {
+            conditions.push(
+                "NOT EXISTS (SELECT 1 FROM messages a WHERE a.tenant_id = $1 \
+                 AND a.conversation_id = c.id AND a.role = 'assistant' AND a.status = 'complete')"
+                    .to_owned(),
+            );
+        }
+        // Words and a reference together (a bare 8-letter query may be either) match
+        // conversations that have either.
+        let mut found_by = Vec::new();
+        if let Some(words) = q.words.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
+            let n = param(InboxParam::Text(words.to_owned()), &mut params);
+            let matches = if postgres {
+                format!("to_tsvector('simple', s.content) @@ plainto_tsquery('simple', {n})")
+            } else {
+                format!("instr(lower(s.content), lower({n})) > 0")
+            };
+            found_by.push(format!(
+                "c.id IN (SELECT s.conversation_id FROM messages s \
+                 WHERE s.tenant_id = $1 AND {matches})"
+            ));
+        }
+        if let Some(r) = q.reference {
+            let n = param(InboxParam::Bytes(r.to_vec()), &mut params);
+            let tail = if postgres {
+                "substring(uuid_send(c.id) from 12 for 5)"
+            } else {
+                "substr(c.id, 12, 5)"
+            };
+            found_by.push(format!("{tail} = {n}"));
+        }
+        if !found_by.is_empty() {
+            conditions.push(format!("({})", found_by.join(" OR ")));
+        }
+        if let Some((at, id)) = q.after {
+            let a = param(InboxParam::At(at), &mut params);
+            let i = param(InboxParam::Id(id), &mut params);
+            conditions.push(format!("(c.last_activity_at, c.id) < ({a}, {i})"));
+        }
+        let limit = param(
+            InboxParam::Int(i64::from(q.limit.clamp(1, 500))),
+            &mut params,
+        );
+        let columns = CONVERSATION_COLUMNS
+            .split(", ")
+            .map(|c| format!("c.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {columns}, \
+             (SELECT substr(p.content, 1, {PREVIEW_CHARS}) FROM messages p WHERE p.tenant_id = $1 \
+              AND p.conversation_id = c.id AND p.role = 'user' ORDER BY p.created_at, p.id LIMIT 1) \
+              AS preview, \
+             (SELECT count(*) FROM messages m WHERE m.tenant_id = $1 AND m.conversation_id = c.id) \
+              AS message_count \
+             FROM conversations c WHERE c.tenant_id = $1 AND {} \
+             ORDER BY c.last_activity_at DESC, c.id DESC LIMIT {limit}",
+            conditions.join(" AND ")
+        );
+        self.in_tenant(t, async |tx| {
+            let mut query = tx.query_as::<InboxRow>(&sql);
+            for p in params {
+                query = match p {
+                    InboxParam::Bot(b) => query.bind(b),
+                    InboxParam::At(at) => query.bind(at),
+                    InboxParam::Id(id) => query.bind(id),
+                    InboxParam::Text(s) => query.bind(s),
+                    InboxParam::Bytes(b) => query.bind(b),
+                    InboxParam::Int(n) => query.bind(n),
+                };
+            }
+            let rows = query.fetch_all().await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| InboxEntry {
+                    conversation: r.conversation.into(),
+                    preview: r.preview.unwrap_or_default(),
+                    message_count: r.message_count,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// One page of the workspace's messages for the log export, in id order (UUIDv7: the
+    /// order they were written) after `after`: the caller fetches page after page, so the
+    /// export never holds more than one page.
+    pub async fn export_messages(
+        &self,
+        t: TenantId,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> StoreResult<Vec<ExportedMessage>> {
+        // Two texts rather than `$2 IS NULL OR`, so each page is an index range scan on
+        // the primary key (tenant_id, id) even under a generic plan.
+        let sql = format!(
+            "SELECT m.conversation_id, c.bot_id, c.origin, m.id AS message_id, m.role, \
+             m.status, m.created_at, m.content \
+             FROM messages m JOIN conversations c \
+             ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id \
+             WHERE m.tenant_id = $1 {} ORDER BY m.id LIMIT $2",
+            if after.is_some() { "AND m.id > $3" } else { "" }
+        );
+        self.in_tenant(t, async |tx| {
+            let mut query = tx
+                .query_as::<ExportRow>(&sql)
+                .bind(i64::from(limit.clamp(1, 5000)));
+            if let Some(a) = after {
+                query = query.bind(a);
+            }
+            let rows = query.fetch_all().await?;
+            rows.into_iter()
+                .map(|r| {
+                    Ok(ExportedMessage {
+                        conversation_reference: reference_of(r.conversation_id),
+                        conversation_id: r.conversation_id,
+                        bot_id: r.bot_id,
+                        origin: r.origin,
+                        message_id: r.message_id,
+                        role: parse_role(&r.role)?,
+                        status: parse_status(&r.status)?,
+                        created_at: r.created_at,
+                        content: r.content,
+                    })
+                })
+                .collect()
         })
         .await
     }

@@ -25,21 +25,29 @@ struct MessageRow {
     completed_at: Option<Timestamp>,
 }
 
+pub(super) fn parse_role(role: &str) -> StoreResult<MessageRole> {
+    Ok(match role {
+        "user" => MessageRole::User,
+        "assistant" => MessageRole::Assistant,
+        "system" => MessageRole::System,
+        _ => return Err(corrupt("messages.role")),
+    })
+}
+
+pub(super) fn parse_status(status: &str) -> StoreResult<MessageStatus> {
+    Ok(match status {
+        "pending" => MessageStatus::Pending,
+        "complete" => MessageStatus::Complete,
+        "interrupted" => MessageStatus::Interrupted,
+        "failed" => MessageStatus::Failed,
+        _ => return Err(corrupt("messages.status")),
+    })
+}
+
 impl MessageRow {
     fn into_message(self) -> StoreResult<Message> {
-        let role = match self.role.as_str() {
-            "user" => MessageRole::User,
-            "assistant" => MessageRole::Assistant,
-            "system" => MessageRole::System,
-            _ => return Err(corrupt("messages.role")),
-        };
-        let status = match self.status.as_str() {
-            "pending" => MessageStatus::Pending,
-            "complete" => MessageStatus::Complete,
-            "interrupted" => MessageStatus::Interrupted,
-            "failed" => MessageStatus::Failed,
-            _ => return Err(corrupt("messages.status")),
-        };
+        let role = parse_role(&self.role)?;
+        let status = parse_status(&self.status)?;
         Ok(Message {
             id: self.id,
             conversation_id: self.conversation_id,

@@ -144,15 +144,16 @@ fn site_routes_are_all_in_the_table() {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        for chunk in text.split(".route(\"").skip(1) {
-            let path = chunk.split('"').next().unwrap();
+        // `.route("/w/…", get(a).post(b))`, on one line or as rustfmt splits a long one.
+        for chunk in text.split(".route(").skip(1) {
+            let Some(rest) = chunk.trim_start().strip_prefix('"') else {
+                continue;
+            };
+            let path = rest.split('"').next().unwrap();
             if path.starts_with("/w/") {
-                let methods = chunk.split(')').next().unwrap_or("").to_owned()
-                    + chunk.split(".route(").next().unwrap_or("");
+                let call = rest.split(")\n").next().unwrap_or("");
                 for (m, name) in [(Method::Get, "get("), (Method::Post, "post(")] {
-                    if chunk.split("\n").next().unwrap_or("").contains(name)
-                        || methods.lines().next().unwrap_or("").contains(name)
-                    {
+                    if call.contains(name) {
                         found.push((m, path.to_owned()));
                     }
                 }

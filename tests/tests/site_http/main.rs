@@ -7,6 +7,7 @@
 mod authorization;
 mod embed;
 mod keys_and_data;
+mod logs;
 mod members;
 mod sign_in;
 mod trust;

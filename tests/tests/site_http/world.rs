@@ -78,7 +78,23 @@ pub const WORKSPACE_ROUTES: &[(Method, &str, Needs)] = &[
     (Method::Post, "/w/{t}/members/{user}/remove", Needs::Manager),
     (Method::Get, "/w/{t}/logs", Needs::Member),
     (Method::Post, "/w/{t}/logs/wipe", Needs::Manager),
+    (Method::Get, "/w/{t}/logs/export", Needs::Manager),
     (Method::Get, "/w/{t}/logs/{conversation}", Needs::Member),
+    (
+        Method::Get,
+        "/w/{t}/logs/{conversation}/export",
+        Needs::Member,
+    ),
+    (
+        Method::Get,
+        "/w/{t}/logs/{conversation}/delete",
+        Needs::Manager,
+    ),
+    (
+        Method::Post,
+        "/w/{t}/logs/{conversation}/delete",
+        Needs::Manager,
+    ),
     (Method::Get, "/w/{t}/settings", Needs::Member),
     (Method::Post, "/w/{t}/settings/name", Needs::Manager),
     (Method::Get, "/w/{t}/export", Needs::Manager),
@@ -101,7 +117,7 @@ pub fn valid_form(path: &str) -> Vec<(&'static str, String)> {
         f(&[("role", "admin"), ("email", "mallory@m.example")])
     } else if path.ends_with("/role") {
         f(&[("role", "admin")])
-    } else if path.ends_with("/wipe") {
+    } else if path.ends_with("/wipe") || path.contains("/logs/") && path.ends_with("/delete") {
         f(&[("confirm", "yes")])
     } else if path.ends_with("/settings/name") {
         f(&[("name", "Pwned")])
