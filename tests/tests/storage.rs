@@ -119,6 +119,7 @@ fn turn(bot: BotId, conversation: ConversationId, content: &str) -> NewTurn {
     NewTurn {
         bot,
         conversation,
+        start: None,
         content: content.into(),
         provider: Provider::Mistral,
         context: 40,

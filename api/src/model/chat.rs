@@ -113,6 +113,8 @@ pub struct Message {
 pub struct NewTurn {
     pub bot: BotId,
     pub conversation: ConversationId,
+    /// The conversation to store first if it is not stored yet (its first message).
+    pub start: Option<NewConversation>,
     pub content: String,
     pub provider: Provider,
     /// At most this many earlier messages (complete or interrupted, non-empty) come back.

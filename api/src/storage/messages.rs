@@ -2,7 +2,7 @@
 //! call, `finish_message` after it.
 
 use super::bots::{BOT_COLUMNS, BotRow};
-use super::conversations::open_scope;
+use super::conversations::{open_scope, start_if_absent};
 use super::error::{StoreError, StoreResult, corrupt};
 use super::store::Store;
 use crate::model::{ConversationId, FinishedMessage, Message, MessageId, MessageRole};
@@ -147,6 +147,10 @@ impl Store {
         };
         if head.suspended_at.is_some() {
             return Ok(TurnStart::Suspended);
+        }
+        // The first message of a conversation stores it (a session start stores nothing).
+        if let Some(start) = &turn.start {
+            start_if_absent(&mut tx, turn.conversation, start, now).await?;
         }
         // Only a conversation of the turn's bot: a token names both.
         let touched = tx

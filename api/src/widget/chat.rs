@@ -103,6 +103,7 @@ pub async fn send_message(
             &NewTurn {
                 bot: claims.bot,
                 conversation: claims.conversation,
+                start: claims.new_conversation(),
                 content: content.to_owned(),
                 provider: Provider::Mistral,
                 context: CONTEXT_MESSAGES,
