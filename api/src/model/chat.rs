@@ -220,3 +220,35 @@ impl Scoped<()> {
         }
     }
 }
+
+/// A visitor's rating of an answer (thumbs up or down), stored as 1 or -1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rating {
+    Up,
+    Down,
+}
+
+impl Rating {
+    pub fn as_i64(self) -> i64 {
+        match self {
+            Rating::Up => 1,
+            Rating::Down => -1,
+        }
+    }
+
+    pub fn from_i64(v: i64) -> Option<Rating> {
+        match v {
+            1 => Some(Rating::Up),
+            -1 => Some(Rating::Down),
+            _ => None,
+        }
+    }
+}
+
+/// How a bot's answers were rated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RatingCounts {
+    pub up: i64,
+    pub down: i64,
+}

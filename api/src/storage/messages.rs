@@ -5,9 +5,10 @@ use super::bots::{BOT_COLUMNS, BotRow};
 use super::conversations::{open_scope, start_if_absent};
 use super::error::{StoreError, StoreResult, corrupt};
 use super::store::Store;
+use crate::model::WidgetScope;
+use crate::model::{BotId, Rating, RatingCounts, Scoped, TenantId, Timestamp, Turn, TurnStart};
 use crate::model::{ConversationId, FinishedMessage, Message, MessageId, MessageRole};
 use crate::model::{MessageStatus, NewMessage, NewTurn, Provider, ProviderKey, SealedSecret};
-use crate::model::{Scoped, TenantId, Timestamp, Turn, TurnStart, WidgetScope};
 
 const MESSAGE_COLUMNS: &str = "id, conversation_id, role, content, status, prompt_tokens, \
      completion_tokens, created_at, completed_at";
@@ -350,5 +351,83 @@ impl Store {
             })
             .await?;
         rows.into_iter().map(MessageRow::into_message).collect()
+    }
+
+    /// A visitor rates an answer of the token's conversation (`None` takes the rating
+    /// back). `Open(false)`: no such answer in this conversation (a question, a failed or
+    /// pending answer, or another conversation's message).
+    pub async fn widget_rate(
+        &self,
+        t: TenantId,
+        s: WidgetScope,
+        message: MessageId,
+        rating: Option<Rating>,
+    ) -> StoreResult<Scoped<bool>> {
+        self.in_tenant(t, async |tx| {
+            if let Some(refused) = open_scope(tx, s).await?.refusal() {
+                return Ok(refused);
+            }
+            let n = tx
+                .query(
+                    "UPDATE messages SET rating = $4 WHERE tenant_id = $1 AND id = $2 \
+                     AND conversation_id = $3 AND role = $5 AND status IN ($6, $7)",
+                )
+                .bind(message)
+                .bind(s.conversation)
+                .bind(rating.map(Rating::as_i64))
+                .bind(MessageRole::Assistant.as_str())
+                .bind(MessageStatus::Complete.as_str())
+                .bind(MessageStatus::Interrupted.as_str())
+                .execute()
+                .await?;
+            Ok(Scoped::Open(n > 0))
+        })
+        .await
+    }
+
+    /// The ratings of one conversation's answers, by message.
+    pub async fn ratings(
+        &self,
+        t: TenantId,
+        conversation: ConversationId,
+    ) -> StoreResult<Vec<(MessageId, Rating)>> {
+        self.in_tenant(t, async |tx| {
+            let rows: Vec<(MessageId, i64)> = tx
+                .query_as(
+                    "SELECT id, rating FROM messages WHERE tenant_id = $1 \
+                     AND conversation_id = $2 AND rating IS NOT NULL ORDER BY created_at, id",
+                )
+                .bind(conversation)
+                .fetch_all()
+                .await?;
+            rows.into_iter()
+                .map(|(id, r)| {
+                    Ok((
+                        id,
+                        Rating::from_i64(r).ok_or_else(|| corrupt("messages.rating"))?,
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// How a bot's answers were rated, over its stored conversations.
+    pub async fn rating_counts(&self, t: TenantId, bot: BotId) -> StoreResult<RatingCounts> {
+        self.in_tenant(t, async |tx| {
+            let (up, down): (i64, i64) = tx
+                .query_as(
+                    "SELECT CAST(COALESCE(sum(CASE WHEN m.rating = 1 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+                     CAST(COALESCE(sum(CASE WHEN m.rating = -1 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+                     FROM messages m JOIN conversations c \
+                     ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id \
+                     WHERE m.tenant_id = $1 AND c.bot_id = $2 AND m.rating IS NOT NULL",
+                )
+                .bind(bot)
+                .fetch_one()
+                .await?;
+            Ok(RatingCounts { up, down })
+        })
+        .await
     }
 }

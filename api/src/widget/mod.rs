@@ -11,6 +11,7 @@
 //! | `chat.rs` | sending a message: limits, the turn's transaction, the SSE response |
 //! | `turn.rs` | the turn between storage and upstream: key, context, streaming, finishing |
 //! | `attachments.rs` | uploads read by OCR |
+//! | `rating.rs` | thumbs up or down on an answer |
 //! | `auth.rs`, `token.rs` | the `WidgetAuth` extractor and the HMAC session tokens |
 //! | `cors.rs`, `limits.rs` | CORS and origins; per-IP and per-conversation rate limits |
 //! | `json.rs` | request bodies: a JSON object with exactly the expected fields |
@@ -24,6 +25,7 @@ mod chat;
 mod cors;
 mod json;
 mod limits;
+mod rating;
 pub mod recovery;
 mod session;
 pub mod token;
@@ -32,7 +34,7 @@ mod turn;
 pub use session::preview_session;
 
 use axum::Router;
-use axum::routing::{delete, post};
+use axum::routing::{delete, post, put};
 
 use crate::state::AppState;
 
@@ -42,6 +44,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/api/widget/v1/messages",
             post(chat::send_message).get(session::history),
+        )
+        .route(
+            "/api/widget/v1/messages/{id}/rating",
+            put(rating::rate_answer),
         )
         .route(
             "/api/widget/v1/conversation",
