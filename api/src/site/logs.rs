@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::model::{
-    BotId, ConversationId, ConversationQuery, MessageRole, MessageStatus, Timestamp,
+    BotId, ConversationId, ConversationQuery, MessageRole, MessageStatus, Rating, Timestamp,
 };
 use crate::state::AppState;
 
@@ -121,6 +121,7 @@ async fn read(
         .map(|b| b.settings.name)
         .unwrap_or_default();
     let messages = state.store.messages(ws.id, c.id).await?;
+    let ratings = state.store.ratings(ws.id, c.id).await?;
     Ok(render(&ConversationPage {
         chrome: ws.chrome(format!("Conversation with {bot_name}"), "logs"),
         ws: ws.link(),
@@ -146,6 +147,11 @@ async fn read(
                         MessageStatus::Pending => "still being written",
                         MessageStatus::Interrupted => "interrupted",
                         MessageStatus::Failed => "failed",
+                    },
+                    rating_note: match ratings.iter().find(|(id, _)| *id == m.id) {
+                        Some((_, Rating::Up)) => "👍 rated helpful",
+                        Some((_, Rating::Down)) => "👎 rated not helpful",
+                        None => "",
                     },
                     html: if is_html {
                         parlo_render::render(&m.content)

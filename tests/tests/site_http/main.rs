@@ -8,6 +8,7 @@ mod authorization;
 mod embed;
 mod keys_and_data;
 mod members;
+mod ratings;
 mod sign_in;
 mod trust;
 mod world;
