@@ -120,6 +120,7 @@ fn turn(bot: BotId, conversation: ConversationId, content: &str) -> NewTurn {
         bot,
         conversation,
         start: None,
+        retry_of: None,
         content: content.into(),
         provider: Provider::Mistral,
         context: 40,

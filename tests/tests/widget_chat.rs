@@ -130,7 +130,8 @@ both_backends!(
     an_end_user_leaving_cancels_upstream_and_keeps_the_partial,
     bad_messages_get_clear_errors_and_store_nothing,
     attachments_are_read_by_ocr_and_join_the_conversation,
-    answers_are_rated_up_or_down_and_counted_per_bot
+    answers_are_rated_up_or_down_and_counted_per_bot,
+    a_retry_answers_the_stored_question_without_storing_it_again
 );
 
 async fn answer_streams_in_and_is_stored_with_usage(backend: Backend) {
@@ -532,5 +533,77 @@ async fn answers_are_rated_up_or_down_and_counted_per_bot(backend: Backend) {
             .unwrap()
             .contains("PUT")
     );
+    c.app.stop().await;
+}
+
+/// Issue 14 item 8: a failed answer's error names its question; a retry with `retry_of`
+/// answers that question again without storing it a second time, and only the latest
+/// unanswered question, with the same text, can be retried.
+async fn a_retry_answers_the_stored_question_without_storing_it_again(backend: Backend) {
+    let c = chat(backend, true).await;
+    c.fake.set_fault(Fault::Status500);
+    let sse = c.turn("What is the return policy?").await;
+    assert_eq!(sse.last.0, "error", "{:?}", sse.last);
+    let question = sse.last.1["question_id"].as_str().unwrap().to_owned();
+    let stored_question = c.settled().await[0].id.to_string();
+    assert_eq!(question, stored_question);
+    c.fake.clear_fault();
+    c.fake.set_reply("Thirty days.");
+    let retry = |content: &str, retry_of: &str| {
+        c.widget
+            .request(Method::POST, "messages")
+            .json(&json!({ "content": content, "retry_of": retry_of }))
+            .send()
+    };
+    // Another text, or an id that is not a question, is no retry of it.
+    for (content, id) in [
+        ("Something else?", question.as_str()),
+        ("What is the return policy?", "not-an-id"),
+    ] {
+        let r = retry(content, id).await.unwrap();
+        assert_eq!(r.status(), 400, "{content} {id}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["error"]["code"],
+            "not_retryable"
+        );
+    }
+    let r = retry("What is the return policy?", &question)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let sse = parse_sse(&r.text().await.unwrap());
+    assert_eq!(sse.last.0, "done", "{:?}", sse.last);
+    assert_eq!(sse.text(), "Thirty days.");
+    let m = c.settled().await;
+    let questions: Vec<_> = m.iter().filter(|m| m.role == MessageRole::User).collect();
+    assert_eq!(questions.len(), 1, "the question is stored once: {m:?}");
+    let answers: Vec<_> = m
+        .iter()
+        .filter(|m| m.role == MessageRole::Assistant)
+        .map(|m| (m.status, m.content.as_str()))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            (MessageStatus::Failed, ""),
+            (MessageStatus::Complete, "Thirty days.")
+        ]
+    );
+    // The retried turn sent the question upstream once, as the last message.
+    let last = c.fake.requests().pop().unwrap();
+    let sent = last.body;
+    let users: Vec<_> = sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .collect();
+    assert_eq!(users.len(), 1, "{sent}");
+    // Answered now: retrying it again is refused and stores nothing.
+    let r = retry("What is the return policy?", &question)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(c.stored().await.len(), 3);
     c.app.stop().await;
 }

@@ -115,6 +115,8 @@ pub struct NewTurn {
     pub conversation: ConversationId,
     /// The conversation to store first if it is not stored yet (its first message).
     pub start: Option<NewConversation>,
+    /// A stored question to answer again (its answer failed): not stored a second time.
+    pub retry_of: Option<MessageId>,
     pub content: String,
     pub provider: Provider,
     /// At most this many earlier messages (complete or interrupted, non-empty) come back.
@@ -131,6 +133,9 @@ pub enum TurnStart {
     NoBot,
     /// The conversation was cleared or expired; nothing was stored.
     NoConversation,
+    /// `retry_of` is not the conversation's latest question (with this text) still without
+    /// an answer; nothing was stored.
+    NotRetryable,
 }
 
 /// A started turn: the user's message and an empty `pending` answer are stored.

@@ -4,6 +4,7 @@
 use super::bots::{BOT_COLUMNS, BotRow};
 use super::conversations::{open_scope, start_if_absent};
 use super::error::{StoreError, StoreResult, corrupt};
+use super::sql::TenantTx;
 use super::store::Store;
 use crate::model::WidgetScope;
 use crate::model::{BotId, Rating, RatingCounts, Scoped, TenantId, Timestamp, Turn, TurnStart};
@@ -143,7 +144,7 @@ impl Store {
             .fetch_optional()
             .await?;
         // Returning early drops `tx`, which rolls back: a refused turn stores nothing.
-        let Some(mut head) = head else {
+        let Some(head) = head else {
             return Ok(TurnStart::NoBot);
         };
         if head.suspended_at.is_some() {
@@ -167,6 +168,40 @@ impl Store {
         if touched == 0 {
             return Ok(TurnStart::NoConversation);
         }
+        if let Some(q) = turn.retry_of {
+            // The question must be this conversation's, with the same text, and nothing with
+            // content may have been stored since (only its failed answers).
+            let retryable: Option<i64> = tx
+                .query_scalar(
+                    "SELECT count(*) FROM messages q WHERE q.tenant_id = $1 \
+                     AND q.conversation_id = $2 AND q.id = $3 AND q.role = $4 AND q.content = $5 \
+                     AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = $1 \
+                     AND m.conversation_id = $2 AND m.id <> q.id AND m.content <> '' \
+                     AND m.created_at >= q.created_at)",
+                )
+                .bind(turn.conversation)
+                .bind(q)
+                .bind(MessageRole::User.as_str())
+                .bind(&turn.content)
+                .fetch_optional()
+                .await?;
+            if retryable.unwrap_or(0) == 0 {
+                return Ok(TurnStart::NotRetryable);
+            }
+            let answer = MessageId::new();
+            tx.query(&format!(
+                "INSERT INTO messages (tenant_id, {MESSAGE_COLUMNS}) VALUES \
+                 ($1, $2, $3, $4, '', $5, NULL, NULL, $6, NULL)"
+            ))
+            .bind(answer)
+            .bind(turn.conversation)
+            .bind(MessageRole::Assistant.as_str())
+            .bind(MessageStatus::Pending.as_str())
+            .bind(now)
+            .execute()
+            .await?;
+            return finish_begin(tx, head, turn, q, answer).await;
+        }
         // UUIDv7: the answer's id sorts after the question's within the same millisecond.
         let (question, answer) = (MessageId::new(), MessageId::new());
         tx.query(&format!(
@@ -185,33 +220,7 @@ impl Store {
         .bind(now)
         .execute()
         .await?;
-        let rows: Vec<MessageRow> = tx
-            .query_as(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages \
-                 WHERE tenant_id = $1 AND conversation_id = $2 \
-                 AND status IN ($3, $4) AND content <> '' \
-                 ORDER BY created_at DESC, id DESC LIMIT $5"
-            ))
-            .bind(turn.conversation)
-            .bind(MessageStatus::Complete.as_str())
-            .bind(MessageStatus::Interrupted.as_str())
-            .bind(i64::from(turn.context.max(1)))
-            .fetch_all()
-            .await?;
-        tx.commit().await?;
-        let context = rows
-            .into_iter()
-            .rev()
-            .map(MessageRow::into_message)
-            .collect::<StoreResult<Vec<_>>>()?;
-        let key = head.key(turn.provider);
-        Ok(TurnStart::Started(Box::new(Turn {
-            bot: head.bot.into_bot()?,
-            question,
-            answer,
-            context,
-            key,
-        })))
+        finish_begin(tx, head, turn, question, answer).await
     }
 
     /// Sets the final content and state of a message that was stored `pending`.
@@ -430,4 +439,42 @@ impl Store {
         })
         .await
     }
+}
+
+/// The rest of [`Store::begin_turn`] once the question and the pending answer are stored:
+/// read the context, commit, and hand back the turn.
+async fn finish_begin(
+    mut tx: TenantTx,
+    mut head: TurnHeadRow,
+    turn: &NewTurn,
+    question: MessageId,
+    answer: MessageId,
+) -> StoreResult<TurnStart> {
+    let rows: Vec<MessageRow> = tx
+        .query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages \
+                 WHERE tenant_id = $1 AND conversation_id = $2 \
+                 AND status IN ($3, $4) AND content <> '' \
+                 ORDER BY created_at DESC, id DESC LIMIT $5"
+        ))
+        .bind(turn.conversation)
+        .bind(MessageStatus::Complete.as_str())
+        .bind(MessageStatus::Interrupted.as_str())
+        .bind(i64::from(turn.context.max(1)))
+        .fetch_all()
+        .await?;
+    tx.commit().await?;
+    let context = rows
+        .into_iter()
+        .rev()
+        .map(MessageRow::into_message)
+        .collect::<StoreResult<Vec<_>>>()?;
+    let key = head.key(turn.provider);
+    Ok(TurnStart::Started(Box::new(Turn {
+        bot: head.bot.into_bot()?,
+        question,
+        answer,
+        context,
+        key,
+    })))
 }

@@ -39,6 +39,10 @@ const CONTEXT_MESSAGES: u32 = 40;
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     content: String,
+    /// The id of a stored question whose answer failed (the `question_id` of the stream's
+    /// error): the turn answers it again instead of storing the question a second time.
+    #[serde(default)]
+    retry_of: Option<String>,
 }
 
 /// Whether a character shows nothing: whitespace, controls, and the invisible format
@@ -76,6 +80,13 @@ pub fn is_blank(text: &str) -> bool {
     text.chars().all(is_invisible)
 }
 
+fn not_retryable() -> AppError {
+    AppError::BadRequest(
+        "not_retryable",
+        "Only the latest question, unanswered and with the same text, can be retried; send it as a new message.".into(),
+    )
+}
+
 pub async fn send_message(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -92,6 +103,10 @@ pub async fn send_message(
             "A message has at most {MAX_MESSAGE_CHARS} characters."
         )));
     }
+    let retry_of = match req.retry_of.as_deref() {
+        Some(id) => Some(id.parse().map_err(|_| not_retryable())?),
+        None => None,
+    };
     let t = claims.tenant;
     // One transaction: refuse a suspended workspace (tokens live up to 15 minutes, a
     // suspension takes effect at once) or a deleted bot; store the user's words and the
@@ -104,6 +119,7 @@ pub async fn send_message(
                 bot: claims.bot,
                 conversation: claims.conversation,
                 start: claims.new_conversation(),
+                retry_of,
                 content: content.to_owned(),
                 provider: Provider::Mistral,
                 context: CONTEXT_MESSAGES,
@@ -120,12 +136,21 @@ pub async fn send_message(
             ));
         }
         TurnStart::NoConversation => return Err(conversation_gone()),
+        TurnStart::NotRetryable => return Err(not_retryable()),
     };
     let request = chat_request(&turn.bot, turn.context);
     let key = api_key(&state, t, turn.key);
     let pending = turn.answer;
     let (tx, rx) = mpsc::channel::<Event>(64);
-    tokio::spawn(drive_answer(state, t, pending, key, request, tx));
+    tokio::spawn(drive_answer(
+        state,
+        t,
+        turn.question,
+        pending,
+        key,
+        request,
+        tx,
+    ));
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>);
     let mut resp = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

@@ -135,6 +135,7 @@ enum Ending {
 pub async fn drive_answer(
     state: AppState,
     t: TenantId,
+    question: MessageId,
     message: MessageId,
     key: Result<SecretString, Failure>,
     request: ChatRequest,
@@ -223,19 +224,26 @@ pub async fn drive_answer(
             "done",
             json!({ "message_id": message.to_string(), "status": "complete" }),
         ),
-        Ending::Done => error_event(&Failure::Storage),
+        Ending::Done => error_event(&Failure::Storage, question),
         Ending::Failed(f) => {
             tracing::warn!(code = f.code(), "answer failed");
-            error_event(&f)
+            error_event(&f, question)
         }
         Ending::ClientGone => return,
     };
     let _ = tx.send(last).await;
 }
 
-fn error_event(f: &Failure) -> Event {
+/// The stream's error; `question_id` is what a retry names (`retry_of`), so the question is
+/// stored once however often it is retried.
+fn error_event(f: &Failure, question: MessageId) -> Event {
     event(
         "error",
-        json!({ "code": f.code(), "message": f.message(), "retry_after": f.retry_after() }),
+        json!({
+            "code": f.code(),
+            "message": f.message(),
+            "retry_after": f.retry_after(),
+            "question_id": question.to_string(),
+        }),
     )
 }
