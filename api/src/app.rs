@@ -17,10 +17,15 @@ use crate::{http, site, widget};
 /// site) on one state, wrapped in the layers every response goes through.
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
+    let metrics = state.metrics.clone();
     let areas = Router::new()
         .merge(http::health::router())
         .merge(widget::router(&state))
         .merge(site::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track,
+        ))
         .with_state(state);
     http::layers(areas, &config)
 }
@@ -28,20 +33,31 @@ pub fn router(state: AppState) -> Router {
 /// A server bound to its socket and running in the background.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// The operator-only metrics listener, when `PARLO_METRICS_LISTEN` is set.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    metrics_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(t) = &self.metrics_task {
+            t.abort();
+        }
+    }
 }
 
 impl RunningServer {
     /// Stops accepting, lets in-flight requests finish (up to the grace period) and waits.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
-        self.task.await.context("server task panicked")?
+        (&mut self.task).await.context("server task panicked")?
     }
 
     /// Waits until the server stops (after a signal handled by the caller's future).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("server task panicked")?
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        (&mut self.task).await.context("server task panicked")?
     }
 
     pub fn trigger_shutdown(&self) {
@@ -63,6 +79,13 @@ pub async fn spawn(state: AppState) -> anyhow::Result<RunningServer> {
         }
     });
     let grace = state.config.shutdown_grace;
+    let (metrics_addr, metrics_task) = match state.config.metrics_listen {
+        Some(at) => {
+            let (addr, task) = spawn_metrics(at, state.metrics.clone()).await?;
+            (Some(addr), Some(task))
+        }
+        None => (None, None),
+    };
     let router = router(state);
     let (tx, mut rx) = watch::channel(false);
     let mut rx_grace = rx.clone();
@@ -90,7 +113,27 @@ pub async fn spawn(state: AppState) -> anyhow::Result<RunningServer> {
     });
     Ok(RunningServer {
         addr,
+        metrics_addr,
         shutdown: tx,
         task,
+        metrics_task,
     })
+}
+
+/// The operator-only metrics listener: a separate socket serving `/metrics` only, stopped
+/// with the server.
+async fn spawn_metrics(
+    at: SocketAddr,
+    metrics: crate::metrics::Metrics,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(at)
+        .await
+        .with_context(|| format!("listening for metrics on {at} (PARLO_METRICS_LISTEN)"))?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, crate::metrics::router(metrics)).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok((addr, task))
 }

@@ -12,13 +12,17 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use crate::keyring::MasterKeys;
-use crate::model::{Provider, SealedSecret, TenantId, UserId};
+use crate::model::{Provider, SealedSecret, SourceId, TenantId, UserId};
 
 /// What a sealed secret is for; part of the associated data.
 #[derive(Debug, Clone, Copy)]
 pub enum Purpose {
     ProviderKey(TenantId, Provider),
     Totp(UserId),
+    /// A queued e-mail (it may hold a link with a single-use token), by outbox id.
+    Mail(uuid::Uuid),
+    /// A knowledge source's access token (a GitHub token).
+    SourceToken(TenantId, SourceId),
 }
 
 impl Purpose {
@@ -26,6 +30,8 @@ impl Purpose {
         match self {
             Purpose::ProviderKey(t, p) => format!("parlo:provider_key:v1:{}:{}", t, p.as_str()),
             Purpose::Totp(u) => format!("parlo:totp:v1:{u}"),
+            Purpose::Mail(id) => format!("parlo:mail:v1:{id}"),
+            Purpose::SourceToken(t, s) => format!("parlo:source_token:v1:{t}:{s}"),
         }
     }
 }

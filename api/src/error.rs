@@ -47,15 +47,22 @@ pub enum AppError {
     Internal(#[from] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every JSON error: `{"error": {"code", "message", "retry_after"?}}` (also the OpenAPI
+/// document's `ErrorBody`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorBody)]
+pub struct Body<'a> {
     error: Detail<'a>,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorDetail)]
+pub struct Detail<'a> {
+    /// Stable, machine-readable (`invalid_token`, `rate_limited`, …).
     code: &'a str,
+    /// Written for the person in front of the widget.
     message: &'a str,
+    /// Seconds to wait (rate limits), also in `Retry-After`.
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after: Option<u64>,
 }

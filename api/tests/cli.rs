@@ -95,7 +95,8 @@ fn production_rejects_a_key_file_others_can_read() {
     let mut cmd = parlo(dir.path());
     cmd.env("PARLO_ENV", "production")
         .env("PARLO_PUBLIC_URL", "https://chat.example.com")
-        .env("PARLO_KEY_FILE", &key_file);
+        .env("PARLO_KEY_FILE", &key_file)
+        .env("PARLO_SMTP_URL", "smtp://127.0.0.1:2525");
     let (ok, _, err) = run_to_end(cmd);
     assert!(!ok);
     assert!(err.contains("chmod 600"), "{err}");
@@ -105,6 +106,14 @@ fn production_rejects_a_key_file_others_can_read() {
     cmd.env("PARLO_ENV", "production")
         .env("PARLO_PUBLIC_URL", "https://chat.example.com")
         .env("PARLO_KEY_FILE", &key_file);
+    let (ok, _, err) = run_to_end(cmd);
+    assert!(!ok, "production needs an SMTP server");
+    assert!(err.contains("PARLO_SMTP_URL"), "{err}");
+    let mut cmd = parlo(dir.path());
+    cmd.env("PARLO_ENV", "production")
+        .env("PARLO_PUBLIC_URL", "https://chat.example.com")
+        .env("PARLO_KEY_FILE", &key_file)
+        .env("PARLO_SMTP_URL", "smtp://127.0.0.1:2525");
     let server = Server::start(cmd);
     let (status, resp) = get(&format!("{}/healthz", server.url), &[], None);
     assert_eq!(status, 200);
@@ -133,8 +142,13 @@ fn config_check_prints_settings_with_secrets_redacted() {
         )
         .env("PARLO_MASTER_KEYS", MASTER)
         .env("PARLO_TOKEN_KEYS", TOKEN)
+        .env(
+            "PARLO_SMTP_URL",
+            "smtps://mailer:smtp-password-5150@mail.example.com",
+        )
         .env("PARLO_LOG", "info");
     let (ok, out, err) = run_to_end(cmd);
+    assert!(out.contains("smtp_url = \"REDACTED (set)\""), "{out}");
     assert!(ok, "{err}");
     assert!(
         out.contains("listen = \"127.0.0.1:9999\""),
@@ -148,7 +162,12 @@ fn config_check_prints_settings_with_secrets_redacted() {
         out.contains("postgres://app:REDACTED@db.internal/parlo"),
         "{out}"
     );
-    for secret in ["db-password-7777", &MASTER[2..], &TOKEN[3..]] {
+    for secret in [
+        "db-password-7777",
+        "smtp-password-5150",
+        &MASTER[2..],
+        &TOKEN[3..],
+    ] {
         assert!(
             !out.contains(secret) && !err.contains(secret),
             "{secret} leaked:\n{out}\n{err}"
@@ -282,6 +301,165 @@ fn render_writes_exactly_what_the_widget_would_insert() {
     );
 }
 
+/// A response's `Set-Cookie` value (name=value) and the `csrf` field of its form.
+fn cookie_and_csrf(resp: &str) -> (Option<String>, Option<String>) {
+    let cookie = resp.lines().find_map(|l| {
+        l.strip_prefix("set-cookie: ")
+            .or_else(|| l.strip_prefix("Set-Cookie: "))
+            .map(|c| c.split(';').next().unwrap().to_owned())
+    });
+    let csrf = resp
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .map(|r| r.split('"').next().unwrap().to_owned());
+    (cookie, csrf)
+}
+
+/// The path of the first link containing `needle` in the newest `.eml` file of the
+/// development outbox.
+fn mailed_link(dir: &std::path::Path, needle: &str, nth: usize) -> String {
+    for _ in 0..200 {
+        let mut files: Vec<_> = std::fs::read_dir(dir.join("data/outbox"))
+            .map(|es| es.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        if let Some(f) = files.get(nth) {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "mail files are private");
+            let raw = std::fs::read_to_string(f).unwrap();
+            // Text parts are quoted-printable or 7bit; a link is never broken inside `/…/`.
+            let text = raw.replace("=\r\n", "").replace("=3D", "=");
+            let at = text
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle} in {raw}"));
+            let end = at + text[at..].find(|c: char| c.is_whitespace()).unwrap();
+            return text[at..end].to_owned();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("no mail {nth} in the outbox");
+}
+
+/// The links of account mail carry single-use tokens: at trace level, neither a token nor
+/// a link reaches the logs (requests log their route template), and the development outbox
+/// names the file, not the link.
+#[test]
+fn mail_tokens_never_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut cmd = parlo(dir.path());
+    cmd.env("PARLO_MASTER_KEYS", MASTER)
+        .env("PARLO_TOKEN_KEYS", TOKEN)
+        .env("PARLO_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PARLO_PUBLIC_URL", &base)
+        .env("PARLO_LOG", "trace");
+    let server = Server::start(cmd);
+    let origin = base.clone();
+    let form_post = |path: &str, cookie: &str, csrf: &str, fields: &str| {
+        get(
+            &format!("{base}{path}"),
+            &[("Cookie", cookie), ("Origin", &origin)],
+            Some(&format!("csrf={csrf}&{fields}")),
+        )
+    };
+    // Sign up: the confirmation link.
+    let (_, resp) = get(&format!("{base}/signup"), &[], None);
+    let (cookie, csrf) = cookie_and_csrf(&resp);
+    let (cookie, csrf) = (cookie.unwrap(), csrf.unwrap());
+    let (status, resp) = form_post(
+        "/signup",
+        &cookie,
+        &csrf,
+        "email=tom%40t.example&password=correct+horse+battery+staple&workspace=Tom",
+    );
+    assert_eq!(status, 303, "{resp}");
+    let verify = mailed_link(dir.path(), "/verify/", 0);
+    let verify_token = verify.rsplit('/').next().unwrap().to_owned();
+    let (status, page) = get(&format!("{base}{verify}"), &[("Cookie", &cookie)], None);
+    assert_eq!(status, 200, "{page}");
+    let (status, resp) = form_post("/verify", &cookie, &csrf, &format!("token={verify_token}"));
+    assert_eq!(status, 303, "{resp}");
+    // Forgot password: the reset link.
+    let (status, resp) = form_post("/password/forgot", &cookie, &csrf, "email=tom%40t.example");
+    assert_eq!(status, 200, "{resp}");
+    let reset = mailed_link(dir.path(), "/password/reset/", 1);
+    let reset_token = reset.rsplit('/').next().unwrap().to_owned();
+    let (status, page) = get(&format!("{base}{reset}"), &[("Cookie", &cookie)], None);
+    assert_eq!(status, 200, "{page}");
+    let (status, resp) = form_post(
+        "/password/reset",
+        &cookie,
+        &csrf,
+        &format!("token={reset_token}&password=another+long+password"),
+    );
+    assert_eq!(status, 303, "{resp}");
+    let (out, err) = server.stop();
+    let all = format!("{out}\n{err}");
+    assert!(
+        all.contains("/password/reset/{token}"),
+        "requests log their route:\n{all}"
+    );
+    assert!(
+        all.contains("development outbox") && all.contains(".eml"),
+        "the outbox file is named:\n{all}"
+    );
+    for secret in [
+        verify_token.as_str(),
+        reset_token.as_str(),
+        "another long password",
+    ] {
+        assert!(!all.contains(secret), "{secret:?} reached the logs:\n{all}");
+    }
+}
+
+/// `parlo admin mail status` shows the queue; `parlo admin notify` refuses a subject with a
+/// line break (header injection) and an unknown workspace, with clear errors.
+#[test]
+fn admin_mail_commands_show_the_queue_and_refuse_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = parlo(dir.path());
+    cmd.args(["admin", "--actor", "ops", "mail", "status"]);
+    let (ok, out, err) = run_to_end(cmd);
+    assert!(ok, "{err}");
+    assert!(out.contains("pending 0  sent 0  failed 0"), "{out}\n{err}");
+    assert!(err.contains("recorded as operator audit entry"), "{err}");
+    let body = dir.path().join("notice.txt");
+    std::fs::write(&body, "Something happened.\n\nDetails follow.").unwrap();
+    let mut cmd = parlo(dir.path());
+    cmd.args([
+        "admin",
+        "notify",
+        "--all",
+        "--subject",
+        "Incident\r\nBcc: x@evil.example",
+    ])
+    .arg("--body-file")
+    .arg(&body);
+    let (ok, _, err) = run_to_end(cmd);
+    assert!(!ok);
+    assert!(err.contains("one line"), "{err}");
+    let mut cmd = parlo(dir.path());
+    cmd.args([
+        "admin",
+        "notify",
+        "--workspace",
+        "0190b8a0-0000-7000-8000-000000000000",
+        "--subject",
+        "Incident",
+    ])
+    .arg("--body-file")
+    .arg(&body);
+    let (ok, _, err) = run_to_end(cmd);
+    assert!(!ok);
+    assert!(err.contains("no workspace"), "{err}");
+}
+
 /// The SQLite URL of the default database of a `parlo` run in `dir`.
 fn sqlite_url(dir: &std::path::Path) -> parlo::config::DatabaseUrl {
     parlo::config::DatabaseUrl::new(format!(
@@ -318,6 +496,7 @@ async fn invitation_tokens_never_reach_the_logs() {
                 role: Role::Member,
                 created_by: Some(owner.id),
                 expires_at: Timestamp::now().plus_secs(3600),
+                email: None,
             },
         )
         .await
@@ -326,6 +505,7 @@ async fn invitation_tokens_never_reach_the_logs() {
         .create_user(&Email::parse("carol@example.com").unwrap(), "h")
         .await
         .unwrap();
+    store.mark_email_verified(carol.id).await.unwrap();
     let session = "carol-session-cookie-0123456789abcdefghijkl";
     store
         .create_login_session(&NewLoginSession {

@@ -8,6 +8,8 @@
 
 pub use askama::Template;
 
+pub mod mail;
+
 /// The one stylesheet, served at `/assets/site.css`.
 pub const SITE_CSS: &str = include_str!("../assets/site.css");
 /// Progressive enhancement (copy buttons), served at `/assets/site.js`.
@@ -84,6 +86,23 @@ pub fn notice_text(code: &str) -> Option<&'static str> {
         "joined" => "You joined the workspace.",
         "renamed" => "The workspace was renamed.",
         "workspace_deleted" => "The workspace and all its data were deleted.",
+        "verify_sent" => {
+            "Check your inbox: we sent you a link to confirm your e-mail address. It is valid for 24 hours."
+        }
+        "verified" => "Your e-mail address is confirmed.",
+        "reset_sent" => {
+            "If an account exists for that address, we sent it a link to choose a new password. It is valid for 30 minutes."
+        }
+        "password_reset" => {
+            "Your password was changed and every session was logged out. Log in with the new password."
+        }
+        "email_change_sent" => {
+            "We sent a confirmation link to the new address. Your address changes once you open it."
+        }
+        "email_changed" => "Your e-mail address was changed.",
+        "sessions_ended" => "The other sessions were logged out.",
+        "session_ended" => "The session was logged out.",
+        "language_saved" => "The language of your e-mails was saved.",
         _ => return None,
     })
 }
@@ -135,6 +154,21 @@ pub struct AccountPage {
     pub mfa_enabled: bool,
     pub recovery_left: usize,
     pub min_password: usize,
+    /// The language of the user's mail (`en` or `de`).
+    pub language: String,
+    /// The user's active sessions, this one first.
+    pub sessions: Vec<SessionRow>,
+}
+
+/// A login session on the account page.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: String,
+    pub created: String,
+    pub last_seen: String,
+    /// Coarse: "Chrome on Linux".
+    pub client: String,
+    pub current: bool,
 }
 
 #[derive(Template)]
@@ -364,6 +398,16 @@ pub struct AuditPage {
     pub entries: Vec<AuditRow>,
 }
 
+/// One live self-check of the trust page.
+#[derive(Debug, Clone)]
+pub struct CheckRow {
+    pub title: String,
+    /// `ok`, `info`, `warn` or `fail` (also the row's CSS class).
+    pub status: String,
+    pub value: String,
+    pub checked_at: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct SubProcessorRow {
     pub name: String,
@@ -379,6 +423,10 @@ pub struct SubProcessorRow {
 pub struct TrustPage {
     pub chrome: Chrome,
     pub generated: String,
+    /// The live self-checks, as last measured.
+    pub checks: Vec<CheckRow>,
+    /// How often the checks run, in words ("every 5 minutes").
+    pub check_interval: String,
     /// (topic, statement) pairs derived from the running configuration.
     pub facts: Vec<(String, String)>,
     pub subprocessors: Vec<SubProcessorRow>,
@@ -435,4 +483,37 @@ mod tests {
         assert!(notice_text("key_saved").is_some());
         assert!(notice_text("<b>phish</b>").is_none());
     }
+}
+
+/// A page reached from a link in an e-mail: explains itself and asks for one click (so a
+/// mail scanner fetching the link changes nothing), optionally a new password.
+#[derive(Template)]
+#[template(path = "mail_link.html")]
+pub struct MailLinkPage {
+    pub chrome: Chrome,
+    pub heading: String,
+    pub text: String,
+    /// Where the form posts; empty when the link is not valid (no form is shown).
+    pub action: String,
+    pub token: String,
+    pub button: String,
+    /// Ask for a new password (password reset).
+    pub new_password: bool,
+    pub min_password: usize,
+}
+
+/// Asks for the address to send a password-reset link to.
+#[derive(Template)]
+#[template(path = "forgot_password.html")]
+pub struct ForgotPasswordPage {
+    pub chrome: Chrome,
+    pub email: String,
+}
+
+/// After sign-up, whatever the address: "check your inbox".
+#[derive(Template)]
+#[template(path = "check_inbox.html")]
+pub struct CheckInboxPage {
+    pub chrome: Chrome,
+    pub text: String,
 }

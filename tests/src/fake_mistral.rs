@@ -97,6 +97,7 @@ struct Settings {
     fragment_size: Option<usize>,
     fault: Option<Fault>,
     ocr_pages: Option<Vec<String>>,
+    ocr_failure: Option<String>,
 }
 
 struct Shared {
@@ -139,6 +140,7 @@ impl FakeMistral {
                 fragment_size: None,
                 fault: None,
                 ocr_pages: None,
+                ocr_failure: None,
             }),
             connections: AtomicU64::new(0),
             requests: Mutex::new(Vec::new()),
@@ -147,6 +149,7 @@ impl FakeMistral {
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
             .route("/v1/ocr", post(ocr))
+            .route("/v1/embeddings", post(embeddings))
             .route("/v1/models", get(models))
             .fallback(not_found)
             // Mistral takes documents up to 50 MB; base64 makes them a third larger.
@@ -220,6 +223,20 @@ impl FakeMistral {
     /// how many bytes of which type it read.
     pub fn set_ocr_pages(&self, pages: &[&str]) {
         self.shared.settings().ocr_pages = Some(pages.iter().map(|p| (*p).to_owned()).collect());
+    }
+
+    /// Every OCR request is answered with Mistral's 422 for a document it cannot process,
+    /// carrying `message` (`None`: back to normal).
+    pub fn set_ocr_failure(&self, message: Option<&str>) {
+        self.shared.settings().ocr_failure = message.map(str::to_owned);
+    }
+
+    /// The requests made to `path` so far.
+    pub fn requests_to(&self, path: &str) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
@@ -743,6 +760,18 @@ async fn ocr(
         if let Some(refusal) = gate(&settings, &headers) {
             return refusal;
         }
+        if let Some(message) = &settings.ocr_failure {
+            return json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({
+                    "object": "error",
+                    "message": message,
+                    "type": "invalid_request_error",
+                    "param": null,
+                    "code": null,
+                }),
+            );
+        }
         settings.ocr_pages.clone()
     };
     match request.get("model") {
@@ -803,6 +832,79 @@ async fn ocr(
             "model": "mistral-ocr-2505-completion",
             "document_annotation": null,
             "usage_info": { "pages_processed": pages.len(), "doc_size_bytes": bytes.len() },
+        }),
+    )
+}
+
+/// The dimension of `mistral-embed` vectors.
+pub const EMBED_DIM: usize = 1024;
+
+/// `POST /v1/embeddings` as documented: `model` and `input` (a string or an array of
+/// strings) required, one `embedding` object per input with its `index`, usage in tokens.
+/// Vectors come from Parlo's deterministic local embedding at 1,024 dimensions, so similar
+/// texts get similar vectors and tests can reason about ranking.
+async fn embeddings(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = record(&shared, method, &uri, &headers, &body);
+    if let Some(refusal) = gate(&shared.settings(), &headers) {
+        return refusal;
+    }
+    match request.get("model") {
+        Some(Value::String(m)) if m == "mistral-embed" => {}
+        Some(Value::String(m)) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                json!({
+                    "object": "error",
+                    "message": format!("Invalid model: {m}"),
+                    "type": "invalid_model",
+                    "param": null,
+                    "code": "1500",
+                }),
+            );
+        }
+        _ => return invalid(&["body", "model"], "missing", "Field required", &request),
+    }
+    let inputs: Vec<String> = match request.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) && !items.is_empty() => {
+            items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        }
+        Some(other) => {
+            return invalid(
+                &["body", "input"],
+                "string_type",
+                "Input should be a valid string or a list of strings",
+                other,
+            );
+        }
+        None => return invalid(&["body", "input"], "missing", "Field required", &request),
+    };
+    let embedder = parlo::knowledge::embed::LocalEmbedder::new(EMBED_DIM);
+    let tokens: usize = inputs.iter().map(|i| i.split_whitespace().count()).sum();
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            json!({ "object": "embedding", "embedding": embedder.embed(text), "index": index })
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        json!({
+            "id": request_id(),
+            "object": "list",
+            "data": data,
+            "model": "mistral-embed",
+            "usage": { "prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0 },
         }),
     )
 }

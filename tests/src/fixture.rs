@@ -111,6 +111,7 @@ impl NewTenant {
             .create_user(&Email::parse(&self.email).unwrap(), "$argon2id$test")
             .await
             .unwrap();
+        store.mark_email_verified(user.id).await.unwrap();
         let workspace = store
             .create_workspace(&WorkspaceName::parse(&self.workspace).unwrap(), user.id)
             .await
@@ -256,6 +257,8 @@ pub async fn audit_entry(
 pub struct SiteClient {
     http: reqwest::Client,
     pub base: String,
+    /// Where the app's mail to this person arrives.
+    pub mailbox: crate::smtp::Mailbox,
 }
 
 impl SiteClient {
@@ -267,6 +270,7 @@ impl SiteClient {
                 .build()
                 .unwrap(),
             base: app.base.clone(),
+            mailbox: app.mailbox.clone(),
         }
     }
 
@@ -315,6 +319,7 @@ impl SiteClient {
     /// Signs up with [`PASSWORD`] and a new workspace; returns the workspace the site
     /// redirected to.
     pub async fn sign_up(&self, email: &str, workspace: &str) -> TenantId {
+        let before = self.mail_count(email).await;
         let csrf = self.csrf("/signup").await;
         let r = self
             .post(
@@ -328,7 +333,34 @@ impl SiteClient {
             )
             .await;
         assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
-        tenant_in(&location(&r))
+        assert_eq!(location(&r), "/signup/sent");
+        let to = self.confirm_address(email, before + 1).await;
+        tenant_in(&to)
+    }
+
+    /// How many mails to `address` arrived so far.
+    pub async fn mail_count(&self, address: &str) -> usize {
+        self.mailbox.count(address)
+    }
+
+    /// Follows the confirmation link of the `n`-th mail to `email` (opens the page, clicks
+    /// the button); returns where the site sent the now signed-in browser.
+    pub async fn confirm_address(&self, email: &str, n: usize) -> String {
+        let mail = self.mailbox.nth(email, n).await;
+        let (status, page) = self.page(&mail.link_path("/verify/")).await;
+        assert_eq!(status, 200, "{page}");
+        let action = page
+            .split("action=\"")
+            .nth(1)
+            .and_then(|a| a.split('"').next())
+            .unwrap()
+            .replace("&#x3d;", "=")
+            .replace("&amp;", "&");
+        let token = field(&page, "token").expect("the token field");
+        let csrf = field(&page, "csrf").expect("the csrf field");
+        let r = self.post(&action, &csrf, &[("token", &token)]).await;
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+        location(&r)
     }
 
     pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
@@ -559,4 +591,55 @@ impl WidgetSession {
             .unwrap();
         assert_eq!(open, parlo::model::Scoped::Open(()));
     }
+}
+
+/// The current TOTP code of a base32 secret.
+pub fn totp_code(secret_b32: &str) -> String {
+    totp_in(secret_b32, 0)
+}
+
+/// The TOTP code of a base32 secret `steps` 30-second steps from now (the server accepts one
+/// step of clock skew, so the next step's code is how a test logs in right after the current
+/// code was used, e.g. to confirm enrolment).
+pub fn totp_in(secret_b32: &str, steps: u64) -> String {
+    let raw = totp_rs::Secret::Encoded(secret_b32.to_owned())
+        .to_bytes()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, raw)
+        .unwrap()
+        .generate(now + 30 * steps)
+}
+
+/// Turns on TOTP for the signed-in `site` through the account pages; returns the secret.
+pub async fn enable_totp(site: &SiteClient) -> String {
+    let (status, page) = site.page("/account/mfa").await;
+    assert_eq!(status, 200, "{page}");
+    let at = page.find("id=\"totp-secret\"").expect("the TOTP secret");
+    let start = at + page[at..].find('>').unwrap() + 1;
+    let secret = page[start..start + page[start..].find('<').unwrap()].to_owned();
+    let sealed = field(&page, "sealed").unwrap();
+    let csrf = field(&page, "csrf").unwrap();
+    let r = site
+        .post(
+            "/account/mfa",
+            &csrf,
+            &[("sealed", &sealed), ("code", &totp_code(&secret))],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    secret
+}
+
+/// Answers the login's second-factor page with a TOTP code: the next step's, so a code used
+/// a moment ago (to confirm enrolment) is not replayed.
+pub async fn submit_totp(site: &SiteClient, secret_b32: &str) {
+    let csrf = site.csrf("/login/mfa").await;
+    let r = site
+        .post("/login/mfa", &csrf, &[("code", &totp_in(secret_b32, 1))])
+        .await;
+    assert_eq!(r.status(), 303, "the TOTP code was refused");
 }

@@ -8,7 +8,6 @@
 //! the test with a message saying so. Each test gets its own database cloned from a
 //! migrated template, dropped when the test's handle is dropped.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -22,7 +21,9 @@ pub mod browser;
 pub mod fake_mistral;
 pub mod fixture;
 pub mod host_page;
+pub mod knowledge;
 pub mod lifecycle;
+pub mod smtp;
 
 /// Lets `both_backends!` name its tests without every test file depending on `paste`.
 #[doc(hidden)]
@@ -261,12 +262,24 @@ pub async fn test_store(backend: Backend) -> TestStore {
 /// The real application on 127.0.0.1:0 with its own database and keys.
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// The operator-only metrics listener, when the settings asked for one.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub base: String,
     pub state: AppState,
     pub client: reqwest::Client,
     server: Option<RunningServer>,
     pub db: TestDb,
+    /// Where this app's mail arrives: the test SMTP server it was given, else the
+    /// development outbox (`.eml` files in its data directory).
+    pub mailbox: smtp::Mailbox,
+    mail_worker: tokio::task::JoinHandle<()>,
     _data: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.mail_worker.abort();
+    }
 }
 
 impl TestApp {
@@ -279,6 +292,7 @@ impl TestApp {
     }
 
     pub async fn stop(mut self) {
+        self.mail_worker.abort();
         if let Some(s) = self.server.take() {
             s.shutdown().await.unwrap();
         }
@@ -306,6 +320,24 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
     spawn_app_on(TestDb::new(backend).await, adjust).await
 }
 
+/// Like [`spawn_app_with`], sending mail to the test SMTP server `smtp` (the mail retry
+/// pace is one second).
+pub async fn spawn_app_with_smtp(
+    backend: Backend,
+    smtp: &smtp::SmtpServer,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let url = smtp.url();
+    let mut app = spawn_app_with(backend, |s| {
+        s.smtp_url = Some(secrecy::SecretString::from(url));
+        s.mail_retry_secs = Some(1);
+        adjust(s);
+    })
+    .await;
+    app.mailbox = smtp::Mailbox::Smtp(smtp.clone());
+    app
+}
+
 /// [`spawn_app_with`] on a database prepared by the caller (e.g. with its own settings).
 pub async fn spawn_app_on(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let data = tempfile::tempdir().unwrap();
@@ -313,7 +345,8 @@ pub async fn spawn_app_on(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> Tes
         listen: Some("127.0.0.1:0".parse().unwrap()),
         data_dir: Some(data.path().to_owned()),
         database_url: Some(db.app_url()),
-        dist_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist")),
+        // The bundles built into the binary, as in production (`PARLO_DIST_DIR` unset).
+        dist_dir: None,
         shutdown_grace_secs: Some(2),
         ..Settings::default()
     };
@@ -326,11 +359,14 @@ pub async fn spawn_app_on(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> Tes
         .await
         .context("opening the test store")
         .unwrap();
+    let outbox = config.mail.outbox_dir.clone();
     let state = AppState::new(config, store, keys);
+    let mail_worker = state.mailer.spawn_worker();
     let server = app::spawn(state.clone()).await.unwrap();
     let addr = server.addr;
     TestApp {
         addr,
+        metrics_addr: server.metrics_addr,
         base: format!("http://{addr}"),
         state,
         client: reqwest::Client::builder()
@@ -339,6 +375,8 @@ pub async fn spawn_app_on(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> Tes
             .unwrap(),
         server: Some(server),
         db,
+        mailbox: smtp::Mailbox::Files(outbox),
+        mail_worker,
         _data: data,
     }
 }

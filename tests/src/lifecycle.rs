@@ -76,11 +76,14 @@ impl RawDb {
         }
     }
 
-    /// Every table of the schema, migrations history included.
+    /// Every table of the schema, migrations history included. On SQLite, full-text
+    /// (FTS5) tables and their shadow tables are left out: they index rows of an ordinary
+    /// table (kept in sync by triggers), which is counted.
     pub async fn tables(&self) -> Vec<String> {
         match self {
             RawDb::Sqlite(p) => sqlx::query_scalar(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' \
+                 AND name NOT LIKE 'sqlite_%' ORDER BY name",
             )
             .fetch_all(p)
             .await
@@ -124,6 +127,14 @@ impl RawDb {
         match self {
             RawDb::Sqlite(p) => sqlx::query_scalar(&sql).fetch_one(p).await.unwrap(),
             RawDb::Postgres(p) => sqlx::query_scalar(&sql).fetch_one(p).await.unwrap(),
+        }
+    }
+
+    /// The single number a `SELECT COUNT(*) …` answers.
+    pub async fn count_sql(&self, sql: &str) -> i64 {
+        match self {
+            RawDb::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+            RawDb::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
         }
     }
 

@@ -84,7 +84,7 @@ async fn populate(store: &Store) -> TenantId {
                 .await
                 .unwrap();
             for role in [MessageRole::User, MessageRole::Assistant] {
-                store
+                let m = store
                     .append_message(
                         t.tenant,
                         &NewMessage {
@@ -96,6 +96,10 @@ async fn populate(store: &Store) -> TenantId {
                     )
                     .await
                     .unwrap();
+                if i == 0 && role == MessageRole::Assistant {
+                    // A row in every knowledge table (FTS5 index included on SQLite).
+                    parlo_tests::knowledge::stage_rows(store, t.tenant, t.bot.id, c.id, m.id).await;
+                }
             }
         }
         first.get_or_insert(t.tenant);
@@ -151,6 +155,7 @@ async fn backup_round_trips_through_the_restore_drill(backend: Backend) {
         );
     }
     assert_eq!(r.manifest.tables["messages"], 20);
+    assert_eq!(r.manifest.tables["knowledge_chunks"], 2);
     // Encrypted: neither chat text nor the manifest is readable in the file.
     let bytes = std::fs::read(&r.path).unwrap();
     assert!(bytes.starts_with(b"age-encryption.org/v1"));

@@ -15,8 +15,15 @@ use uuid::Uuid;
 const GLOBAL: &[(&str, Option<&str>)] = &[
     ("users", Some("id")),
     ("login_sessions", Some("user_id")),
+    ("account_tokens", Some("user_id")),
+    // Recipients' addresses, not accounts: a closed account's closing notice must still go
+    // out; finished messages are forgotten after 7 days (docs/operations.md).
+    ("mail_outbox", None),
     ("rate_limits", None),
     ("operator_audit", None),
+    // The trust page's check results and recorded operations: counts and dates, no person.
+    ("trust_checks", None),
+    ("operations", None),
     ("_sqlx_migrations", None),
 ];
 
@@ -58,6 +65,16 @@ async fn world(store: &Store) -> World {
             })
             .await
             .unwrap();
+        store
+            .create_account_token(
+                user_id,
+                TokenPurpose::Reset,
+                Uuid::new_v4().as_bytes(),
+                None,
+                Timestamp(Timestamp::now().0 + 3_600_000),
+            )
+            .await
+            .unwrap();
     }
     store
         .add_member(shared.tenant, ann, Role::Member)
@@ -77,6 +94,7 @@ async fn world(store: &Store) -> World {
                     role: Role::Member,
                     created_by: None,
                     expires_at: Timestamp::now().plus_secs(3600),
+                    email: None,
                 },
             )
             .await
@@ -89,6 +107,7 @@ async fn world(store: &Store) -> World {
         )
         .await;
         fixture::attachment(store, t, c.id, m.first(), "id.png").await;
+        parlo_tests::knowledge::stage_rows(store, t, bot.id, c.id, m[0].id).await;
         let target = bot.id.to_string();
         fixture::audit_entry(store, t, Some(ann), "bot.update", &target).await;
     }
@@ -280,6 +299,7 @@ async fn the_only_owner_of_a_shared_workspace_is_refused_and_nothing_changes(bac
     assert_eq!(after["messages"], before["messages"]);
     assert_eq!(after["users"].2, 0);
     assert_eq!(after["login_sessions"].2, 0);
+    assert_eq!(after["account_tokens"].2, 0);
     assert_eq!(after["memberships"].2, 0);
     raw.close().await;
 }

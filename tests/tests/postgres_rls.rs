@@ -22,6 +22,14 @@ const TENANT_TABLES: &[(&str, &str)] = &[
     ("messages", "tenant_id"),
     ("attachments", "tenant_id"),
     ("audit_log", "tenant_id"),
+    ("knowledge_libraries", "tenant_id"),
+    ("knowledge_bot_settings", "tenant_id"),
+    ("knowledge_bot_libraries", "tenant_id"),
+    ("knowledge_sources", "tenant_id"),
+    ("knowledge_jobs", "tenant_id"),
+    ("knowledge_chunks", "tenant_id"),
+    ("message_citations", "tenant_id"),
+    ("knowledge_gaps", "tenant_id"),
 ];
 
 struct Fixture {
@@ -45,7 +53,8 @@ async fn fixture() -> Fixture {
             .await;
         let (w, u, bot) = (t.tenant, t.user, t.bot);
         let secret = format!("secret of {name}");
-        let (c, _) = fixture::chat(&store, w, bot.id, &[(MessageRole::User, &secret)]).await;
+        let (c, m) = fixture::chat(&store, w, bot.id, &[(MessageRole::User, &secret)]).await;
+        parlo_tests::knowledge::stage_rows(&store, w, bot.id, c.id, m[0].id).await;
         fixture::attachment(&store, w, c.id, None, "a.png").await;
         fixture::audit_entry(&store, w, Some(u), "test", "t").await;
         ids.push(w);

@@ -12,7 +12,9 @@ use parlo::model::Timestamp;
 use parlo::ratelimit::{Limit, RateLimiter};
 use parlo::storage::Store;
 use parlo_tests::lifecycle::RawDb;
-use parlo_tests::{Backend, PgTestDb, TEST_MASTER_KEYS, both_backends, test_env, test_store};
+use parlo_tests::{
+    Backend, PgTestDb, TEST_MASTER_KEYS, TEST_TOKEN_KEYS, both_backends, test_env, test_store,
+};
 
 both_backends!(
     limit_applies_per_key_with_retry_after,
@@ -99,7 +101,20 @@ async fn ended_rate_limit_windows_are_purged_by_the_job_and_by_retention_run(bac
         &test_env,
     )
     .unwrap();
-    let jobs = parlo::lifecycle::jobs::spawn(ts.store.clone(), Arc::new(config)).unwrap();
+    let keys = parlo::keyring::KeyRing {
+        master: MasterKeys::parse(TEST_MASTER_KEYS).unwrap(),
+        token: parlo::keyring::TokenKeys::parse(TEST_TOKEN_KEYS).unwrap(),
+    };
+    let (config, keys) = (Arc::new(config), Arc::new(keys));
+    let mailer = parlo::mail::Mailer::new(&config.mail, ts.store.clone(), keys.clone()).unwrap();
+    let jobs = parlo::lifecycle::jobs::spawn(
+        ts.store.clone(),
+        config,
+        keys,
+        &mailer,
+        parlo::metrics::Metrics::new(),
+    )
+    .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while stored_keys(&raw).await.len() > 1 {
         assert!(

@@ -7,23 +7,10 @@ use parlo::model::*;
 use parlo_tests::Backend;
 use parlo_tests::browser::{Browser, spawn_app_at_public_url};
 use parlo_tests::fake_mistral::FakeMistral;
+use parlo_tests::fixture::totp_in;
 use parlo_tests::host_page::Shadow;
 
 const PASSWORD: &str = "a long browser passphrase";
-
-/// The TOTP code `steps` 30-second steps from now.
-fn totp_in(secret_b32: &str, steps: u64) -> String {
-    let raw = totp_rs::Secret::Encoded(secret_b32.to_owned())
-        .to_bytes()
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, raw)
-        .unwrap()
-        .generate(now + 30 * steps)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn main_journey_in_chromium() {
@@ -52,7 +39,14 @@ async fn main_journey_in_chromium() {
     b.fill("#email", "lena@shop.example").await;
     b.fill("#password", PASSWORD).await;
     b.fill("#workspace", "Lena's Shop").await;
-    b.click_and_wait("form[action='/signup'] button[type=submit]", "/w/")
+    b.click_and_wait("form[action='/signup'] button[type=submit]", "/signup/sent")
+        .await;
+    b.assert_accessible("check-your-inbox page").await;
+    // The confirmation mail's link opens a page whose button confirms and signs in.
+    let mail = app.mailbox.nth("lena@shop.example", 1).await;
+    b.goto(&mail.link("/verify/")).await;
+    b.assert_accessible("address confirmation page").await;
+    b.click_and_wait("form[action='/verify'] button[type=submit]", "/w/")
         .await;
     let path = b.path().await;
     let t: TenantId = path[3..39].parse().unwrap();
@@ -258,4 +252,68 @@ async fn axe_reports_violations_on_a_broken_page() {
         "{found:?}"
     );
     b.close().await;
+}
+
+/// Forgot password → the mail → the reset page → log in with the new password and TOTP,
+/// in Chromium, with axe-core on the new pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgot_password_journey_with_totp_in_chromium() {
+    use parlo_tests::fixture::{SiteClient, enable_totp};
+    let app = spawn_app_at_public_url(Backend::Postgres, |_| {}).await;
+    // Mia has an account with TOTP (set up without the browser).
+    let mia = SiteClient::new(&app);
+    mia.sign_up("mia@m.example", "Mia's Shop").await;
+    let secret = enable_totp(&mia).await;
+    let b = Browser::start().await;
+    let url = |p: &str| app.url(p);
+
+    b.goto(&url("/login")).await;
+    b.click_and_wait("a[href='/password/forgot']", "/password/forgot")
+        .await;
+    b.assert_accessible("forgot-password page").await;
+    b.fill("#email", "mia@m.example").await;
+    b.click("form[action='/password/forgot'] button[type=submit]")
+        .await;
+    b.client
+        .wait()
+        .for_element(fantoccini::Locator::Css("main h1"))
+        .await
+        .unwrap();
+    assert!(b.text("main").await.contains("If an account exists"));
+    b.assert_accessible("reset-link-sent page").await;
+
+    // Mails so far: the confirmation, "two-factor authentication is on", the reset link.
+    let mail = app.mailbox.nth("mia@m.example", 3).await;
+    assert_eq!(mail.subject, "Choose a new password");
+    let link = mail.link("/password/reset/");
+    assert!(link.starts_with(&app.base), "{link}");
+    b.goto(&link).await;
+    b.assert_accessible("new-password page").await;
+    b.fill("#password", PASSWORD).await;
+    b.click_and_wait(
+        "form[action='/password/reset'] button[type=submit]",
+        "/login",
+    )
+    .await;
+    assert!(b.text("main").await.contains("Your password was changed"));
+
+    // The old browser session of Mia ended; the new password needs the second factor.
+    assert_eq!(
+        parlo_tests::fixture::location(&mia.get("/account").await),
+        "/login"
+    );
+    b.fill("#email", "mia@m.example").await;
+    b.fill("#password", PASSWORD).await;
+    b.click_and_wait("form[action='/login'] button[type=submit]", "/login/mfa")
+        .await;
+    // The enrolment used this step's code, which cannot log in again: the next step's code.
+    b.fill("#code", &totp_in(&secret, 1)).await;
+    b.click_and_wait("form[action='/login/mfa'] button[type=submit]", "/app")
+        .await;
+    assert!(b.text("main").await.contains("Mia's Shop"));
+    // The link worked once.
+    b.goto(&link).await;
+    assert!(b.text("main").await.contains("This link does not work"));
+    b.close().await;
+    app.stop().await;
 }

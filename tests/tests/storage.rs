@@ -269,6 +269,7 @@ async fn a_removed_or_demoted_admins_invitations_are_revoked_and_refused(backend
         role: Role::Admin,
         created_by: Some(by),
         expires_at: Timestamp::now().plus_secs(3600),
+        email: None,
     };
     s.create_invitation(w.id, &invite(dan.id, "dan-1"))
         .await

@@ -3,6 +3,7 @@
 //! `lifecycle::admin::Operator`, which records it in the operator audit log. This file only
 //! parses the arguments and prints tables, JSON and the new audit head.
 
+use anyhow::Context;
 use clap::Subcommand;
 
 use crate::config::Config;
@@ -29,6 +30,40 @@ enum AdminCommand {
     /// The operator audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The mail outbox.
+    #[command(subcommand)]
+    Mail(MailCommand),
+    /// Mail a notice (e.g. of a security incident) to every owner and admin of the named
+    /// workspaces, or of all with --all; each address once, only confirmed addresses.
+    Notify(NotifyArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum MailCommand {
+    /// Pending, sent and failed messages, and the newest ones with their last error.
+    Status {
+        /// How many of the newest messages to list.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct NotifyArgs {
+    /// A workspace to notify (repeat for several).
+    #[arg(long = "workspace", value_name = "ID", required_unless_present = "all")]
+    workspaces: Vec<model::TenantId>,
+    /// Every workspace.
+    #[arg(long, conflicts_with = "workspaces")]
+    all: bool,
+    /// The subject: one line.
+    #[arg(long)]
+    subject: String,
+    /// A text file with the body (paragraphs separated by blank lines).
+    #[arg(long, value_name = "FILE")]
+    body_file: std::path::PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +139,35 @@ pub(super) fn print_recorded(e: &model::OperatorAuditEntry) {
 pub(super) async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()> {
     use lifecycle::admin::Operator;
     let store = storage::open(&config.database_url, None).await?;
+    // Checked before anything is recorded, so a bad notice leaves no trace but an error.
+    let notice = match &args.command {
+        AdminCommand::Notify(n) => {
+            let body = std::fs::read_to_string(&n.body_file)
+                .with_context(|| format!("reading {}", n.body_file.display()))?;
+            Some(
+                crate::mail::Mail::notice(&n.subject, &body)
+                    .map_err(|e| anyhow::anyhow!("{}", e.0))?,
+            )
+        }
+        _ => None,
+    };
+    let mails = notice.is_some()
+        || matches!(
+            &args.command,
+            AdminCommand::Accounts(AccountsCommand::Delete { yes: true, .. })
+        );
+    let mailer = match mails {
+        true => {
+            let (keys, _) =
+                crate::keyring::load(&config.key_source, &config.key_file, config.is_production())?;
+            Some(crate::mail::Mailer::new(
+                &config.mail,
+                store.clone(),
+                std::sync::Arc::new(keys),
+            )?)
+        }
+        false => None,
+    };
     let op = Operator::new(
         store,
         args.actor.unwrap_or_else(Operator::default_actor),
@@ -187,7 +251,10 @@ pub(super) async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()>
                     email.as_str()
                 );
             }
-            let (r, e) = op.delete_account(&email, reason.as_deref()).await?;
+            let mailer = mailer.expect("prepared above");
+            let (r, e) = op
+                .delete_account_and_tell(&mailer, &email, reason.as_deref())
+                .await?;
             eprintln!(
                 "parlo: account deleted ({} workspaces deleted with it, {} memberships and {} sessions removed)",
                 r.workspaces_deleted.len(),
@@ -195,6 +262,68 @@ pub(super) async fn admin(config: Config, args: AdminArgs) -> anyhow::Result<()>
                 r.sessions_deleted
             );
             recorded(&e);
+            let sent = mailer.drain().await?;
+            eprintln!(
+                "parlo: closing notice: {} sent now, {} to be retried by `parlo serve`",
+                sent.sent, sent.retried
+            );
+        }
+        AdminCommand::Mail(MailCommand::Status { limit, json }) => {
+            let ((summary, entries), e) = op.mail_status(limit).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"summary": summary, "messages": entries})
+                    )?
+                );
+            } else {
+                println!(
+                    "pending {}  sent {}  failed {}  oldest pending {}",
+                    summary.pending,
+                    summary.sent,
+                    summary.failed,
+                    when(summary.oldest_pending)
+                );
+                println!(
+                    "{:<36}  {:<8} {:>8}  {:<24}  {:<28}  {:<32}  LAST ERROR",
+                    "ID", "STATUS", "ATTEMPTS", "NEXT ATTEMPT", "KIND", "RECIPIENT"
+                );
+                for m in &entries {
+                    println!(
+                        "{:<36}  {:<8} {:>8}  {:<24}  {:<28}  {:<32}  {}",
+                        m.id,
+                        m.status.as_str(),
+                        m.attempts,
+                        when(Some(m.next_attempt_at)),
+                        m.kind,
+                        m.recipient,
+                        m.last_error.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+            recorded(&e);
+        }
+        AdminCommand::Notify(n) => {
+            let (Some(mail), Some(mailer)) = (notice, mailer) else {
+                unreachable!("prepared above");
+            };
+            let only = (!n.all).then_some(n.workspaces);
+            let (r, e) = op
+                .notify(&mailer, only, &mail, |done, total| {
+                    eprintln!("parlo: notify: {done}/{total} workspaces queued");
+                })
+                .await?;
+            eprintln!(
+                "parlo: notice queued for {} owners and admins of {} workspaces ({} unconfirmed addresses skipped)",
+                r.recipients, r.workspaces, r.unverified_skipped
+            );
+            recorded(&e);
+            let sent = mailer.drain().await?;
+            eprintln!(
+                "parlo: {} sent now, {} to be retried by `parlo serve`, {} failed (see `parlo admin mail status`)",
+                sent.sent, sent.retried, sent.failed
+            );
         }
         AdminCommand::Audit(AuditCommand::Verify { head }) => {
             let r = op.verify_audit(head).await?;

@@ -11,6 +11,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod env;
+mod knowledge;
 mod serve;
 
 use crate::config::{Config, CredentialSetting, Settings};
@@ -20,6 +22,7 @@ use crate::logging::{self, Redactor};
 use crate::{model, storage};
 
 use admin::AdminArgs;
+use knowledge::KnowledgeCommand;
 
 const SECRETS_HELP: &str = "\
 Secrets are read from the environment (or the key file), never from the command line:
@@ -87,6 +90,9 @@ enum Command {
     Restore(RestoreArgs),
     /// Operator actions across workspaces; every one is recorded in the operator audit log.
     Admin(AdminArgs),
+    /// Knowledge libraries: import files and pages, search as a bot, reindex.
+    #[command(subcommand)]
+    Knowledge(KnowledgeCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,7 +167,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         })
     };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => runtime()?.block_on(serve::serve(load()?)),
+        Command::Serve => {
+            let known = env::known_env(&<Cli as clap::CommandFactory>::command());
+            runtime()?.block_on(serve::serve(load()?, known))
+        }
         Command::Migrate => {
             let config = load()?;
             logging::init(&config, Redactor::default())?;
@@ -263,9 +272,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup => {
             let config = load()?;
             runtime()?.block_on(async {
-                let r =
-                    lifecycle::backup::run(&config, lifecycle::archive::Progress::Terminal).await?;
-                println!("{}", r.path.display());
+                let result =
+                    lifecycle::backup::run(&config, lifecycle::archive::Progress::Terminal).await;
+                if let Some(store) = lifecycle::records::open_store(&config).await {
+                    lifecycle::records::backup(&store, &result).await;
+                }
+                println!("{}", result?.path.display());
                 Ok(())
             })
         }
@@ -276,6 +288,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(args) => {
             let config = load()?;
             runtime()?.block_on(admin::admin(config, args))
+        }
+        Command::Knowledge(command) => {
+            let config = load()?;
+            runtime()?.block_on(knowledge::knowledge(config, command))
         }
         Command::Render => {
             let mut markdown = String::new();
@@ -298,8 +314,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn restore(config: Config, args: RestoreArgs) -> anyhow::Result<()> {
     use lifecycle::archive::Progress;
     let report = if args.verify {
-        lifecycle::restore::verify(&config, &args.backup, &args.identity, Progress::Terminal)
-            .await?
+        let result =
+            lifecycle::restore::verify(&config, &args.backup, &args.identity, Progress::Terminal)
+                .await;
+        if let Some(store) = lifecycle::records::open_store(&config).await {
+            lifecycle::records::restore_drill(&store, &result).await;
+        }
+        result?
     } else {
         lifecycle::restore::restore(
             &config,
@@ -325,4 +346,32 @@ async fn restore(config: Config, args: RestoreArgs) -> anyhow::Result<()> {
         report.tables.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_is_a_known_environment_variable() {
+        let known = env::known_env(&<Cli as clap::CommandFactory>::command());
+        for name in [
+            "PARLO_LISTEN",
+            "PARLO_CONFIG",
+            "PARLO_METRICS_LISTEN",
+            "PARLO_MASTER_KEYS",
+            // Read outside clap: credentials (no flags) and secrets.
+            "PARLO_DATABASE_URL",
+            "PARLO_MIGRATION_DATABASE_URL",
+            "PARLO_BACKUP_DATABASE_URL",
+            "PARLO_SMTP_URL",
+            "PARLO_BACKUP_SIGNING_KEY",
+            "PARLO_KNOWLEDGE_POLL_MS",
+        ] {
+            assert!(
+                known.iter().any(|k| k == name),
+                "{name} missing from {known:?}"
+            );
+        }
+    }
 }

@@ -9,9 +9,11 @@ use crate::lifecycle;
 use crate::logging::{self, Redactor};
 use crate::state::AppState;
 use crate::storage;
+use crate::trust;
 use crate::widget;
 
-pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
+/// `known_env`: every `PARLO_*` name the binary reads, to report misspelled ones.
+pub(super) async fn serve(config: Config, known_env: Vec<String>) -> anyhow::Result<()> {
     let redactor = Redactor::default();
     if let Ok(url) = url::Url::parse(config.database_url.expose())
         && let Some(pw) = url.password()
@@ -19,6 +21,7 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
         redactor.register(pw);
     }
     logging::init(&config, redactor.clone())?;
+    super::env::check_environment(&config, &known_env)?;
     let (keys, origin) =
         keyring::load(&config.key_source, &config.key_file, config.is_production())?;
     for literal in keys.literals() {
@@ -26,6 +29,12 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     }
     if let Some(k) = &config.platform_mistral_key {
         redactor.register(secrecy::ExposeSecret::expose_secret(k));
+    }
+    if let Some(smtp) = &config.mail.smtp_url
+        && let Ok(url) = url::Url::parse(secrecy::ExposeSecret::expose_secret(smtp))
+        && let Some(pw) = url.password()
+    {
+        redactor.register(pw);
     }
     if origin == KeyOrigin::Generated {
         tracing::warn!(
@@ -40,17 +49,32 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let store = storage::open(&config.database_url, config.migration_database_url.as_ref()).await?;
     let state = AppState::new(config, store, keys);
+    // One binary: without a published widget the server would answer 404 for /widget.js.
+    let manifest = state.dist.load_manifest()?;
+    tracing::info!(latest = %manifest.latest, source = %state.dist.describe(), "serving the widget");
     let backend = state.store.backend();
     // Listen for signals before announcing the URL, so a supervisor that stops us right
     // after start-up gets a graceful shutdown, not the default signal death.
     let signal = shutdown_signal()?;
-    let jobs = lifecycle::jobs::spawn(state.store.clone(), state.config.clone())?;
+    let jobs = lifecycle::jobs::spawn(
+        state.store.clone(),
+        state.config.clone(),
+        state.keys.clone(),
+        &state.mailer,
+        state.metrics.clone(),
+    )?;
     // Answers a crashed process left `pending` (this one's last run, or another's).
     let recovery =
         widget::recovery::spawn(state.store.clone(), state.config.upstream_timeouts.read);
+    let trust_checks = trust::spawn(
+        state.store.clone(),
+        state.config.clone(),
+        state.dist.clone(),
+        state.metrics.clone(),
+    );
     let server = app::spawn(state.clone()).await?;
     let url = local_url(server.addr);
-    tracing::info!(url = %url, backend = ?backend, "parlo is listening");
+    tracing::info!(url = %url, backend = ?backend, mail = state.mailer.transport(), "parlo is listening");
     eprintln!(
         "parlo: serving on {url} (database: {})",
         state.config.database_url.redacted()
@@ -58,10 +82,14 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     if url.trim_end_matches('/') != state.config.public_url.as_str().trim_end_matches('/') {
         eprintln!("parlo: public URL: {}", state.config.public_url);
     }
+    if let Some(m) = server.metrics_addr {
+        eprintln!("parlo: metrics on http://{m}/metrics (operator only)");
+    }
     signal.await?;
     tracing::info!("shutting down");
     jobs.stop();
     recovery.abort();
+    drop(trust_checks);
     server.shutdown().await
 }
 

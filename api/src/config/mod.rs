@@ -10,12 +10,17 @@
 //! | `mod.rs` | [`Config`], loading with precedence and defaults, the production rules |
 //! | `settings.rs` | [`Settings`]: every flag / `PARLO_*` variable / TOML key |
 //! | `database_url.rs` | [`DatabaseUrl`], redacted in `Debug` |
+//! | `env_check.rs` | misspelled `PARLO_*` environment variables |
 //! | `lifecycle.rs` | [`LifecycleConfig`]: retention, backups, the operator audit head |
 //! | `subprocessors.rs` | the trust page's sub-processor list file |
+//! | `mail.rs` | [`MailConfig`]: the SMTP server (a secret), the sender, the retry pace |
 //! | `render.rs` | the redacted text of `parlo config check` |
 
 mod database_url;
+mod env_check;
+mod knowledge;
 mod lifecycle;
+mod mail;
 mod render;
 mod settings;
 mod subprocessors;
@@ -31,7 +36,10 @@ use url::Url;
 use crate::keyring::KeySource;
 
 pub use database_url::DatabaseUrl;
+pub use env_check::{OTHER_KNOWN_ENV, UnknownEnv, check_env, unknown_env};
+pub use knowledge::KnowledgeConfig;
 pub use lifecycle::LifecycleConfig;
+pub use mail::MailConfig;
 pub use settings::{CREDENTIAL_SETTINGS, CredentialSetting, Environment, LogFormat, Settings};
 pub use subprocessors::{SubProcessor, load_subprocessors};
 
@@ -45,7 +53,8 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     pub migration_database_url: Option<DatabaseUrl>,
     pub key_file: PathBuf,
-    pub dist_dir: PathBuf,
+    /// `PARLO_DIST_DIR`; `None` serves the bundles built into the binary.
+    pub dist_dir: Option<PathBuf>,
     pub mistral_base_url: Url,
     pub upstream_timeouts: crate::mistral::Timeouts,
     pub max_body_bytes: usize,
@@ -64,6 +73,12 @@ pub struct Config {
     pub security_contact: Option<String>,
     pub legal_dir: Option<PathBuf>,
     pub lifecycle: LifecycleConfig,
+    pub mail: MailConfig,
+    pub knowledge: KnowledgeConfig,
+    /// How often the trust page's live checks run.
+    pub trust_check_interval: Duration,
+    /// The operator-only metrics listener, off when `None`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -97,6 +112,7 @@ impl Config {
             }
         }
         let lifecycle_settings = s.clone();
+        let knowledge = KnowledgeConfig::from_settings(&s);
 
         let env = s.env.unwrap_or(Environment::Development);
         let listen = s
@@ -133,6 +149,13 @@ impl Config {
         {
             bail!("PARLO_SECURITY_CONTACT must be a mailto: or https:// URI, got {c:?}");
         }
+        let mail = MailConfig::from_settings(
+            &lifecycle_settings,
+            secret_env,
+            &public_url,
+            &data_dir,
+            env == Environment::Production,
+        )?;
         let lifecycle = LifecycleConfig::from_settings(
             &lifecycle_settings,
             &data_dir,
@@ -143,7 +166,7 @@ impl Config {
             env,
             listen,
             public_url,
-            dist_dir: s.dist_dir.unwrap_or_else(|| PathBuf::from("dist")),
+            dist_dir: s.dist_dir,
             data_dir,
             database_url,
             migration_database_url,
@@ -178,6 +201,12 @@ impl Config {
             security_contact,
             legal_dir: s.legal_dir,
             lifecycle,
+            mail,
+            knowledge,
+            trust_check_interval: Duration::from_secs(
+                s.trust_check_interval_secs.unwrap_or(300).max(1),
+            ),
+            metrics_listen: s.metrics_listen,
         };
         config.check_production(key_file_explicit)?;
         Ok(config)
@@ -210,7 +239,7 @@ impl Config {
                  file readable only by the server's user"
             );
         }
-        Ok(())
+        self.mail.check_production()
     }
 }
 

@@ -35,7 +35,12 @@ impl Config {
             }
             .to_owned(),
         );
-        line("dist_dir", quote(&self.dist_dir.display().to_string()));
+        line(
+            "dist_dir",
+            self.dist_dir
+                .as_ref()
+                .map_or("(built in)".to_owned(), |d| quote(&d.display().to_string())),
+        );
         line("mistral_base_url", quote(self.mistral_base_url.as_str()));
         line(
             "upstream_connect_timeout_secs",
@@ -136,9 +141,48 @@ impl Config {
                 .map_or("(unset)".to_owned(), |u| quote(&u.redacted())),
         );
         line(
+            "smtp_url",
+            if self.mail.smtp_url.is_some() {
+                "\"REDACTED (set)\""
+            } else {
+                "(unset: development writes mail to <data dir>/outbox/)"
+            }
+            .to_owned(),
+        );
+        line("mail_from", quote(&self.mail.from.to_string()));
+        line(
+            "mail_retry_secs",
+            self.mail.retry_base.as_secs().to_string(),
+        );
+        line(
             "audit_head_file",
             quote(&l.audit_head_file.display().to_string()),
         );
+        let k = &self.knowledge;
+        line(
+            "knowledge_max_documents",
+            k.limits.max_documents.to_string(),
+        );
+        line(
+            "knowledge_max_mb",
+            (k.limits.max_bytes / (1024 * 1024)).to_string(),
+        );
+        line("knowledge_max_chunks", k.limits.max_chunks.to_string());
+        line(
+            "knowledge_poll_ms",
+            k.poll.map_or(0, |d| d.as_millis()).to_string(),
+        );
+        line(
+            "knowledge_fetch_allow",
+            format!(
+                "{:?}",
+                k.fetch_allow
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            ),
+        );
+        line("github_api_url", quote(k.github_api_url.as_str()));
         out
     }
 }

@@ -104,7 +104,8 @@ pub struct Settings {
     #[arg(long, global = true, env = "PARLO_KEY_FILE", value_name = "FILE")]
     pub key_file: Option<PathBuf>,
 
-    /// Directory of published widget bundles (`manifest.json`, `widget/vX.Y.Z/`).
+    /// Directory of published widget bundles (`manifest.json`, `widget/vX.Y.Z/`). Without
+    /// it the bundles built into the binary are served.
     #[arg(long, global = true, env = "PARLO_DIST_DIR", value_name = "DIR")]
     pub dist_dir: Option<PathBuf>,
 
@@ -314,6 +315,90 @@ pub struct Settings {
         value_name = "FILE"
     )]
     pub audit_head_file: Option<PathBuf>,
+
+    /// The sender of every mail, e.g. `Parlo <parlo@example.com>` (default
+    /// `Parlo <noreply@<public host>>`).
+    #[arg(long, global = true, env = "PARLO_MAIL_FROM", value_name = "MAILBOX")]
+    pub mail_from: Option<String>,
+
+    /// Seconds before the first retry of a mail the server could not hand over; each further
+    /// retry waits twice as long, at most an hour (default 30).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLO_MAIL_RETRY_SECS",
+        value_name = "SECS"
+    )]
+    pub mail_retry_secs: Option<u64>,
+
+    /// The SMTP server (a secret: from the TOML file or `PARLO_SMTP_URL`, never a flag).
+    #[arg(skip)]
+    #[serde(default)]
+    pub smtp_url: Option<secrecy::SecretString>,
+
+    /// Most knowledge sources (documents, pages, repositories) a workspace may hold
+    /// (default 500).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLO_KNOWLEDGE_MAX_DOCUMENTS",
+        value_name = "N"
+    )]
+    pub knowledge_max_documents: Option<u64>,
+
+    /// Most megabytes of uploaded and fetched knowledge a workspace may hold (default 200).
+    #[arg(long, global = true, env = "PARLO_KNOWLEDGE_MAX_MB", value_name = "MB")]
+    pub knowledge_max_mb: Option<u64>,
+
+    /// Most indexed passages (chunks) a workspace may hold (default 100000).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLO_KNOWLEDGE_MAX_CHUNKS",
+        value_name = "N"
+    )]
+    pub knowledge_max_chunks: Option<u64>,
+
+    /// How often `parlo serve` looks for queued knowledge ingestion, in milliseconds
+    /// (default 2000; 0 turns the worker off).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLO_KNOWLEDGE_POLL_MS",
+        value_name = "MS"
+    )]
+    pub knowledge_poll_ms: Option<u64>,
+
+    /// Networks server-side knowledge fetches may reach although they are private or
+    /// loopback (operator only; default none).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLO_KNOWLEDGE_FETCH_ALLOW",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub knowledge_fetch_allow: Option<Vec<ipnet::IpNet>>,
+
+    /// Base URL of the GitHub API for GitHub knowledge sources (default
+    /// https://api.github.com).
+    #[arg(long, global = true, env = "PARLO_GITHUB_API_URL", value_name = "URL")]
+    pub github_api_url: Option<Url>,
+
+    /// How often the trust page's live checks run, in seconds (default 300; they also run
+    /// at start). One process at a time runs them; every process shows their results.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLO_TRUST_CHECK_INTERVAL_SECS",
+        value_name = "SECS"
+    )]
+    pub trust_check_interval_secs: Option<u64>,
+
+    /// Address of the operator-only Prometheus listener serving `/metrics` (off by default;
+    /// never the public listener). E.g. `127.0.0.1:9090`.
+    #[arg(long, global = true, env = "PARLO_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// One trusted proxy: a network (`10.1.0.0/16`) or a bare address (`10.0.0.7`, meaning
@@ -399,6 +484,21 @@ impl Settings {
             backup_interval_hours: self.backup_interval_hours.or(other.backup_interval_hours),
             backup_database_url: self.backup_database_url.or(other.backup_database_url),
             audit_head_file: self.audit_head_file.or(other.audit_head_file),
+            mail_from: self.mail_from.or(other.mail_from),
+            mail_retry_secs: self.mail_retry_secs.or(other.mail_retry_secs),
+            smtp_url: self.smtp_url.or(other.smtp_url),
+            knowledge_max_documents: self
+                .knowledge_max_documents
+                .or(other.knowledge_max_documents),
+            knowledge_max_mb: self.knowledge_max_mb.or(other.knowledge_max_mb),
+            knowledge_max_chunks: self.knowledge_max_chunks.or(other.knowledge_max_chunks),
+            knowledge_poll_ms: self.knowledge_poll_ms.or(other.knowledge_poll_ms),
+            knowledge_fetch_allow: self.knowledge_fetch_allow.or(other.knowledge_fetch_allow),
+            github_api_url: self.github_api_url.or(other.github_api_url),
+            trust_check_interval_secs: self
+                .trust_check_interval_secs
+                .or(other.trust_check_interval_secs),
+            metrics_listen: self.metrics_listen.or(other.metrics_listen),
         }
     }
 }

@@ -170,19 +170,7 @@ impl Operator {
         reason: Option<&str>,
         now: Timestamp,
     ) -> anyhow::Result<OperatorAuditEntry> {
-        self.audited(
-            "workspace.suspend",
-            &t.to_string(),
-            json!({ "reason": reason }),
-            async {
-                if !self.store.set_suspended(t, Some(now)).await? {
-                    bail!("no workspace {t}");
-                }
-                Ok(())
-            },
-        )
-        .await
-        .map(|((), e)| e)
+        self.set_suspension(t, reason, Some(now)).await
     }
 
     pub async fn unsuspend(
@@ -190,17 +178,27 @@ impl Operator {
         t: TenantId,
         reason: Option<&str>,
     ) -> anyhow::Result<OperatorAuditEntry> {
-        self.audited(
-            "workspace.unsuspend",
-            &t.to_string(),
-            json!({ "reason": reason }),
-            async {
-                if !self.store.set_suspended(t, None).await? {
-                    bail!("no workspace {t}");
-                }
-                Ok(())
-            },
-        )
+        self.set_suspension(t, reason, None).await
+    }
+
+    /// Suspends (`since`) or lifts a suspension (`None`), audited with the reason.
+    async fn set_suspension(
+        &self,
+        t: TenantId,
+        reason: Option<&str>,
+        since: Option<Timestamp>,
+    ) -> anyhow::Result<OperatorAuditEntry> {
+        let action = if since.is_some() {
+            "workspace.suspend"
+        } else {
+            "workspace.unsuspend"
+        };
+        self.audited(action, &t.to_string(), json!({ "reason": reason }), async {
+            if !self.store.set_suspended(t, since).await? {
+                bail!("no workspace {t}");
+            }
+            Ok(())
+        })
         .await
         .map(|((), e)| e)
     }
@@ -273,5 +271,140 @@ impl Operator {
         let entries = self.store.operator_audit().await?;
         operator_audit::verify(&entries, recorded.as_ref())
             .context("the operator audit log failed verification")
+    }
+}
+
+// -- mail: the outbox status and incident notices (issue 13) --
+
+/// What `parlo admin notify` did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct NotifyReport {
+    pub workspaces: usize,
+    /// Distinct verified owners and admins the notice was queued for.
+    pub recipients: usize,
+    /// Owners and admins skipped because their address is not confirmed.
+    pub unverified_skipped: usize,
+}
+
+impl Operator {
+    /// The outbox at a glance and its newest `limit` messages (recipients, never content).
+    pub async fn mail_status(
+        &self,
+        limit: i64,
+    ) -> anyhow::Result<(
+        (crate::model::OutboxSummary, Vec<crate::model::OutboxEntry>),
+        OperatorAuditEntry,
+    )> {
+        self.audited("mail.status", "*", json!({}), async {
+            Ok((
+                self.store.outbox_summary().await?,
+                self.store.outbox_entries(limit).await?,
+            ))
+        })
+        .await
+    }
+
+    /// Queues `mail` for every verified owner and admin of `only` (or of every workspace),
+    /// each address once; `progress(done, total)` after each workspace.
+    pub async fn notify(
+        &self,
+        mailer: &crate::mail::Mailer,
+        only: Option<Vec<TenantId>>,
+        mail: &crate::mail::Mail,
+        progress: impl Fn(usize, usize),
+    ) -> anyhow::Result<(NotifyReport, OperatorAuditEntry)> {
+        let ids = match only {
+            Some(ids) => ids,
+            None => self.store.tenant_ids().await?,
+        };
+        let subject = match mail {
+            crate::mail::Mail::Notice { subject, .. } => subject.clone(),
+            _ => String::new(),
+        };
+        let target = if ids.len() == 1 {
+            ids[0].to_string()
+        } else {
+            format!("{} workspaces", ids.len())
+        };
+        let details = json!({
+            "workspaces": ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "subject": subject,
+        });
+        self.audited("notify", &target, details, async {
+            let mut report = NotifyReport::default();
+            let mut seen = std::collections::HashSet::new();
+            for (i, t) in ids.iter().enumerate() {
+                if self.store.workspace(*t).await?.is_none() {
+                    bail!("no workspace {t}");
+                }
+                for m in self.store.members(*t).await? {
+                    if !matches!(
+                        m.role,
+                        crate::model::Role::Owner | crate::model::Role::Admin
+                    ) || !seen.insert(m.user_id)
+                    {
+                        continue;
+                    }
+                    let Some(user) = self.store.user(m.user_id).await? else {
+                        continue;
+                    };
+                    if !user.email_verified {
+                        report.unverified_skipped += 1;
+                        continue;
+                    }
+                    mailer
+                        .send(&user.email, user.language, mail)
+                        .await
+                        .with_context(|| format!("queueing the notice for a member of {t}"))?;
+                    report.recipients += 1;
+                }
+                report.workspaces += 1;
+                progress(i + 1, ids.len());
+            }
+            Ok(report)
+        })
+        .await
+    }
+}
+
+impl Operator {
+    /// [`Operator::delete_account`], then mails the account's address what was deleted
+    /// (the workspaces by name, memberships and sessions).
+    pub async fn delete_account_and_tell(
+        &self,
+        mailer: &crate::mail::Mailer,
+        email: &Email,
+        reason: Option<&str>,
+    ) -> anyhow::Result<(AccountErasure, OperatorAuditEntry)> {
+        let user = self
+            .store
+            .user_by_email(email)
+            .await?
+            .context("no account with that e-mail address")?;
+        // The names, for the notice: afterwards the deleted workspaces are gone.
+        let mut names = Vec::new();
+        for m in self.store.memberships_of(user.id).await? {
+            if let Some(w) = self.store.workspace(m.tenant_id).await? {
+                names.push((w.id, w.name));
+            }
+        }
+        let (erased, entry) = self.delete_account(email, reason).await?;
+        let workspaces = names
+            .into_iter()
+            .filter(|(t, _)| erased.workspaces_deleted.contains(t))
+            .map(|(_, n)| n)
+            .collect();
+        mailer
+            .send_or_log(
+                &user.email,
+                user.language,
+                &crate::mail::Mail::AccountClosed {
+                    workspaces,
+                    memberships: u64::try_from(erased.memberships_removed).unwrap_or(0),
+                    sessions: erased.sessions_deleted,
+                },
+            )
+            .await;
+        Ok((erased, entry))
     }
 }

@@ -13,6 +13,7 @@ pub mod erasure;
 pub mod jobs;
 pub mod keys;
 pub mod operator_audit;
+pub mod records;
 pub mod restore;
 pub mod retention;
 pub mod suspension;

@@ -77,6 +77,8 @@ pub async fn run(
         return Ok(RetentionOutcome::AlreadyRunning);
     };
     let result = purge(store, now, opts).await;
+    let outcome = result.as_ref().ok().map(|r| (&r.deleted, r.workspaces));
+    super::records::retention(store, outcome).await;
     lock.release().await;
     result.map(RetentionOutcome::Ran)
 }

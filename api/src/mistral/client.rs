@@ -67,6 +67,7 @@ pub(super) struct Endpoints {
     base: Url,
     chat: Url,
     pub(super) ocr: Url,
+    pub(super) embeddings: Url,
     models: Url,
 }
 
@@ -104,6 +105,7 @@ impl MistralClient {
         let endpoints = Endpoints {
             chat: join("v1/chat/completions"),
             ocr: join("v1/ocr"),
+            embeddings: join("v1/embeddings"),
             models: join("v1/models"),
             base,
         };
@@ -205,6 +207,30 @@ impl MistralClient {
             .and_then(Result::ok)
             .unwrap_or_default();
         Err(error_for_status(status, retry_after_secs, &body))
+    }
+}
+
+impl MistralClient {
+    /// POSTs `body` as JSON to `url` with `auth` and a total time of `timeout`, and reads
+    /// the 200 answer's body (up to [`MAX_JSON_BODY`]); any other status is an error.
+    pub(super) async fn post_json(
+        &self,
+        url: &Url,
+        auth: HeaderValue,
+        timeout: Duration,
+        body: &impl Serialize,
+    ) -> Result<Bytes, UpstreamError> {
+        let response = self
+            .http
+            .post(url.clone())
+            .header(AUTHORIZATION, auth)
+            .timeout(timeout)
+            .json(body)
+            .send()
+            .await
+            .map_err(request_error)?;
+        let response = self.check_status(response).await?;
+        read_limited(response, MAX_JSON_BODY).await
     }
 }
 

@@ -22,15 +22,18 @@
 //! | `stream.rs` | [`ChatStream`]: Mistral's chunks decoded into [`ChatEvent`]s |
 //! | `sse.rs` | the incremental Server-Sent Events decoder under the stream |
 //! | `ocr.rs` | reading an attachment with the OCR model |
+//! | `embeddings.rs` | embedding knowledge chunks and questions with `mistral-embed`, batched |
 //! | `error.rs` | [`UpstreamError`] and how statuses and error bodies map to it |
 
 mod client;
+mod embeddings;
 mod error;
 mod ocr;
 mod sse;
 mod stream;
 
 pub use client::{ChatMessage, ChatRequest, MistralClient, Role, Timeouts};
+pub use embeddings::{EMBED_BATCH, EMBED_MODEL};
 pub use error::UpstreamError;
 pub use ocr::{OCR_MODEL, OcrInput};
 pub use stream::{ChatEvent, ChatStream};

@@ -4,11 +4,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use reqwest::header::AUTHORIZATION;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::client::{MAX_JSON_BODY, MistralClient, bearer, read_limited, request_error};
+use super::client::{MistralClient, bearer};
 use super::error::{UpstreamError, describe_json_error};
 
 /// The OCR model every attachment is read with.
@@ -31,6 +30,16 @@ impl MistralClient {
         api_key: &SecretString,
         input: OcrInput,
     ) -> Result<String, UpstreamError> {
+        Ok(self.ocr_pages(api_key, input).await?.join("\n\n"))
+    }
+
+    /// Reads a PDF or an image and returns the markdown of each page, in page order (page
+    /// numbers are the positions, from 1).
+    pub async fn ocr_pages(
+        &self,
+        api_key: &SecretString,
+        input: OcrInput,
+    ) -> Result<Vec<String>, UpstreamError> {
         let auth = bearer(api_key)?;
         let mime = input
             .content_type
@@ -58,17 +67,9 @@ impl MistralClient {
             "document": document,
             "include_image_base64": false,
         });
-        let response = self
-            .http
-            .post(self.endpoints.ocr.clone())
-            .header(AUTHORIZATION, auth)
-            .timeout(self.timeouts.ocr)
-            .json(&body)
-            .send()
-            .await
-            .map_err(request_error)?;
-        let response = self.check_status(response).await?;
-        let bytes = read_limited(response, MAX_JSON_BODY).await?;
+        let bytes = self
+            .post_json(&self.endpoints.ocr, auth, self.timeouts.ocr, &body)
+            .await?;
 
         #[derive(Deserialize)]
         struct OcrResponse {
@@ -82,8 +83,7 @@ impl MistralClient {
         let mut parsed: OcrResponse = serde_json::from_slice(&bytes)
             .map_err(|e| UpstreamError::Malformed(describe_json_error("OCR answer", &e)))?;
         parsed.pages.sort_by_key(|p| p.index);
-        let pages: Vec<&str> = parsed.pages.iter().map(|p| p.markdown.as_str()).collect();
-        Ok(pages.join("\n\n"))
+        Ok(parsed.pages.into_iter().map(|p| p.markdown).collect())
     }
 }
 

@@ -35,6 +35,51 @@ impl Email {
     }
 }
 
+/// The language of a user's mail (and of the pages a mail link opens); English by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lang {
+    #[default]
+    En,
+    De,
+}
+
+impl Lang {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::De => "de",
+        }
+    }
+
+    /// `en` or `de`; anything else is English.
+    pub fn parse(s: &str) -> Lang {
+        match s.trim() {
+            "de" => Lang::De,
+            _ => Lang::En,
+        }
+    }
+
+    /// The first language of an `Accept-Language` header that Parlo writes (English if none).
+    pub fn from_accept_language(header: &str) -> Lang {
+        for part in header.split(',') {
+            let tag = part
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if tag == "de" || tag.starts_with("de-") {
+                return Lang::De;
+            }
+            if tag == "en" || tag.starts_with("en-") {
+                return Lang::En;
+            }
+        }
+        Lang::En
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: UserId,
@@ -42,6 +87,10 @@ pub struct User {
     pub password_hash: String,
     pub totp: Option<SealedSecret>,
     pub created_at: Timestamp,
+    /// Whether the owner proved they receive mail at `email` (a link, or a password reset).
+    pub email_verified: bool,
+    /// The language of the user's mail.
+    pub language: Lang,
 }
 
 /// A secret sealed with the master key (AES-256-GCM); see `crypto`.
@@ -68,6 +117,20 @@ pub struct LoginSession {
     pub mfa_verified: bool,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+    /// When the session was last used (noted at most once a minute).
+    pub last_seen_at: Option<Timestamp>,
+    /// A coarse description of its client ("Chrome on Linux").
+    pub client: String,
+}
+
+/// A login session as its owner sees it on the account page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: SessionId,
+    pub created_at: Timestamp,
+    pub last_seen_at: Option<Timestamp>,
+    /// A coarse description of the client ("Chrome on Linux"), never the User-Agent.
+    pub client: String,
 }
 
 #[cfg(test)]

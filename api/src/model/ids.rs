@@ -52,6 +52,11 @@ id_type!(
     AttachmentId,
     AuditId,
     InvitationId,
+    LibraryId,
+    SourceId,
+    ChunkId,
+    KnowledgeJobId,
+    GapId,
 );
 
 /// Unix time in milliseconds, UTC.

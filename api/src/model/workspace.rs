@@ -81,6 +81,9 @@ pub struct NewInvitation {
     pub role: Role,
     pub created_by: Option<UserId>,
     pub expires_at: Timestamp,
+    /// The address the invitation was mailed to: only a verified account with this address
+    /// may accept it.
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,4 +93,6 @@ pub struct Invitation {
     pub created_by: Option<UserId>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+    /// The invited address (see [`NewInvitation::email`]).
+    pub email: Option<String>,
 }

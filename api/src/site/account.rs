@@ -5,20 +5,22 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::{Router, routing::get, routing::post};
 use parlo_site::{
-    AccountPage, Chrome, LegalPage, MfaEnrolPage, RecoveryCodesPage, WorkspaceLink, WorkspacesPage,
-    notice_text,
+    AccountPage, Chrome, LegalPage, MfaEnrolPage, RecoveryCodesPage, SessionRow, WorkspaceLink,
+    WorkspacesPage, notice_text,
 };
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::crypto::{self, Purpose};
-use crate::model::WorkspaceName;
+use crate::mail::{Mail, SecurityEvent};
+use crate::model::{Email, Lang, SessionId, TokenPurpose, WorkspaceName};
 use crate::state::AppState;
 
 use super::csrf::CsrfForm;
 use super::limits;
+use super::links::issue_link;
 use super::mfa;
-use super::page::{PageError, PageResult, render, render_status, see_other};
+use super::page::{PageError, PageResult, render, render_status, see_other, when};
 use super::password;
 use super::session::{self, CurrentUser};
 use super::trust;
@@ -33,6 +35,10 @@ pub fn router() -> Router<AppState> {
         .route("/account/mfa", get(mfa_enrol).post(mfa_confirm))
         .route("/account/mfa/disable", post(mfa_disable))
         .route("/account/delete", post(delete_account))
+        .route("/account/email", post(change_email))
+        .route("/account/language", post(set_language))
+        .route("/account/sessions/{id}/end", post(end_session))
+        .route("/account/sessions/end-others", post(end_other_sessions))
         .route("/settings/legal/toms", get(legal_toms))
         .route("/settings/legal/dpa", get(legal_dpa))
 }
@@ -110,6 +116,8 @@ async fn account_page(
         mfa_enabled: user.user.totp.is_some(),
         recovery_left: state.store.recovery_codes_left(user.user.id).await?,
         min_password: password::MIN_PASSWORD_CHARS,
+        language: user.user.language.as_str().to_owned(),
+        sessions: session_rows(state, user).await?,
     };
     Ok(if error.is_some() {
         render_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
@@ -183,6 +191,7 @@ async fn change_password(
     state.store.delete_user_sessions(user.user.id).await?;
     let cookie = session::start(&state, &user.user, true).await?;
     audit_user(&state, &user.user, "password.change", json!({})).await;
+    notify(&state, &user, SecurityEvent::PasswordChanged).await;
     let mut resp = see_other("/account?notice=password_changed");
     resp.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(resp)
@@ -290,6 +299,7 @@ async fn mfa_confirm(
     // This session just proved the second factor; the user's other sessions must now prove it.
     state.store.mark_login_session_mfa(user.session.id).await?;
     audit_user(&state, &user.user, "mfa.enable", json!({"method": "totp"})).await;
+    notify(&state, &user, SecurityEvent::MfaEnabled).await;
     Ok(no_store(render(&RecoveryCodesPage {
         chrome: user_chrome(&user, "Recovery codes", "account"),
         codes,
@@ -312,6 +322,7 @@ async fn mfa_disable(
     state.store.set_totp(user.user.id, None).await?;
     state.store.set_recovery_codes(user.user.id, &[]).await?;
     audit_user(&state, &user.user, "mfa.disable", json!({})).await;
+    notify(&state, &user, SecurityEvent::MfaDisabled).await;
     Ok(see_other("/account?notice=mfa_disabled"))
 }
 
@@ -327,8 +338,33 @@ async fn delete_account(
     // the account; being the only owner of a workspace with other members blocks it.
     // Written before the erasure: afterwards the account has no workspace to record it in.
     audit_user(&state, &user.user, "account.delete.requested", json!({})).await;
+    // The names, for the closing notice: afterwards the deleted workspaces are gone.
+    let names = workspace_links(&state, &user).await?;
     match crate::lifecycle::erasure::erase_account(&state.store, user.user.id).await {
-        Ok(_) => {}
+        Ok(erased) => {
+            let workspaces = names
+                .into_iter()
+                .filter(|w| {
+                    erased
+                        .workspaces_deleted
+                        .iter()
+                        .any(|t| t.to_string() == w.id)
+                })
+                .map(|w| w.name)
+                .collect();
+            state
+                .mailer
+                .send_or_log(
+                    &user.user.email,
+                    user.user.language,
+                    &Mail::AccountClosed {
+                        workspaces,
+                        memberships: u64::try_from(erased.memberships_removed).unwrap_or(0),
+                        sessions: erased.sessions_deleted,
+                    },
+                )
+                .await;
+        }
         Err(crate::lifecycle::erasure::ErasureError::SoleOwner(blocked)) => {
             audit_user(
                 &state,
@@ -409,4 +445,160 @@ async fn legal_dpa(State(state): State<AppState>, user: CurrentUser) -> PageResu
         "Data processing agreement",
     )
     .await
+}
+
+// -- e-mail address, mail language, sessions and security notices (issue 13) --
+
+/// Tells the user by mail of a change to their account's security.
+async fn notify(state: &AppState, user: &CurrentUser, event: SecurityEvent) {
+    state
+        .mailer
+        .send_or_log(&user.user.email, user.user.language, &Mail::Security(event))
+        .await;
+}
+
+async fn session_rows(state: &AppState, user: &CurrentUser) -> PageResult<Vec<SessionRow>> {
+    let mut rows: Vec<SessionRow> = state
+        .store
+        .user_sessions(user.user.id)
+        .await?
+        .into_iter()
+        .map(|s| SessionRow {
+            id: s.id.to_string(),
+            created: when(s.created_at),
+            last_seen: s.last_seen_at.map_or_else(|| "-".to_owned(), when),
+            client: if s.client.is_empty() {
+                "Unknown client".to_owned()
+            } else {
+                s.client
+            },
+            current: s.id == user.session.id,
+        })
+        .collect();
+    rows.sort_by_key(|r| !r.current);
+    Ok(rows)
+}
+
+#[derive(Deserialize)]
+struct EmailForm {
+    email: String,
+    password: String,
+}
+
+/// Mails a confirmation link to the new address; the address changes when it is opened
+/// (`mail_links.rs`), and the old address is told then.
+async fn change_email(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    CsrfForm(form): CsrfForm<EmailForm>,
+) -> PageResult {
+    if !confirm_password(&state, &user, &form.password).await? {
+        return account_page(&state, &user, None, Some("The password is wrong.".into())).await;
+    }
+    let email = match Email::parse(&form.email) {
+        Ok(e) => e,
+        Err(e) => return account_page(&state, &user, None, Some(e.0)).await,
+    };
+    if email.as_str() == user.user.email {
+        return account_page(
+            &state,
+            &user,
+            None,
+            Some("That is your current address.".into()),
+        )
+        .await;
+    }
+    let link = issue_link(
+        &state,
+        &user.user,
+        TokenPurpose::EmailChange,
+        Some(&email),
+        "/account/email/confirm",
+    )
+    .await?;
+    let mail = Mail::EmailChangeConfirm {
+        link,
+        new_email: email.as_str().to_owned(),
+    };
+    if let Err(e) = state
+        .mailer
+        .send(email.as_str(), user.user.language, &mail)
+        .await
+    {
+        return match e {
+            crate::mail::MailError::BadAddress(_) => {
+                account_page(
+                    &state,
+                    &user,
+                    None,
+                    Some("That address cannot receive mail.".into()),
+                )
+                .await
+            }
+            other => Err(PageError::Internal(other.into())),
+        };
+    }
+    audit_user(
+        &state,
+        &user.user,
+        "account.email_change_requested",
+        json!({}),
+    )
+    .await;
+    Ok(see_other("/account?notice=email_change_sent"))
+}
+
+#[derive(Deserialize)]
+struct LanguageForm {
+    language: String,
+}
+
+async fn set_language(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    CsrfForm(form): CsrfForm<LanguageForm>,
+) -> PageResult {
+    state
+        .store
+        .set_user_language(user.user.id, Lang::parse(&form.language))
+        .await?;
+    Ok(see_other("/account?notice=language_saved"))
+}
+
+async fn end_session(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    CsrfForm(_): CsrfForm<super::csrf::NoFields>,
+) -> PageResult {
+    let id: SessionId = id.parse().map_err(|_| PageError::NotFound)?;
+    if id == user.session.id {
+        return Err(PageError::BadRequest(
+            "To end this session, log out.".into(),
+        ));
+    }
+    if !state.store.end_user_session(user.user.id, id).await? {
+        return Err(PageError::NotFound);
+    }
+    audit_user(&state, &user.user, "session.end", json!({})).await;
+    Ok(see_other("/account?notice=session_ended"))
+}
+
+async fn end_other_sessions(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    CsrfForm(_): CsrfForm<super::csrf::NoFields>,
+) -> PageResult {
+    let n = state
+        .store
+        .end_other_sessions(user.user.id, user.session.id)
+        .await?;
+    audit_user(
+        &state,
+        &user.user,
+        "session.end_others",
+        json!({"ended": n}),
+    )
+    .await;
+    Ok(see_other("/account?notice=sessions_ended"))
 }

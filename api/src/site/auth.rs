@@ -6,18 +6,20 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::{Router, routing::get, routing::post};
-use parlo_site::{Chrome, LandingPage, LoginMfaPage, LoginPage, SignupPage};
+use parlo_site::{Chrome, LandingPage, LoginMfaPage, LoginPage, SignupPage, notice_text};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::crypto;
-use crate::model::{Email, User, WorkspaceName};
+use crate::mail::{Mail, Mailer, SecurityEvent};
+use crate::model::{Email, Lang, User, WorkspaceName};
 use crate::state::AppState;
 use crate::storage::StoreError;
 
 use super::csrf::{CsrfForm, NoFields};
-use super::invite::{clean_invite, invitation_tenant};
+use super::invite::clean_invite;
 use super::limits;
+use super::links::{public_link, send_verification};
 use super::mfa;
 use super::page::{PageError, PageResult, render, render_status, see_other};
 use super::password;
@@ -49,7 +51,10 @@ impl axum::extract::FromRequestParts<AppState> for ClientIp {
 #[derive(Deserialize, Default)]
 pub struct InviteQuery {
     #[serde(default)]
-    invite: String,
+    pub invite: String,
+    /// A confirmation to show (`notice_text` codes only).
+    #[serde(default)]
+    pub notice: String,
 }
 
 /// Where a completed login goes: back to the invitation being accepted (already checked by
@@ -71,14 +76,14 @@ async fn landing(user: Option<CurrentUser>) -> Response {
     })
 }
 
-fn with_cookie(mut resp: Response, cookie: Option<axum::http::HeaderValue>) -> Response {
+pub(super) fn with_cookie(mut resp: Response, cookie: Option<axum::http::HeaderValue>) -> Response {
     if let Some(c) = cookie {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     resp
 }
 
-fn anon_chrome(
+pub(super) fn anon_chrome(
     state: &AppState,
     headers: &HeaderMap,
     title: &str,
@@ -151,7 +156,8 @@ async fn signup(
         )
     };
     let email = match Email::parse(&form.email) {
-        Ok(e) => e,
+        Ok(e) if Mailer::accepts(e.as_str()) => e,
+        Ok(_) => return Ok(again("This address cannot receive mail.".into())),
         Err(e) => return Ok(again(e.0)),
     };
     if let Err(msg) = password::check_new(&form.password, email.as_str()) {
@@ -170,33 +176,43 @@ async fn signup(
     } else {
         None
     };
+    // The answer is the same whether or not the address has an account (no enumeration):
+    // the password is hashed either way, and the mailbox's owner learns which it was.
+    let lang = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(Lang::En, Lang::from_accept_language);
     let hash = password::hash(form.password.clone()).await?;
-    let user = match state.store.create_user(&email, &hash).await {
-        Ok(u) => u,
+    match state.store.create_user(&email, &hash).await {
+        Ok(user) => {
+            state.store.set_user_language(user.id, lang).await?;
+            let user = User {
+                language: lang,
+                ..user
+            };
+            if let Some(name) = workspace {
+                state.store.create_workspace(&name, user.id).await?;
+            }
+            audit_user(&state, &user, "account.signup", json!({})).await;
+            send_verification(&state, &user, &invite).await?;
+        }
         Err(StoreError::Conflict(_)) => {
-            return Ok(again(
-                "An account with this e-mail address exists. Log in instead.".into(),
-            ));
+            if let Some(existing) = state.store.user_by_email(&email).await? {
+                let mail = Mail::SignupAttempt {
+                    login: public_link(&state, "/login"),
+                    reset: public_link(&state, "/password/forgot"),
+                };
+                state
+                    .mailer
+                    .send(&existing.email, existing.language, &mail)
+                    .await
+                    .map_err(|e| PageError::Internal(e.into()))?;
+                audit_user(&state, &existing, "account.signup_attempt", json!({})).await;
+            }
         }
         Err(e) => return Err(e.into()),
-    };
-    let mut to = "/app".to_owned();
-    if let Some(name) = workspace {
-        let ws = state.store.create_workspace(&name, user.id).await?;
-        to = format!("/w/{}?notice=signed_up", ws.id);
     }
-    if let Some(t) = invitation_tenant(&invite)
-        && state
-            .store
-            .accept_invitation(t, &crypto::sha256(invite.as_bytes()), user.id)
-            .await
-            .is_ok()
-    {
-        to = format!("/w/{t}?notice=joined");
-    }
-    audit_user(&state, &user, "account.signup", json!({})).await;
-    let cookie = session::start(&state, &user, false).await?;
-    Ok(with_cookie(see_other(&to), Some(cookie)))
+    Ok(see_other("/signup/sent"))
 }
 
 async fn login_page(
@@ -208,7 +224,8 @@ async fn login_page(
     if user.is_some() {
         return see_other("/app");
     }
-    let (chrome, cookie) = anon_chrome(&state, &headers, "Log in", "login");
+    let (mut chrome, cookie) = anon_chrome(&state, &headers, "Log in", "login");
+    chrome.notice = notice_text(&q.notice).map(str::to_owned);
     with_cookie(
         render(&LoginPage {
             chrome,
@@ -228,7 +245,7 @@ struct LoginForm {
 }
 
 /// The per-account limiter key: a hash, so limiter storage holds no e-mail addresses.
-fn account_key(prefix: &str, email: &str) -> String {
+pub(super) fn account_key(prefix: &str, email: &str) -> String {
     format!(
         "{prefix}:{}",
         hex::encode(&crypto::sha256(email.trim().to_lowercase().as_bytes())[..16])
@@ -310,6 +327,22 @@ async fn login(
         .await;
         return Ok(failed());
     }
+    if !user.email_verified {
+        // Only someone who knows the password learns this; a fresh link goes to the mailbox.
+        send_verification(&state, &user, &invite).await?;
+        let (mut chrome, _) = anon_chrome(&state, &headers, "Log in", "login");
+        chrome.error = Some(
+            "Confirm your e-mail address first: we sent a new confirmation link to it.".into(),
+        );
+        return Ok(render_status(
+            StatusCode::FORBIDDEN,
+            &LoginPage {
+                chrome,
+                email: form.email.clone(),
+                invite: invite.clone(),
+            },
+        ));
+    }
     let mfa = user.totp.is_some();
     if mfa {
         // Recovery codes stored before they were keyed are keyed now (the codes stay valid).
@@ -363,6 +396,17 @@ pub async fn check_second_factor(
                 mfa::recovery_code_matches(keys, entry, code)
             })
             .await?;
+        if ok {
+            let left = state.store.recovery_codes_left(user.id).await?;
+            state
+                .mailer
+                .send_or_log(
+                    &user.email,
+                    user.language,
+                    &Mail::Security(SecurityEvent::RecoveryCodeUsed { left }),
+                )
+                .await;
+        }
         return Ok(ok.then_some("recovery_code"));
     }
     let Some(sealed) = &user.totp else {

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::Config;
+use crate::dist::Dist;
 use crate::model::{
     Bot, BotId, BotInput, BotSettings, DEFAULT_MODEL, DEFAULT_THEME_COLOR, Provider,
 };
@@ -335,18 +336,17 @@ fn safe_integrity(i: &str) -> bool {
 
 /// One pinned snippet per published version (newest first) from `dist/manifest.json`.
 /// Versions whose entry does not look right are left out rather than shown broken.
-pub async fn pinned_snippets(config: &Config, public_id: &str) -> Vec<PinnedSnippet> {
+pub async fn pinned_snippets(config: &Config, dist: &Dist, public_id: &str) -> Vec<PinnedSnippet> {
     let origin = config.public_url.origin().ascii_serialization();
-    let path = config.dist_dir.join("manifest.json");
-    let manifest: Manifest = match tokio::fs::read_to_string(&path).await {
-        Ok(text) => match Manifest::from_json(&text) {
+    let manifest: Manifest = match dist.read("manifest.json").await {
+        Some(bytes) => match serde_json::from_slice::<Manifest>(&bytes) {
             Ok(m) => m,
             Err(e) => {
-                tracing::error!(error = %e, "dist/manifest.json does not parse");
+                tracing::error!(error = %e, "the widget manifest does not parse");
                 return Vec::new();
             }
         },
-        Err(_) => return Vec::new(),
+        None => return Vec::new(),
     };
     let mut out: Vec<(Vec<u64>, PinnedSnippet)> = manifest
         .versions
@@ -394,7 +394,7 @@ async fn embed(
         bot_id: bot.id.to_string(),
         bot_name: bot.settings.name.clone(),
         rolling: rolling_snippet(config, &bot.public_id),
-        pinned: pinned_snippets(config, &bot.public_id).await,
+        pinned: pinned_snippets(config, &state.dist, &bot.public_id).await,
         csp: format!("script-src {origin} 'wasm-unsafe-eval';\nconnect-src {origin};"),
         origins: bot
             .settings

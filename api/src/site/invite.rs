@@ -5,6 +5,7 @@
 //! members page (`members.rs`); sign-up and login carry an invitation through (`auth.rs`).
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::{Router, routing::get};
 use parlo_site::{Chrome, InvitePage};
 use serde_json::json;
@@ -15,7 +16,7 @@ use crate::state::AppState;
 use crate::storage::StoreError;
 
 use super::csrf::{CsrfForm, NoFields};
-use super::page::{PageError, PageResult, render, see_other};
+use super::page::{PageError, PageResult, render, render_status, see_other};
 use super::session::CurrentUser;
 use super::workspace_audit::audit_in;
 
@@ -85,7 +86,50 @@ async fn invite_accept(
     Path(token): Path<String>,
     CsrfForm(_): CsrfForm<NoFields>,
 ) -> PageResult {
-    let t = invitation_tenant(&token).ok_or(PageError::NotFound)?;
+    let (t, inv) = find_invitation(&state, &token).await?;
+    // The link alone is not enough: the invitation is for one address, proven by mail.
+    let refusal = if !user.user.email_verified {
+        Some("Confirm your e-mail address first (we sent you a link), then accept the invitation.")
+    } else if inv
+        .email
+        .as_deref()
+        .is_some_and(|e| !e.eq_ignore_ascii_case(&user.user.email))
+    {
+        Some(
+            "This invitation was sent to another e-mail address. Log in with the account of that address to accept it.",
+        )
+    } else {
+        None
+    };
+    if let Some(why) = refusal {
+        let workspace = state.store.workspace(t).await?.ok_or(PageError::NotFound)?;
+        audit_in(
+            &state,
+            t,
+            Some(user.user.id),
+            "member.join_refused",
+            &user.user.email,
+            json!({"reason": if user.user.email_verified { "other_address" } else { "unverified" }}),
+        )
+        .await;
+        let chrome = Chrome {
+            title: format!("Join {}", workspace.name),
+            csrf: user.csrf.clone(),
+            user: Some(user.user.email.clone()),
+            error: Some(why.to_owned()),
+            ..Chrome::default()
+        };
+        return Ok(render_status(
+            StatusCode::FORBIDDEN,
+            &InvitePage {
+                chrome,
+                workspace: workspace.name,
+                role: inv.role.as_str().to_owned(),
+                token,
+                signed_in: true,
+            },
+        ));
+    }
     match state
         .store
         .accept_invitation(t, &crypto::sha256(token.as_bytes()), user.user.id)

@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::crypto;
-use crate::model::{InvitationId, NewInvitation, Role, Timestamp, UserId};
+use crate::mail::Mail;
+use crate::model::{Email, InvitationId, Lang, NewInvitation, Role, Timestamp, UserId};
 use crate::state::AppState;
 
 use super::account::{NoticeQuery, no_store};
@@ -100,15 +101,23 @@ struct RoleForm {
     role: String,
 }
 
+#[derive(Deserialize)]
+struct InviteForm {
+    role: String,
+    /// The invited address: the invitation is mailed there and bound to it.
+    email: String,
+}
+
 async fn invite(
     State(state): State<AppState>,
     Manager(ws): Manager,
-    CsrfForm(form): CsrfForm<RoleForm>,
+    CsrfForm(form): CsrfForm<InviteForm>,
 ) -> PageResult {
     let role = match Role::parse(&form.role) {
         Ok(r @ (Role::Admin | Role::Member)) => r,
         _ => return Err(PageError::BadRequest("Invite as admin or member.".into())),
     };
+    let email = Email::parse(&form.email).map_err(|e| PageError::BadRequest(e.0))?;
     let token = format!("inv_{}_{}", ws.id.0.simple(), crypto::random_token(""));
     state
         .store
@@ -119,9 +128,29 @@ async fn invite(
                 role,
                 created_by: Some(ws.user.user.id),
                 expires_at: Timestamp::now().plus_secs(INVITATION_DAYS * 86_400),
+                email: Some(email.as_str().to_owned()),
             },
         )
         .await?;
+    let origin = state.config.public_url.origin().ascii_serialization();
+    let mail = Mail::Invitation {
+        workspace: ws.link().name,
+        role: role.as_str().to_owned(),
+        link: format!("{origin}/invite/{token}"),
+    };
+    // The invitee's language is theirs to choose once they have an account; English until then.
+    let lang = match state.store.user_by_email(&email).await? {
+        Some(u) => u.language,
+        None => Lang::En,
+    };
+    if let Err(e) = state.mailer.send(email.as_str(), lang, &mail).await {
+        return Err(match e {
+            crate::mail::MailError::BadAddress(_) => {
+                PageError::BadRequest("That address cannot receive mail.".into())
+            }
+            other => PageError::Internal(other.into()),
+        });
+    }
     ws.audit(
         &state,
         "member.invite",
@@ -129,7 +158,6 @@ async fn invite(
         json!({"role": role.as_str()}),
     )
     .await;
-    let origin = state.config.public_url.origin().ascii_serialization();
     // Shown once, in this response; the server keeps only the hash.
     Ok(no_store(
         render_page(&state, &ws, None, Some(format!("{origin}/invite/{token}"))).await?,

@@ -1,4 +1,5 @@
-//! The customer site: accounts (sign-up, login with optional TOTP, sessions), workspaces
+//! The customer site: accounts (sign-up with a confirmed address, login with optional TOTP,
+//! password reset and e-mail change by mailed links, sessions), workspaces
 //! and roles, bots, the BYOK key, embed snippets, chat logs, and the public trust and
 //! signed-in legal pages. Pages are rendered by `parlo-site`; this module decides who may
 //! see and change what. See docs/site.md.
@@ -16,7 +17,9 @@ mod cookies;
 pub mod csrf;
 mod invite;
 mod limits;
+mod links;
 mod logs;
+mod mail_links;
 mod members;
 pub mod mfa;
 mod page;
@@ -38,6 +41,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(auth::router())
         .merge(invite::router())
+        .merge(mail_links::router())
         .merge(account::router())
         .merge(bots::router())
         .merge(provider_keys::router())

@@ -109,16 +109,30 @@ async fn lookup(parts: &mut Parts, state: &AppState) -> Result<Option<AnySession
             Some(cookie) => {
                 let hash = crypto::sha256(cookie.as_bytes());
                 match state.store.login_session(&hash).await? {
-                    Some(session) if session.expires_at > Timestamp::now() => state
-                        .store
-                        .user(session.user_id)
-                        .await?
-                        .map(|user| AnySession {
-                            csrf: csrf::token(&state.keys, &cookie),
-                            user,
-                            session,
-                            cookie,
-                        }),
+                    Some(session) if session.expires_at > Timestamp::now() => {
+                        let ua = parts
+                            .headers
+                            .get(axum::http::header::USER_AGENT)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("");
+                        let client = client_description(ua);
+                        let stale = session
+                            .last_seen_at
+                            .is_none_or(|t| Timestamp::now().0 - t.0 > 60_000);
+                        if stale || session.client != client {
+                            state.store.touch_login_session(session.id, &client).await?;
+                        }
+                        state
+                            .store
+                            .user(session.user_id)
+                            .await?
+                            .map(|user| AnySession {
+                                csrf: csrf::token(&state.keys, &cookie),
+                                user,
+                                session,
+                                cookie,
+                            })
+                    }
                     _ => None,
                 }
             }
@@ -188,5 +202,62 @@ impl OptionalFromRequestParts<AppState> for AnySession {
         state: &AppState,
     ) -> Result<Option<Self>, PageError> {
         lookup(parts, state).await
+    }
+}
+
+/// A coarse description of a client from its User-Agent ("Firefox on Linux"): the only part
+/// of it that is stored, to let users tell their sessions apart.
+pub fn client_description(user_agent: &str) -> String {
+    let ua = user_agent;
+    let browser = if ua.contains("Edg/") {
+        "Edge"
+    } else if ua.contains("OPR/") {
+        "Opera"
+    } else if ua.contains("Firefox/") {
+        "Firefox"
+    } else if ua.contains("Chrome/") || ua.contains("Chromium/") {
+        "Chrome"
+    } else if ua.contains("Safari/") {
+        "Safari"
+    } else if ua.is_empty() {
+        return "Unknown client".to_owned();
+    } else {
+        "Other client"
+    };
+    let os = if ua.contains("iPhone") || ua.contains("iPad") {
+        "iOS"
+    } else if ua.contains("Android") {
+        "Android"
+    } else if ua.contains("CrOS") {
+        "ChromeOS"
+    } else if ua.contains("Windows") {
+        "Windows"
+    } else if ua.contains("Mac OS X") || ua.contains("Macintosh") {
+        "macOS"
+    } else if ua.contains("Linux") {
+        "Linux"
+    } else {
+        return browser.to_owned();
+    };
+    format!("{browser} on {os}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_description;
+
+    #[test]
+    fn clients_are_described_coarsely() {
+        let chrome_linux = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                            Chrome/120.0.0.0 Safari/537.36";
+        assert_eq!(client_description(chrome_linux), "Chrome on Linux");
+        let firefox_win =
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0";
+        assert_eq!(client_description(firefox_win), "Firefox on Windows");
+        let safari_ios = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 \
+                          (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1";
+        assert_eq!(client_description(safari_ios), "Safari on iOS");
+        assert_eq!(client_description(""), "Unknown client");
+        assert_eq!(client_description("curl/8.5.0"), "Other client");
     }
 }

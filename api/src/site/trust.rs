@@ -1,5 +1,6 @@
 //! Public trust pages, generated from the running configuration so they cannot drift from
-//! what the server does: the security overview at `/trust`, the sub-processor list (also as
+//! what the server does: the security overview at `/trust` with the live self-checks of
+//! `crate::trust` (also as JSON at `/trust/status.json`), the sub-processor list (also as
 //! JSON at `/trust/subprocessors.json`) and `/.well-known/security.txt` (RFC 9116). Also the
 //! site's one stylesheet and one script.
 
@@ -7,12 +8,13 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, routing::get};
-use parlo_site::{Chrome, SubProcessorRow, TrustPage};
+use parlo_site::{CheckRow, Chrome, SubProcessorRow, TrustPage};
 use serde_json::json;
 
 use crate::config::{Config, SubProcessor};
-use crate::model::{MAX_RETENTION_DAYS, Timestamp};
+use crate::model::{CheckResult, CheckStatus, MAX_RETENTION_DAYS, Timestamp};
 use crate::state::AppState;
+use crate::trust;
 
 use super::page::{PageError, PageResult, render};
 use super::session::CurrentUser;
@@ -21,6 +23,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/trust", get(trust_page))
         .route("/trust/subprocessors.json", get(subprocessors_json))
+        .route("/trust/status.json", get(status_json))
         .route("/.well-known/security.txt", get(security_txt))
         .route("/assets/site.css", get(css))
         .route("/assets/site.js", get(js))
@@ -156,8 +159,77 @@ fn last_change(list: &[SubProcessor]) -> Option<time::Date> {
         .max()
 }
 
+/// The stored results in the page's order; a check the store has no result for yet is left
+/// out. A result older than three intervals is marked stale (no process is checking).
+async fn stored_checks(state: &AppState) -> Result<Vec<(CheckResult, bool)>, PageError> {
+    let stored = state.store.checks().await?;
+    let stale_after = 3 * state.config.trust_check_interval.as_millis() as i64;
+    let now = Timestamp::now();
+    Ok(trust::CHECKS
+        .iter()
+        .filter_map(|(name, _)| stored.iter().find(|c| c.name == *name))
+        .map(|c| (c.clone(), now.0 - c.checked_at.0 > stale_after))
+        .collect())
+}
+
+fn interval_words(secs: u64) -> String {
+    match secs {
+        1 => "every second".to_owned(),
+        s if s % 3600 == 0 => format!("every {} hour(s)", s / 3600),
+        s if s % 60 == 0 => format!("every {} minute(s)", s / 60),
+        s => format!("every {s} seconds"),
+    }
+}
+
+async fn status_json(State(state): State<AppState>) -> PageResult<Response> {
+    let checks = stored_checks(&state).await?;
+    let overall = checks
+        .iter()
+        .map(|(c, stale)| {
+            if *stale {
+                c.status.max(CheckStatus::Warn)
+            } else {
+                c.status
+            }
+        })
+        .max();
+    let body = json!({
+        "status": overall.map(CheckStatus::as_str),
+        "interval_secs": state.config.trust_check_interval.as_secs(),
+        "checks": checks.iter().map(|(c, stale)| json!({
+            "name": c.name,
+            "title": trust::title(&c.name),
+            "status": c.status,
+            "value": c.value,
+            "checked_at": c.checked_at.to_rfc3339(),
+            "stale": stale,
+        })).collect::<Vec<_>>(),
+    });
+    let mut resp = Json(body).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
 async fn trust_page(State(state): State<AppState>, user: Option<CurrentUser>) -> PageResult {
     let config = &state.config;
+    let checks = stored_checks(&state)
+        .await?
+        .into_iter()
+        .map(|(c, stale)| CheckRow {
+            title: trust::title(&c.name).to_owned(),
+            status: c.status.as_str().to_owned(),
+            value: if stale {
+                format!(
+                    "{} (stale: not re-checked for over three intervals)",
+                    c.value
+                )
+            } else {
+                c.value
+            },
+            checked_at: super::page::when(c.checked_at),
+        })
+        .collect();
     let chrome = match &user {
         Some(u) => Chrome {
             title: "Trust and security".into(),
@@ -171,6 +243,8 @@ async fn trust_page(State(state): State<AppState>, user: Option<CurrentUser>) ->
     Ok(render(&TrustPage {
         chrome,
         generated: super::page::when(Timestamp::now()),
+        checks,
+        check_interval: interval_words(config.trust_check_interval.as_secs()),
         facts: facts(config),
         subprocessors: config
             .subprocessors

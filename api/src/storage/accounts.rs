@@ -5,10 +5,10 @@ use super::error::{StoreResult, conflict_on_unique, corrupt};
 use super::sql::Tx;
 use super::store::Store;
 use crate::model::{Email, LoginSession, NewLoginSession, SealedSecret, SessionId, Timestamp};
-use crate::model::{User, UserId};
+use crate::model::{Lang, SessionInfo, TokenPurpose, UsedToken, User, UserId};
 
-const USER_COLUMNS: &str =
-    "id, email, password_hash, totp_ciphertext, totp_nonce, totp_key_version, created_at";
+const USER_COLUMNS: &str = "id, email, password_hash, totp_ciphertext, totp_nonce, \
+     totp_key_version, created_at, email_verified_at, language";
 
 #[derive(sqlx::FromRow)]
 struct UserRow {
@@ -19,6 +19,8 @@ struct UserRow {
     totp_nonce: Option<Vec<u8>>,
     totp_key_version: Option<i32>,
     created_at: Timestamp,
+    email_verified_at: Option<Timestamp>,
+    language: String,
 }
 
 impl From<UserRow> for User {
@@ -37,6 +39,8 @@ impl From<UserRow> for User {
             password_hash: r.password_hash,
             totp,
             created_at: r.created_at,
+            email_verified: r.email_verified_at.is_some(),
+            language: Lang::parse(&r.language),
         }
     }
 }
@@ -48,6 +52,8 @@ struct SessionRow {
     mfa_verified: bool,
     created_at: Timestamp,
     expires_at: Timestamp,
+    last_seen_at: Option<Timestamp>,
+    client: String,
 }
 
 impl From<SessionRow> for LoginSession {
@@ -58,6 +64,8 @@ impl From<SessionRow> for LoginSession {
             mfa_verified: r.mfa_verified,
             created_at: r.created_at,
             expires_at: r.expires_at,
+            last_seen_at: r.last_seen_at,
+            client: r.client,
         }
     }
 }
@@ -105,6 +113,8 @@ impl Store {
             password_hash: password_hash.to_owned(),
             totp: None,
             created_at: Timestamp::now(),
+            email_verified: false,
+            language: Lang::En,
         };
         self.in_global(async |tx| {
             tx.query(
@@ -195,6 +205,8 @@ impl Store {
             mfa_verified: s.mfa_verified,
             created_at: Timestamp::now(),
             expires_at: s.expires_at,
+            last_seen_at: None,
+            client: String::new(),
         };
         self.in_global(async |tx| {
             tx.query(
@@ -220,8 +232,8 @@ impl Store {
         self.in_global(async |tx| {
             let row: Option<SessionRow> = tx
                 .query_as(
-                    "SELECT id, user_id, mfa_verified, created_at, expires_at FROM login_sessions \
-                     WHERE token_hash = $1 AND expires_at > $2",
+                    "SELECT id, user_id, mfa_verified, created_at, expires_at, last_seen_at, \
+                     client FROM login_sessions WHERE token_hash = $1 AND expires_at > $2",
                 )
                 .bind(token_hash)
                 .bind(Timestamp::now())
@@ -368,6 +380,237 @@ impl Store {
                 .execute()
                 .await?;
             Ok(n == 1)
+        })
+        .await
+    }
+}
+
+// -- e-mail: verification, language, account tokens, the sessions list (issue 13) --
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    user_id: UserId,
+    new_email: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionInfoRow {
+    id: SessionId,
+    created_at: Timestamp,
+    last_seen_at: Option<Timestamp>,
+    client: String,
+}
+
+impl Store {
+    /// Records that the user receives mail at their address.
+    pub async fn mark_email_verified(&self, id: UserId) -> StoreResult<()> {
+        self.in_global(async |tx| {
+            tx.query(
+                "UPDATE users SET email_verified_at = $2 WHERE id = $1 AND email_verified_at IS NULL",
+            )
+            .bind(id)
+            .bind(Timestamp::now())
+            .execute()
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn set_user_language(&self, id: UserId, lang: Lang) -> StoreResult<()> {
+        self.in_global(async |tx| {
+            tx.query("UPDATE users SET language = $2 WHERE id = $1")
+                .bind(id)
+                .bind(lang.as_str())
+                .execute()
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Changes the user's address (confirmed from it, so it counts as verified).
+    pub async fn set_user_email(&self, id: UserId, email: &Email) -> StoreResult<()> {
+        self.in_global(async |tx| {
+            tx.query("UPDATE users SET email = $2, email_verified_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(email.as_str())
+                .bind(Timestamp::now())
+                .execute()
+                .await
+                .map_err(conflict_on_unique("email already registered"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Stores a single-use token (its SHA-256) for `purpose`, valid until `expires_at`.
+    /// Earlier unused tokens of the same purpose stop working: only the newest link counts.
+    pub async fn create_account_token(
+        &self,
+        user: UserId,
+        purpose: TokenPurpose,
+        token_hash: &[u8],
+        new_email: Option<&Email>,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        let now = Timestamp::now();
+        self.in_global(async |tx| {
+            tx.query(
+                "UPDATE account_tokens SET used_at = $3 \
+                 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
+            )
+            .bind(user)
+            .bind(purpose.as_str())
+            .bind(now)
+            .execute()
+            .await?;
+            tx.query(
+                "INSERT INTO account_tokens \
+                 (token_hash, user_id, purpose, new_email, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(token_hash)
+            .bind(user)
+            .bind(purpose.as_str())
+            .bind(new_email.map(|e| e.as_str().to_owned()))
+            .bind(now)
+            .bind(expires_at)
+            .execute()
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The user a token is valid for, without using it up (to show the page a link opens).
+    pub async fn peek_account_token(
+        &self,
+        token_hash: &[u8],
+        purpose: TokenPurpose,
+    ) -> StoreResult<Option<UsedToken>> {
+        self.in_global(async |tx| {
+            let row: Option<TokenRow> = tx
+                .query_as(
+                    "SELECT user_id, new_email FROM account_tokens WHERE token_hash = $1 \
+                     AND purpose = $2 AND used_at IS NULL AND expires_at > $3",
+                )
+                .bind(token_hash)
+                .bind(purpose.as_str())
+                .bind(Timestamp::now())
+                .fetch_optional()
+                .await?;
+            Ok(row.map(|r| UsedToken {
+                user_id: r.user_id,
+                new_email: r.new_email,
+            }))
+        })
+        .await
+    }
+
+    /// Uses up a token: its user (and new address) if it was valid, unused and unexpired; of
+    /// two concurrent uses only one succeeds.
+    pub async fn use_account_token(
+        &self,
+        token_hash: &[u8],
+        purpose: TokenPurpose,
+    ) -> StoreResult<Option<UsedToken>> {
+        let now = Timestamp::now();
+        self.in_global(async |tx| {
+            let n = tx
+                .query(
+                    "UPDATE account_tokens SET used_at = $3 WHERE token_hash = $1 \
+                     AND purpose = $2 AND used_at IS NULL AND expires_at > $3",
+                )
+                .bind(token_hash)
+                .bind(purpose.as_str())
+                .bind(now)
+                .execute()
+                .await?;
+            if n != 1 {
+                return Ok(None);
+            }
+            let row: TokenRow = tx
+                .query_as("SELECT user_id, new_email FROM account_tokens WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_one()
+                .await?;
+            Ok(Some(UsedToken {
+                user_id: row.user_id,
+                new_email: row.new_email,
+            }))
+        })
+        .await
+    }
+
+    /// Notes that a session was used now, from a client of this coarse description (at most
+    /// once a minute per session, so a page view rarely writes).
+    pub async fn touch_login_session(&self, id: SessionId, client: &str) -> StoreResult<()> {
+        let now = Timestamp::now();
+        self.in_global(async |tx| {
+            tx.query(
+                "UPDATE login_sessions SET last_seen_at = $2, client = $3 WHERE id = $1 \
+                 AND (last_seen_at IS NULL OR last_seen_at < $4 OR client <> $3)",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(client)
+            .bind(Timestamp(now.0 - 60_000))
+            .execute()
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The user's unexpired sessions, newest first.
+    pub async fn user_sessions(&self, user: UserId) -> StoreResult<Vec<SessionInfo>> {
+        self.in_global(async |tx| {
+            let rows: Vec<SessionInfoRow> = tx
+                .query_as(
+                    "SELECT id, created_at, last_seen_at, client FROM login_sessions \
+                     WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC, id DESC",
+                )
+                .bind(user)
+                .bind(Timestamp::now())
+                .fetch_all()
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| SessionInfo {
+                    id: r.id,
+                    created_at: r.created_at,
+                    last_seen_at: r.last_seen_at,
+                    client: r.client,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Ends one of the user's sessions (only theirs): true if it existed.
+    pub async fn end_user_session(&self, user: UserId, id: SessionId) -> StoreResult<bool> {
+        self.in_global(async |tx| {
+            let n = tx
+                .query("DELETE FROM login_sessions WHERE user_id = $1 AND id = $2")
+                .bind(user)
+                .bind(id)
+                .execute()
+                .await?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    /// Ends every session of the user except `keep`; how many ended.
+    pub async fn end_other_sessions(&self, user: UserId, keep: SessionId) -> StoreResult<u64> {
+        self.in_global(async |tx| {
+            Ok(tx
+                .query("DELETE FROM login_sessions WHERE user_id = $1 AND id <> $2")
+                .bind(user)
+                .bind(keep)
+                .execute()
+                .await?)
         })
         .await
     }

@@ -66,4 +66,5 @@ macro_rules! stored_as {
 stored_as!(Uuid: TenantId);
 stored_as!(encode Uuid: UserId, SessionId, BotId, ConversationId, MessageId, AttachmentId);
 stored_as!(encode Uuid: AuditId, InvitationId);
+stored_as!(encode Uuid: LibraryId, SourceId, ChunkId, KnowledgeJobId, GapId);
 stored_as!(encode i64: Timestamp);

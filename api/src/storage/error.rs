@@ -14,6 +14,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Unsafe(String),
+    /// A per-workspace limit would be exceeded; the sentence says which and is safe to show.
+    #[error("{0}")]
+    Limit(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -36,6 +39,7 @@ impl StoreError {
         match self {
             StoreError::NotFound => StoreErrorKind::NotFound,
             StoreError::Conflict(what) => StoreErrorKind::Conflict(sentence(what)),
+            StoreError::Limit(sentence) => StoreErrorKind::Conflict(sentence),
             other => StoreErrorKind::Internal(other.into()),
         }
     }

@@ -12,6 +12,8 @@ use sqlx::Connection;
 pub enum Job {
     Retention,
     Backup,
+    /// The trust page's live checks.
+    TrustChecks,
 }
 
 impl Job {
@@ -22,6 +24,7 @@ impl Job {
             | match self {
                 Job::Retention => 1,
                 Job::Backup => 2,
+                Job::TrustChecks => 3,
             }
     }
 
@@ -29,13 +32,14 @@ impl Job {
         match self {
             Job::Retention => 0,
             Job::Backup => 1,
+            Job::TrustChecks => 2,
         }
     }
 }
 
 /// In-process locks of the SQLite backend, one per [`Job`].
 #[derive(Debug, Default, Clone)]
-pub(super) struct JobMutexes([Arc<tokio::sync::Mutex<()>>; 2]);
+pub(super) struct JobMutexes([Arc<tokio::sync::Mutex<()>>; 3]);
 
 impl JobMutexes {
     pub(super) fn try_lock(&self, job: Job) -> Option<JobLock> {

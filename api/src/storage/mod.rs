@@ -9,7 +9,10 @@
 //! - one file per aggregate, its row types next to its SQL: `accounts.rs`, `workspaces.rs`
 //!   (with members, invitations and the workspace audit log), `bots.rs` (with provider keys),
 //!   `conversations.rs` (with attachments), `messages.rs` (with the chat turn), `limits.rs`,
-//!   `lifecycle.rs` (retention, suspension, usage, job locks, operator audit); `census.rs`
+//!   `lifecycle.rs` (retention, suspension, usage, job locks, operator audit), `mail.rs` (the
+//!   mail outbox), `knowledge/` (libraries, sources, the ingestion queue, chunks and full
+//!   text, citations, gaps), `trust.rs` (the trust page's checks and recorded operations, the
+//!   PostgreSQL catalog); `census.rs`
 //!   counts and checks whole databases for backup and restore;
 //! - `sqlite.rs`, `postgres.rs`: connecting, migrating and beginning units of work — the only
 //!   code that differs between the backends (PostgreSQL: row-level security, advisory locks);
@@ -25,13 +28,16 @@ mod codec;
 mod conversations;
 mod error;
 mod jobs;
+mod knowledge;
 mod lifecycle;
 mod limits;
+mod mail;
 mod messages;
 mod postgres;
 mod sql;
 mod sqlite;
 mod store;
+mod trust;
 mod workspaces;
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};

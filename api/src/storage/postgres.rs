@@ -28,6 +28,10 @@ pub const GLOBAL_TABLES: &[&str] = &[
     "login_sessions",
     "rate_limits",
     "operator_audit",
+    "account_tokens",
+    "mail_outbox",
+    "trust_checks",
+    "operations",
     "_sqlx_migrations",
 ];
 

@@ -138,6 +138,19 @@ impl Store {
         Ok(out)
     }
 
+    /// [`Store::in_tenant`] in a tenant write transaction ([`Store::tenant_write_tx`]): for
+    /// work that reads before it writes.
+    pub(super) async fn in_tenant_write<T>(
+        &self,
+        t: TenantId,
+        work: impl AsyncFnOnce(&mut TenantTx) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut tx = self.tenant_write_tx(t).await?;
+        let out = work(&mut tx).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
     /// Runs `work` as one unit of work on global tables: commits if it succeeds, rolls back
     /// if it fails.
     pub(super) async fn in_global<T>(

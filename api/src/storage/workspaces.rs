@@ -53,7 +53,7 @@ fn parse_role(s: &str) -> StoreResult<Role> {
     Role::parse(s).map_err(|_| corrupt("memberships.role"))
 }
 
-const INVITATION_COLUMNS: &str = "id, role, created_by, created_at, expires_at";
+const INVITATION_COLUMNS: &str = "id, role, created_by, created_at, expires_at, email";
 
 #[derive(sqlx::FromRow)]
 struct InvitationRow {
@@ -62,6 +62,7 @@ struct InvitationRow {
     created_by: Option<UserId>,
     created_at: Timestamp,
     expires_at: Timestamp,
+    email: Option<String>,
 }
 
 impl InvitationRow {
@@ -72,6 +73,7 @@ impl InvitationRow {
             created_by: self.created_by,
             created_at: self.created_at,
             expires_at: self.expires_at,
+            email: self.email,
         })
     }
 }
@@ -376,8 +378,9 @@ impl Store {
                 Ok(tx
                     .query_as(&format!(
                         "INSERT INTO invitations \
-                         (tenant_id, id, token_hash, role, created_by, created_at, expires_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {INVITATION_COLUMNS}"
+                         (tenant_id, id, token_hash, role, created_by, created_at, expires_at, \
+                         email) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         RETURNING {INVITATION_COLUMNS}"
                     ))
                     .bind(InvitationId::new())
                     .bind(&i.token_hash)
@@ -385,6 +388,7 @@ impl Store {
                     .bind(i.created_by)
                     .bind(Timestamp::now())
                     .bind(i.expires_at)
+                    .bind(i.email.clone())
                     .fetch_one()
                     .await?)
             })

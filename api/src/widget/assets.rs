@@ -1,4 +1,5 @@
-//! Serves the published widget bundles from `dist/` (no WASM toolchain needed at run time):
+//! Serves the published widget bundles (no WASM toolchain needed at run time) from
+//! `crate::dist`: built into the binary, or `PARLO_DIST_DIR`:
 //! - `/widget.js`: the newest version's loader (short cache: it rolls forward);
 //! - `/widget/vX.Y.Z.js`: a pinned loader, `/widget/vX.Y.Z/<file>`: its files (immutable);
 //! - `/widget/versions.json`: the manifest with every file's SHA-384.
@@ -6,10 +7,11 @@
 //! Only files listed in the manifest are served (no path is ever built from unchecked
 //! input). CORS is open (`*`, no credentials): `<script integrity crossorigin>` and
 //! `fetch(…, {integrity})` from customers' pages need it. A precompressed `.br`/`.gz`
-//! sibling is sent when the client accepts it. Files are read per request, so what is on
-//! disk is what is served — the browser's SRI check is the last word on integrity.
+//! sibling is sent when the client accepts it. From `PARLO_DIST_DIR`, files are read per
+//! request, so what is on disk is what is served — the browser's SRI check is the last word
+//! on integrity.
 
-use std::path::PathBuf;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Router;
@@ -19,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use parlo_publish::{LOADER_FILE as LOADER, Manifest, content_type};
 
+use crate::dist::Dist;
 use crate::state::AppState;
 
 const ROLLING_CACHE: &str = "public, max-age=300";
@@ -26,23 +29,16 @@ const IMMUTABLE_CACHE: &str = "public, max-age=31536000, immutable";
 
 #[derive(Clone)]
 pub struct Bundles {
-    dist: PathBuf,
+    dist: Dist,
     manifest: Option<Arc<Manifest>>,
 }
 
 impl Bundles {
-    pub fn load(dist: PathBuf) -> Self {
-        let path = dist.join("manifest.json");
-        let manifest = match std::fs::read(&path) {
-            Ok(bytes) => match serde_json::from_slice::<Manifest>(&bytes) {
-                Ok(m) => Some(Arc::new(m)),
-                Err(e) => {
-                    tracing::error!(path = %path.display(), error = %e, "the widget manifest is invalid; no widget is served");
-                    None
-                }
-            },
+    pub fn load(dist: Dist) -> Self {
+        let manifest = match dist.load_manifest() {
+            Ok(m) => Some(Arc::new(m)),
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "no published widget; /widget.js will answer 404");
+                tracing::error!(error = %format!("{e:#}"), "no widget is served; /widget.js will answer 404");
                 None
             }
         };
@@ -55,7 +51,7 @@ impl Bundles {
 }
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let bundles = Bundles::load(state.config.dist_dir.clone());
+    let bundles = Bundles::load(state.dist.clone());
     Router::new()
         .route("/widget.js", get(rolling_loader))
         .route("/widget/versions.json", get(versions))
@@ -76,8 +72,8 @@ async fn rolling_loader(State(b): State<Bundles>, headers: HeaderMap) -> Respons
 }
 
 async fn versions(State(b): State<Bundles>) -> Response {
-    match tokio::fs::read(b.dist.join("manifest.json")).await {
-        Ok(bytes) if b.manifest.is_some() => {
+    match b.dist.read("manifest.json").await {
+        Some(bytes) if b.manifest.is_some() => {
             with_headers(bytes, "application/json", None, "public, max-age=60")
         }
         _ => not_found(),
@@ -118,7 +114,7 @@ async fn serve(
         return not_found();
     }
     // Both names come from the manifest's keys, never from the request as such.
-    let path = b.dist.join("widget").join(format!("v{version}")).join(file);
+    let path = format!("widget/v{version}/{file}");
     let accepts = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -126,15 +122,15 @@ async fn serve(
     let content_type = content_type(file);
     for (enc, ext) in [("br", "br"), ("gzip", "gz")] {
         if accepts_encoding(accepts, enc)
-            && let Ok(bytes) = tokio::fs::read(path.with_file_name(format!("{file}.{ext}"))).await
+            && let Some(bytes) = b.dist.read(&format!("{path}.{ext}")).await
         {
             return with_headers(bytes, content_type, Some(enc), cache);
         }
     }
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => with_headers(bytes, content_type, None, cache),
-        Err(e) => {
-            tracing::error!(path = %path.display(), error = %e, "a published widget file is missing");
+    match b.dist.read(&path).await {
+        Some(bytes) => with_headers(bytes, content_type, None, cache),
+        None => {
+            tracing::error!(path = %path, dist = %b.dist.describe(), "a published widget file is missing");
             not_found()
         }
     }
@@ -150,12 +146,15 @@ fn accepts_encoding(header: &str, enc: &str) -> bool {
 }
 
 fn with_headers(
-    bytes: Vec<u8>,
+    bytes: Cow<'static, [u8]>,
     content_type: &'static str,
     encoding: Option<&'static str>,
     cache: &'static str,
 ) -> Response {
-    let mut resp = bytes.into_response();
+    let mut resp = match bytes {
+        Cow::Borrowed(b) => b.into_response(),
+        Cow::Owned(v) => v.into_response(),
+    };
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Some(enc) = encoding {

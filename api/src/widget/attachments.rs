@@ -3,20 +3,20 @@
 //! then recorded — metadata and the end user's message with its text, in one transaction.
 //! The file itself is not kept.
 
-use axum::Router;
 use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use serde_json::json;
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::WidgetAuth;
 use super::limits::limit_turn;
 use super::session::scoped;
 use super::turn::stored_api_key;
 use crate::crypto::sha256;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Body as ErrorBody};
 use crate::http::client_ip::ClientIp;
 use crate::mistral::{OcrInput, UpstreamError};
 use crate::model::NewAttachmentText;
@@ -24,11 +24,32 @@ use crate::state::AppState;
 
 pub const MAX_ATTACHMENT_BYTES: usize = 10 * 1024 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/api/widget/v1/attachments",
-        post(upload_attachment).layer(DefaultBodyLimit::max(MAX_ATTACHMENT_BYTES + 64 * 1024)),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upload_attachment))
+        .layer(DefaultBodyLimit::max(MAX_ATTACHMENT_BYTES + 64 * 1024))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AttachmentAnswer {
+    attachment: AttachmentRef,
+    /// The text read from the file, stored as the end user's message.
+    text: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AttachmentRef {
+    id: String,
+    file_name: String,
+}
+
+/// The multipart form of an upload.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Upload {
+    /// PNG, JPEG, WebP or PDF (by content), at most 10 MiB.
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    file: Vec<u8>,
 }
 
 /// The content type a file really has, from its first bytes; `None` for anything else.
@@ -56,6 +77,26 @@ fn clean_file_name(name: &str) -> String {
     }
 }
 
+/// Attach an image or a PDF: its text is read by OCR and stored as the end user's message.
+#[utoipa::path(
+    post,
+    path = "/api/widget/v1/attachments",
+    tag = "widget",
+    security(("session_token" = [])),
+    request_body(content = Upload, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "The text read from the file", body = AttachmentAnswer),
+        (status = 400, description = "`no_file`, `bad_upload` or `token_in_url`", body = ErrorBody),
+        (status = 401, description = "`invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`origin_mismatch`", body = ErrorBody),
+        (status = 404, description = "`conversation_gone`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 502, description = "The OCR upstream failed", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 async fn upload_attachment(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -145,10 +186,13 @@ async fn upload_attachment(
             )
             .await?,
     )?;
-    Ok(axum::Json(json!({
-        "attachment": { "id": attachment.id.to_string(), "file_name": attachment.file_name },
-        "text": text,
-    }))
+    Ok(axum::Json(AttachmentAnswer {
+        attachment: AttachmentRef {
+            id: attachment.id.to_string(),
+            file_name: attachment.file_name,
+        },
+        text,
+    })
     .into_response())
 }
 

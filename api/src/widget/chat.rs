@@ -23,8 +23,8 @@ use super::auth::WidgetAuth;
 use super::json::WidgetJson;
 use super::limits::limit_turn;
 use super::session::conversation_gone;
-use super::turn::{api_key, chat_request, drive_answer};
-use crate::error::{AppError, AppResult};
+use super::turn::{Grounding, api_key, chat_request, drive_answer};
+use crate::error::{AppError, AppResult, Body as ErrorBody};
 use crate::http::client_ip::ClientIp;
 use crate::lifecycle::suspension::SuspensionError;
 use crate::model::{NewTurn, Provider, TurnStart};
@@ -35,9 +35,10 @@ pub const MAX_MESSAGE_CHARS: usize = 4000;
 /// How many earlier messages are sent upstream as context.
 const CONTEXT_MESSAGES: u32 = 40;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
+    /// The end user's message, 1–4000 characters.
     content: String,
     /// The id of a stored question whose answer failed (the `question_id` of the stream's
     /// error): the turn answers it again instead of storing the question a second time.
@@ -87,6 +88,25 @@ fn not_retryable() -> AppError {
     )
 }
 
+/// Send a message; the answer streams back as server-sent events: `delta` (`{"text"}`) …,
+/// then `done` (`{"message_id", "status"}`) or `error` (`{"code", "message", "retry_after"}`).
+#[utoipa::path(
+    post,
+    path = "/api/widget/v1/messages",
+    tag = "widget",
+    security(("session_token" = [])),
+    request_body = SendRequest,
+    responses(
+        (status = 200, description = "The answer as server-sent events", content_type = "text/event-stream", body = String),
+        (status = 400, description = "`token_in_url`, a body that is not JSON, or `not_retryable`", body = ErrorBody),
+        (status = 401, description = "`invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`origin_mismatch`, `origin_invalid` or `workspace_suspended`", body = ErrorBody),
+        (status = 404, description = "`conversation_gone` or `unknown_bot`", body = ErrorBody),
+        (status = 422, description = "`invalid`: empty, only invisible characters, too long, or not a JSON object with exactly the known fields", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn send_message(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -142,15 +162,12 @@ pub async fn send_message(
     let key = api_key(&state, t, turn.key);
     let pending = turn.answer;
     let (tx, rx) = mpsc::channel::<Event>(64);
-    tokio::spawn(drive_answer(
-        state,
-        t,
-        turn.question,
-        pending,
-        key,
-        request,
-        tx,
-    ));
+    let grounding = Grounding {
+        bot: turn.bot.id,
+        conversation: claims.conversation,
+        question: turn.question,
+    };
+    tokio::spawn(drive_answer(state, t, pending, key, request, grounding, tx));
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>);
     let mut resp = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

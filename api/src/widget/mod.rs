@@ -16,7 +16,8 @@
 //! | `cors.rs`, `limits.rs` | CORS and origins; per-IP and per-conversation rate limits |
 //! | `json.rs` | request bodies: a JSON object with exactly the expected fields |
 //! | `recovery.rs` | pending answers of a process that is gone become `interrupted` |
-//! | `assets.rs` | the published bundles from `dist/` |
+//! | `assets.rs` | the published bundles (built in, or `PARLO_DIST_DIR`) |
+//! | `openapi.rs` | the OpenAPI 3.1 document, generated from the handlers and served |
 
 pub mod assets;
 mod attachments;
@@ -25,6 +26,7 @@ mod chat;
 mod cors;
 mod json;
 mod limits;
+pub mod openapi;
 mod rating;
 pub mod recovery;
 mod session;
@@ -34,26 +36,29 @@ mod turn;
 pub use session::preview_session;
 
 use axum::Router;
-use axum::routing::{delete, post, put};
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::state::AppState;
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    let api = Router::new()
-        .route("/api/widget/v1/session", post(session::start_session))
-        .route(
-            "/api/widget/v1/messages",
-            post(chat::send_message).get(session::history),
-        )
-        .route(
-            "/api/widget/v1/messages/{id}/rating",
-            put(rating::rate_answer),
-        )
-        .route(
-            "/api/widget/v1/conversation",
-            delete(session::clear_conversation),
-        )
+/// The widget API's routes and its OpenAPI document, from the same registrations.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(openapi::WidgetApi::openapi())
+        .routes(routes!(session::start_session))
+        .routes(routes!(chat::send_message, session::history))
+        .routes(routes!(session::clear_conversation))
+        .routes(routes!(rating::rate_answer))
         .merge(attachments::router())
-        .layer(axum::middleware::from_fn(cors::cors));
-    Router::new().merge(api).merge(assets::router(state))
+        .split_for_parts()
+}
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let (api, doc) = api();
+    let api = api.layer(axum::middleware::from_fn(cors::cors));
+    Router::new()
+        .merge(api)
+        .route("/api/widget/v1/openapi.json", get(openapi::serve(&doc)))
+        .merge(assets::router(state))
 }

@@ -10,17 +10,18 @@ use super::auth::WidgetAuth;
 use super::json::WidgetJson;
 use super::limits::limit_ip;
 use super::session::scoped;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Body as ErrorBody};
 use crate::http::client_ip::ClientIp;
 use crate::model::{MessageId, Rating};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RatingRequest {
     /// `"up"`, `"down"`, or `null` to take the rating back; required (an empty body is a
     /// mistake, not a take-back), which `deserialize_with` makes serde insist on.
     #[serde(deserialize_with = "Option::deserialize")]
+    #[schema(value_type = Option<String>, example = "up")]
     rating: Option<Rating>,
 }
 
@@ -31,6 +32,24 @@ fn unknown_answer() -> AppError {
     )
 }
 
+/// Rate an answer of the token's conversation: thumbs `up`, `down`, or `null` to take the
+/// rating back.
+#[utoipa::path(
+    put,
+    path = "/api/widget/v1/messages/{id}/rating",
+    tag = "widget",
+    security(("session_token" = [])),
+    params(("id" = String, Path, description = "The answer's message id")),
+    request_body = RatingRequest,
+    responses(
+        (status = 204, description = "The rating is stored"),
+        (status = 401, description = "`invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`origin_mismatch`, `origin_invalid` or `workspace_suspended`", body = ErrorBody),
+        (status = 404, description = "`unknown_message` or `conversation_gone`", body = ErrorBody),
+        (status = 422, description = "`invalid`: not a JSON object with exactly `rating`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+    )
+)]
 pub async fn rate_answer(
     State(state): State<AppState>,
     ip: ClientIp,

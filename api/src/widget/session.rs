@@ -15,7 +15,7 @@ use super::json::WidgetJson;
 use super::limits::limit_ip;
 use super::token::{self, WidgetClaims};
 use crate::crypto::{random_token, sha256};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Body as ErrorBody};
 use crate::http::client_ip::ClientIp;
 use crate::lifecycle::suspension::SuspensionError;
 use crate::model::{
@@ -23,27 +23,33 @@ use crate::model::{
 };
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionRequest {
+    /// The bot's public id (`bot_…`, the embed code's `data-bot`).
     bot: String,
+    /// The resume secret (`rs_…`) of an earlier session, to continue its conversation.
     #[serde(default)]
     resume: Option<String>,
 }
 
-#[derive(Serialize)]
-struct SessionResponse {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionResponse {
+    /// The session token for `Authorization: Bearer …`.
     token: String,
+    /// Seconds until the token expires.
     expires_in: i64,
     /// The resumed conversation; `null` for a new one, which is stored with its first
     /// message (an open that sends nothing leaves nothing in the customer's logs).
+    #[schema(value_type = Option<String>)]
     conversation: Option<ConversationId>,
+    /// The resume secret to keep for the next page load.
     resume: String,
     bot: BotPresentation,
 }
 
-#[derive(Serialize)]
-struct BotPresentation {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BotPresentation {
     name: String,
     greeting: String,
     theme_color: String,
@@ -57,6 +63,23 @@ fn unknown_bot() -> AppError {
     )
 }
 
+/// Start a session (or resume one with its resume secret) for a bot on the requesting
+/// origin.
+#[utoipa::path(
+    post,
+    path = "/api/widget/v1/session",
+    tag = "widget",
+    request_body = SessionRequest,
+    responses(
+        (status = 200, description = "A session token for one conversation", body = SessionResponse),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 403, description = "`origin_not_allowed`, `origin_required` or `workspace_suspended`", body = ErrorBody),
+        (status = 404, description = "`unknown_bot`", body = ErrorBody),
+        (status = 422, description = "`invalid`: the body does not match the schema", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn start_session(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -170,13 +193,23 @@ async fn issue_session(
     Ok(resp)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct HistoryMessage {
     pub id: String,
+    /// `user` or `assistant`.
+    #[schema(value_type = String)]
     pub role: MessageRole,
     pub content: String,
+    /// `pending`, `complete` or `interrupted`.
+    #[schema(value_type = String)]
     pub status: MessageStatus,
+    /// RFC 3339.
     pub created_at: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct History {
+    pub messages: Vec<HistoryMessage>,
 }
 
 impl From<Message> for HistoryMessage {
@@ -191,6 +224,21 @@ impl From<Message> for HistoryMessage {
     }
 }
 
+/// The conversation's messages, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/widget/v1/messages",
+    tag = "widget",
+    security(("session_token" = [])),
+    responses(
+        (status = 200, description = "The conversation so far", body = History),
+        (status = 400, description = "`token_in_url`", body = ErrorBody),
+        (status = 401, description = "`invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`origin_mismatch`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn history(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -211,12 +259,27 @@ pub async fn history(
     .filter(|m| m.role != MessageRole::System && m.status != MessageStatus::Failed)
     .map(Into::into)
     .collect();
-    let mut resp = Json(serde_json::json!({ "messages": messages })).into_response();
+    let mut resp = Json(History { messages }).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }
 
+/// Delete the conversation and everything in it.
+#[utoipa::path(
+    delete,
+    path = "/api/widget/v1/conversation",
+    tag = "widget",
+    security(("session_token" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`token_in_url`", body = ErrorBody),
+        (status = 401, description = "`invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`origin_mismatch`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn clear_conversation(
     State(state): State<AppState>,
     ip: ClientIp,

@@ -18,10 +18,11 @@ use tokio::sync::mpsc;
 
 use super::recovery::{HEARTBEAT_EVERY, SAVE_EVERY};
 use crate::crypto::{self, Purpose};
+use crate::knowledge::retrieve;
 use crate::mistral::{ChatEvent, ChatMessage, ChatRequest, Role, UpstreamError};
 use crate::model::{
-    Bot, FinishedMessage, Message, MessageId, MessageRole, MessageStatus, Provider, ProviderKey,
-    TenantId, TokenUsage,
+    Bot, BotId, ConversationId, FinishedMessage, Message, MessageId, MessageRole, MessageStatus,
+    Provider, ProviderKey, TenantId, TokenUsage,
 };
 use crate::state::AppState;
 
@@ -132,22 +133,55 @@ enum Ending {
     Failed(Failure),
 }
 
+/// The bot, conversation and question of a turn: what grounds it in the bot's knowledge
+/// libraries, and what an error names so a retry can point at the question.
+#[derive(Debug, Clone, Copy)]
+pub struct Grounding {
+    pub bot: BotId,
+    pub conversation: ConversationId,
+    /// The stored question being answered (an error names it, so a retry can point at it).
+    pub question: MessageId,
+}
+
 pub async fn drive_answer(
     state: AppState,
     t: TenantId,
-    question: MessageId,
     message: MessageId,
     key: Result<SecretString, Failure>,
-    request: ChatRequest,
+    mut request: ChatRequest,
+    grounding: Grounding,
     tx: mpsc::Sender<Event>,
 ) {
     let mut answer = String::new();
     let mut usage = TokenUsage::default();
+    let mut citations = Vec::new();
+    let _open = state.metrics.stream_opened();
+    let started = std::time::Instant::now();
     let ending = async {
         let key = match key {
             Ok(k) => k,
             Err(f) => return Ending::Failed(f),
         };
+        // A bot with libraries: numbered sources in the prompt, and a `sources` event before
+        // the first delta (clients that do not know it ignore it).
+        citations = retrieve::ground_turn(
+            &state.store,
+            &state.mistral,
+            &key,
+            t,
+            grounding.bot,
+            grounding.conversation,
+            &mut request,
+        )
+        .await;
+        if !citations.is_empty()
+            && tx
+                .send(event("sources", json!({ "sources": &citations })))
+                .await
+                .is_err()
+        {
+            return Ending::ClientGone;
+        }
         let mut upstream = match state.mistral.chat_stream(&key, &request).await {
             Ok(s) => s,
             Err(e) => return Ending::Failed(Failure::Upstream(e)),
@@ -173,6 +207,9 @@ pub async fn drive_answer(
             };
             match item {
                 Some(Ok(ChatEvent::Delta(text))) => {
+                    if answer.is_empty() {
+                        state.metrics.first_token(started.elapsed());
+                    }
                     answer.push_str(&text);
                     if tx
                         .send(event("delta", json!({ "text": text })))
@@ -199,6 +236,9 @@ pub async fn drive_answer(
     }
     .await;
     // Dropping the upstream stream above cancelled the upstream request if it was running.
+    if let Ending::Failed(Failure::Upstream(e)) = &ending {
+        state.metrics.upstream_error(e.code());
+    }
     let status = match &ending {
         Ending::Done => MessageStatus::Complete,
         Ending::Failed(_) if answer.is_empty() => MessageStatus::Failed,
@@ -219,15 +259,28 @@ pub async fn drive_answer(
     if let Err(e) = &stored {
         tracing::error!(error = %e, "storing the answer failed");
     }
+    if stored.is_ok()
+        && status != MessageStatus::Failed
+        && !citations.is_empty()
+        && let Err(e) = state.store.save_citations(t, message, &citations).await
+    {
+        tracing::error!(error = %e, "storing the answer's citations failed");
+    }
+    state.metrics.turn(match (&ending, status) {
+        (Ending::ClientGone, _) => "client_gone",
+        (_, MessageStatus::Complete) => "complete",
+        (_, MessageStatus::Failed) => "failed",
+        _ => "interrupted",
+    });
     let last = match ending {
         Ending::Done if stored.is_ok() => event(
             "done",
             json!({ "message_id": message.to_string(), "status": "complete" }),
         ),
-        Ending::Done => error_event(&Failure::Storage, question),
+        Ending::Done => error_event(&Failure::Storage, grounding.question),
         Ending::Failed(f) => {
             tracing::warn!(code = f.code(), "answer failed");
-            error_event(&f, question)
+            error_event(&f, grounding.question)
         }
         Ending::ClientGone => return,
     };

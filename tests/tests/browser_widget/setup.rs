@@ -59,18 +59,24 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// The bundles built into the server (as in production), or `PARLO_TEST_DIST` when set.
     pub async fn new(backend: Backend) -> Setup {
-        Setup::with_dist(backend, dist()).await
+        let dist = std::env::var_os("PARLO_TEST_DIST").map(PathBuf::from);
+        Setup::serving(backend, dist).await
     }
 
     pub async fn with_dist(backend: Backend, dist: PathBuf) -> Setup {
+        Setup::serving(backend, Some(dist)).await
+    }
+
+    async fn serving(backend: Backend, dist: Option<PathBuf>) -> Setup {
         let slot = BROWSERS.acquire().await.unwrap();
         let fake = FakeMistral::start().await;
         fake.accept_key(KEY);
         let base = fake.base_url.clone();
         let app = spawn_app_at_public_url(backend, move |s| {
             s.mistral_base_url = Some(base);
-            s.dist_dir = Some(dist);
+            s.dist_dir = dist;
             s.rate_limit_conversation_per_minute = Some(1000);
             s.rate_limit_ip_per_minute = Some(1000);
         })

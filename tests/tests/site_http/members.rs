@@ -15,11 +15,15 @@ both_backends!(
     two_owners_demoting_each_other_at_once_leave_an_owner
 );
 
-/// Creates an invitation link for `role` as `who` and returns its token.
-async fn invitation_token(who: &SiteClient, t: TenantId, role: &str) -> String {
+/// Creates an invitation of `email` for `role` as `who` and returns its token.
+async fn invitation_token(who: &SiteClient, t: TenantId, role: &str, email: &str) -> String {
     let csrf = who.csrf(&format!("/w/{t}/members")).await;
     let r = who
-        .post(&format!("/w/{t}/invitations"), &csrf, &[("role", role)])
+        .post(
+            &format!("/w/{t}/invitations"),
+            &csrf,
+            &[("role", role), ("email", email)],
+        )
         .await;
     assert_eq!(r.status(), 200, "{role} invitation");
     let body = r.text().await.unwrap();
@@ -58,7 +62,7 @@ async fn alice_and_admin_dave(backend: Backend) -> (TestApp, SiteClient, SiteCli
     let t = alice.sign_up("alice@a.example", "Acme").await;
     let dave = SiteClient::new(&app);
     dave.sign_up("dave@d.example", "Dave's own").await;
-    let token = invitation_token(&alice, t, "admin").await;
+    let token = invitation_token(&alice, t, "admin", "dave@d.example").await;
     let r = accept(&dave, &token).await;
     assert_eq!(location(&r), format!("/w/{t}?notice=joined"));
     assert_eq!(role_in(&app, t, "dave@d.example").await, Some(Role::Admin));
@@ -67,8 +71,8 @@ async fn alice_and_admin_dave(backend: Backend) -> (TestApp, SiteClient, SiteCli
 
 async fn a_removed_admin_cannot_let_themselves_back_in(backend: Backend) {
     let (app, alice, dave, t) = alice_and_admin_dave(backend).await;
-    let kept = invitation_token(&dave, t, "admin").await;
-    let alices = invitation_token(&alice, t, "member").await;
+    let kept = invitation_token(&dave, t, "admin", "dave@d.example").await;
+    let alices = invitation_token(&alice, t, "member", "erin@e.example").await;
 
     // The members page lists the open invitations with creator, role and expiry.
     let (_, page) = alice.page(&format!("/w/{t}/members")).await;
@@ -128,7 +132,7 @@ async fn a_removed_admin_cannot_let_themselves_back_in(backend: Backend) {
 
 async fn a_demoted_admin_cannot_let_themselves_back_in(backend: Backend) {
     let (app, alice, dave, t) = alice_and_admin_dave(backend).await;
-    let kept = invitation_token(&dave, t, "admin").await;
+    let kept = invitation_token(&dave, t, "admin", "dave@d.example").await;
     let dave_id = user_id(&app, "dave@d.example").await;
     let csrf = alice.csrf(&format!("/w/{t}/members")).await;
     let r = alice
@@ -157,6 +161,7 @@ async fn a_demoted_admin_cannot_let_themselves_back_in(backend: Backend) {
                 role: Role::Admin,
                 created_by: Some(dave_id),
                 expires_at: Timestamp::now().plus_secs(3600),
+                email: None,
             },
         )
         .await
@@ -174,7 +179,7 @@ async fn two_owners_demoting_each_other_at_once_leave_an_owner(backend: Backend)
     let t = alice.sign_up("alice@a.example", "Acme").await;
     let bob = SiteClient::new(&app);
     bob.sign_up("bob@b.example", "Bolt").await;
-    let token = invitation_token(&alice, t, "admin").await;
+    let token = invitation_token(&alice, t, "admin", "bob@b.example").await;
     assert_eq!(accept(&bob, &token).await.status(), 303);
     let (a, b) = (
         user_id(&app, "alice@a.example").await,

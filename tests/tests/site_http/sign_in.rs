@@ -5,7 +5,7 @@
 use parlo::crypto;
 use parlo::model::*;
 use parlo_tests::browser::spawn_app_at_public_url;
-use parlo_tests::fixture::{PASSWORD, SiteClient, field, location};
+use parlo_tests::fixture::{PASSWORD, SiteClient, field, location, totp_code, totp_in};
 use parlo_tests::{Backend, TestApp, both_backends, spawn_app_with};
 use reqwest::header::SET_COOKIE;
 
@@ -91,7 +91,7 @@ async fn enrol_totp(v: &SiteClient) -> (String, String, Vec<String>) {
     let secret = text_of(&page, "totp-secret").to_owned();
     let sealed = field(&page, "sealed").unwrap();
     let csrf = field(&page, "csrf").unwrap();
-    let confirming = code(&secret);
+    let confirming = totp_code(&secret);
     let r = v
         .post(
             "/account/mfa",
@@ -224,7 +224,7 @@ async fn the_page_showing_the_totp_secret_is_never_cached() {
             &field(&page, "csrf").unwrap(),
             &[
                 ("sealed", &field(&page, "sealed").unwrap()),
-                ("code", &code(&secret)),
+                ("code", &totp_code(&secret)),
             ],
         )
         .await;
@@ -345,7 +345,7 @@ async fn totp_login_flow_with_replay_and_recovery_codes(backend: Backend) {
         .post(
             "/account/mfa",
             &csrf,
-            &[("sealed", "AAAA"), ("code", &code(&secret))],
+            &[("sealed", "AAAA"), ("code", &totp_code(&secret))],
         )
         .await;
     assert_eq!(r.status(), 400);
@@ -353,7 +353,7 @@ async fn totp_login_flow_with_replay_and_recovery_codes(backend: Backend) {
         .post(
             "/account/mfa",
             &csrf,
-            &[("sealed", &sealed), ("code", &code(&secret))],
+            &[("sealed", &sealed), ("code", &totp_code(&secret))],
         )
         .await;
     assert_eq!(r.status(), 200);
@@ -394,7 +394,7 @@ async fn totp_login_flow_with_replay_and_recovery_codes(backend: Backend) {
     );
     // The enrolment used the current step; the next step's code (accepted: one step of
     // clock skew) is a fresh one.
-    let now_code = next_code(&secret);
+    let now_code = totp_in(&secret, 1);
     let r = v.post("/login/mfa", &csrf, &[("code", &now_code)]).await;
     assert_eq!(location(&r), "/app");
     assert_eq!(v.get("/app").await.status(), 200);
@@ -451,7 +451,7 @@ async fn totp_login_flow_with_replay_and_recovery_codes(backend: Backend) {
         .post(
             &format!("/w/{th}/invitations"),
             &csrf,
-            &[("role", "member")],
+            &[("role", "member"), ("email", "gus@g.example")],
         )
         .await
         .text()
@@ -495,26 +495,6 @@ async fn totp_login_flow_with_replay_and_recovery_codes(backend: Backend) {
     app.stop().await;
 }
 
-fn totp(secret_b32: &str) -> totp_rs::TOTP {
-    let raw = totp_rs::Secret::Encoded(secret_b32.to_owned())
-        .to_bytes()
-        .unwrap();
-    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, raw).unwrap()
-}
-
-fn code(secret_b32: &str) -> String {
-    totp(secret_b32).generate_current().unwrap()
-}
-
-/// The code of the next 30-second step.
-fn next_code(secret_b32: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    totp(secret_b32).generate(now + 30)
-}
-
 #[tokio::test]
 async fn session_cookies_carry_the_right_flags() {
     // https public URL: __Host- prefix and Secure. (The test talks plain HTTP to the server
@@ -542,6 +522,31 @@ async fn session_cookies_carry_the_right_flags() {
             ("password", PASSWORD),
             ("workspace", "Hal"),
         ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers().get(SET_COOKIE).is_none(), "not signed in yet");
+    // Confirming the address from the mailed link signs in.
+    let mail = app.mailbox.nth("hal@h.example", 1).await;
+    let page = raw
+        .get(app.url(&mail.link_path("/verify/")))
+        .header("cookie", &pre_value)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (token, csrf) = (
+        field(&page, "token").unwrap(),
+        field(&page, "csrf").unwrap(),
+    );
+    let r = raw
+        .post(app.url("/verify"))
+        .header("cookie", &pre_value)
+        .header("origin", "https://chat.example.test")
+        .form(&[("csrf", csrf.as_str()), ("token", token.as_str())])
         .send()
         .await
         .unwrap();
@@ -587,18 +592,9 @@ async fn session_cookies_carry_the_right_flags() {
     // http public URL: no prefix, no Secure (a browser would drop a Secure cookie on http).
     let app = spawn_app_at_public_url(Backend::Sqlite, |_| {}).await;
     let v = SiteClient::new(&app);
-    let csrf = v.csrf("/signup").await;
-    let r = v
-        .post(
-            "/signup",
-            &csrf,
-            &[
-                ("email", "ida@i.example"),
-                ("password", PASSWORD),
-                ("workspace", "Ida"),
-            ],
-        )
-        .await;
+    v.sign_up("ida@i.example", "Ida").await;
+    v.logout().await;
+    let r = v.login("ida@i.example", PASSWORD).await;
     let cookie = r.headers()[SET_COOKIE].to_str().unwrap().to_owned();
     assert!(cookie.starts_with("parlo_session="), "{cookie}");
     assert!(

@@ -97,7 +97,9 @@ pub fn valid_form(path: &str) -> Vec<(&'static str, String)> {
         ])
     } else if path.ends_with("/keys") {
         f(&[("api_key", "sk-attacker-key-0000")])
-    } else if path.ends_with("/invitations") || path.ends_with("/role") {
+    } else if path.ends_with("/invitations") {
+        f(&[("role", "admin"), ("email", "mallory@m.example")])
+    } else if path.ends_with("/role") {
         f(&[("role", "admin")])
     } else if path.ends_with("/wipe") {
         f(&[("confirm", "yes")])
@@ -143,6 +145,7 @@ pub async fn route_ids(app: &TestApp, tenant: &Tenant) -> RouteIds {
                 role: Role::Member,
                 created_by: None,
                 expires_at: Timestamp::now().plus_secs(3600),
+                email: None,
             },
         )
         .await
@@ -200,7 +203,7 @@ pub async fn world(backend: Backend) -> World {
         .post(
             &format!("/w/{ta}/invitations"),
             &csrf,
-            &[("role", "member")],
+            &[("role", "member"), ("email", "carol@a.example")],
         )
         .await;
     assert_eq!(r.status(), 200);
@@ -220,6 +223,17 @@ pub async fn world(backend: Backend) -> World {
             ],
         )
         .await;
+    assert_eq!(location(&r), "/signup/sent");
+    // The invitation was mailed to Carol; her confirmation link comes second and brings her
+    // back to the invitation, which she accepts.
+    let invitation = carol.mailbox.nth("carol@a.example", 1).await;
+    assert!(invitation.link("/invite/").ends_with(&token));
+    assert_eq!(
+        carol.confirm_address("carol@a.example", 2).await,
+        format!("/invite/{token}")
+    );
+    let csrf = carol.csrf(&format!("/invite/{token}")).await;
+    let r = carol.post(&format!("/invite/{token}"), &csrf, &[]).await;
     assert_eq!(location(&r), format!("/w/{ta}?notice=joined"));
     // The link works once.
     assert_eq!(carol.get(&format!("/invite/{token}")).await.status(), 404);
