@@ -376,6 +376,8 @@ pub struct MessageView {
     pub at: String,
     pub at_iso: String,
     pub status_note: &'static str,
+    /// The visitor's rating of an answer ("rated helpful" / "rated not helpful"), else empty.
+    pub rating_note: &'static str,
     /// Sanitised HTML when `is_html`, else plain text (escaped by the template).
     pub html: String,
     pub is_html: bool,

@@ -221,6 +221,8 @@ async fn database_work(app: &TestApp, t: &Tenant, rounds: usize) -> (Vec<Duratio
                 &NewTurn {
                     bot: t.bot.id,
                     conversation: conv.id,
+                    start: None,
+                    retry_of: None,
                     content: "hi".into(),
                     provider: Provider::Mistral,
                     context: 40,

@@ -497,7 +497,7 @@ impl WidgetClient {
         let body = reply.body;
         WidgetSession {
             token: body["token"].as_str().unwrap().to_owned(),
-            conversation: body["conversation"].as_str().unwrap().parse().unwrap(),
+            conversation: token_conversation(body["token"].as_str().unwrap()),
             resume: body["resume"].as_str().unwrap().to_owned(),
             body,
             client: self.clone(),
@@ -538,6 +538,58 @@ impl WidgetSession {
             .send()
             .await
             .unwrap()
+    }
+}
+
+/// The claims of a widget token, as JSON (the tests read them; the widget never does).
+pub fn token_claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token
+        .split('.')
+        .nth(2)
+        .expect("a widget token has four parts");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// The conversation a widget token is for (a new one is stored with its first message, so
+/// the session answer names only a resumed one).
+pub fn token_conversation(token: &str) -> ConversationId {
+    token_claims(token)["conv"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+impl WidgetSession {
+    /// Stores the session's new conversation as its first message or upload would (through
+    /// the same storage call), for tests that write messages into it directly.
+    pub async fn store_conversation(&self, store: &Store) {
+        let claims = token_claims(&self.token);
+        let hash = claims["new"].as_str().expect("a new conversation");
+        let start = parlo::model::NewConversation {
+            bot_id: claims["bot"].as_str().unwrap().parse().unwrap(),
+            origin: claims["origin"].as_str().unwrap().to_owned(),
+            resume_hash: (0..hash.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hash[i..i + 2], 16).unwrap())
+                .collect(),
+        };
+        let scope = parlo::model::WidgetScope {
+            bot: start.bot_id,
+            conversation: self.conversation,
+        };
+        let tenant: parlo::model::TenantId = claims["ws"].as_str().unwrap().parse().unwrap();
+        let open = store
+            .widget_scope_starting(tenant, scope, Some(&start))
+            .await
+            .unwrap();
+        assert_eq!(open, parlo::model::Scoped::Open(()));
     }
 }
 

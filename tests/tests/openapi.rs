@@ -147,7 +147,22 @@ async fn every_widget_endpoint_answers_as_documented(backend: Backend) {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let sse = c.check(Method::POST, messages, resp).await;
-    assert!(String::from_utf8_lossy(&sse).contains("event: done"));
+    let sse = String::from_utf8_lossy(&sse).into_owned();
+    assert!(sse.contains("event: done"));
+    // PUT /messages/{id}/rating: the answer just given, and a message that is not one.
+    let done = sse.split("event: done\ndata: ").nth(1).unwrap();
+    let done: Value = serde_json::from_str(done.lines().next().unwrap()).unwrap();
+    let answer = done["message_id"].as_str().unwrap();
+    let rating = "/api/widget/v1/messages/{id}/rating";
+    let rate = |id: &str| {
+        authed(Method::PUT, &rating.replace("{id}", id), &token).json(&json!({"rating": "up"}))
+    };
+    let resp = rate(answer).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    c.check(Method::PUT, rating, resp).await;
+    let resp = rate("not-a-message").send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    c.check(Method::PUT, rating, resp).await;
     let resp = authed(Method::POST, messages, &token)
         .json(&json!({"content": "   "}))
         .send()
@@ -233,7 +248,7 @@ async fn every_widget_endpoint_answers_as_documented(backend: Backend) {
                 .map(move |m| (m.to_uppercase(), p.clone()))
         })
         .collect();
-    assert_eq!(doc_ops.len(), 5, "{doc_ops:?}");
+    assert_eq!(doc_ops.len(), 6, "{doc_ops:?}");
     for (m, p) in doc_ops {
         let statuses: Vec<u16> = c
             .checked

@@ -119,6 +119,8 @@ fn turn(bot: BotId, conversation: ConversationId, content: &str) -> NewTurn {
     NewTurn {
         bot,
         conversation,
+        start: None,
+        retry_of: None,
         content: content.into(),
         provider: Provider::Mistral,
         context: 40,

@@ -150,3 +150,46 @@ async fn only_published_files_are_served() {
     }
     app.stop().await;
 }
+
+/// Issue 14 item 9: without `Timing-Allow-Origin` the host page's own monitoring (Resource
+/// Timing) sees 0 bytes for every cross-origin bundle file. Every bundle response carries it,
+/// compressed or not, rolling or pinned.
+#[tokio::test]
+async fn bundle_responses_allow_resource_timing() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let manifest: Value = app
+        .client
+        .get(app.url("/widget/versions.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let latest = manifest["latest"].as_str().unwrap().to_owned();
+    let files = manifest["versions"][&latest]["files"].as_object().unwrap();
+    let mut paths = vec![
+        "/widget.js".to_owned(),
+        "/widget/versions.json".to_owned(),
+        format!("/widget/v{latest}.js"),
+    ];
+    paths.extend(files.keys().map(|f| format!("/widget/v{latest}/{f}")));
+    for path in &paths {
+        for encoding in ["identity", "br, gzip"] {
+            let r = app
+                .client
+                .get(app.url(path))
+                .header("accept-encoding", encoding)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            assert_eq!(
+                r.headers().get("timing-allow-origin").map(|v| v.as_bytes()),
+                Some(&b"*"[..]),
+                "{path} ({encoding})"
+            );
+        }
+    }
+    app.stop().await;
+}

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use parlo::model::{Message, MessageRole, MessageStatus, TenantId};
+use parlo::model::{BotId, Message, MessageRole, MessageStatus, Rating, RatingCounts, TenantId};
 use parlo_tests::fake_mistral::{FakeMistral, Fault};
-use parlo_tests::fixture::{NewTenant, SHOP, WidgetSession};
+use parlo_tests::fixture::{NewTenant, SHOP, WidgetClient, WidgetSession};
 use parlo_tests::{Backend, TestApp, both_backends, spawn_app_with};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -17,6 +17,8 @@ struct Chat {
     app: TestApp,
     fake: FakeMistral,
     tenant: TenantId,
+    bot: BotId,
+    client: WidgetClient,
     widget: WidgetSession,
 }
 
@@ -36,9 +38,12 @@ async fn chat(backend: Backend, with_key: bool) -> Chat {
         tenant = tenant.with_key(KEY);
     }
     let t = tenant.create(app.store()).await;
-    let widget = t.widget(&app, SHOP).session().await;
+    let client = t.widget(&app, SHOP);
+    let widget = client.session().await;
     Chat {
         tenant: t.tenant,
+        bot: t.bot.id,
+        client,
         widget,
         app,
         fake,
@@ -124,7 +129,9 @@ both_backends!(
     a_broken_stream_keeps_its_partial_answer,
     an_end_user_leaving_cancels_upstream_and_keeps_the_partial,
     bad_messages_get_clear_errors_and_store_nothing,
-    attachments_are_read_by_ocr_and_join_the_conversation
+    attachments_are_read_by_ocr_and_join_the_conversation,
+    answers_are_rated_up_or_down_and_counted_per_bot,
+    a_retry_answers_the_stored_question_without_storing_it_again
 );
 
 async fn answer_streams_in_and_is_stored_with_usage(backend: Backend) {
@@ -428,4 +435,175 @@ async fn conversation_rate_limit_answers_429() {
     let r = s.send("hi").await;
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
+}
+
+/// Issue 14: thumbs up or down on an answer is stored, can be changed or taken back, is
+/// counted per bot, and reaches only answers of the token's own conversation.
+async fn answers_are_rated_up_or_down_and_counted_per_bot(backend: Backend) {
+    let c = chat(backend, true).await;
+    c.fake.set_reply("Fine, thanks.");
+    let _ = c.turn("How are you?").await;
+    let m = c.settled().await;
+    let (question, answer) = (m[0].id, m[1].id);
+    let rate = |id: String, body: Value| {
+        let w = &c.widget;
+        async move {
+            w.request(Method::PUT, &format!("messages/{id}/rating"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let counts = || async { c.app.store().rating_counts(c.tenant, c.bot).await.unwrap() };
+    assert_eq!(counts().await, RatingCounts::default());
+    let r = rate(answer.to_string(), json!({ "rating": "up" })).await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["access-control-allow-origin"], SHOP);
+    let ratings = c
+        .app
+        .store()
+        .ratings(c.tenant, c.widget.conversation)
+        .await
+        .unwrap();
+    assert_eq!(ratings, [(answer, Rating::Up)]);
+    assert_eq!(counts().await, RatingCounts { up: 1, down: 0 });
+    // Changed to down, then taken back.
+    assert_eq!(
+        rate(answer.to_string(), json!({ "rating": "down" }))
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(counts().await, RatingCounts { up: 0, down: 1 });
+    assert_eq!(
+        rate(answer.to_string(), json!({ "rating": null }))
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(counts().await, RatingCounts::default());
+    // A question, an unknown id and a malformed one are no answers; a bad rating is refused.
+    for id in [
+        question.to_string(),
+        parlo::model::MessageId::new().to_string(),
+        "x".into(),
+    ] {
+        let r = rate(id.clone(), json!({ "rating": "up" })).await;
+        assert_eq!(r.status(), 404, "{id}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["error"]["code"],
+            "unknown_message"
+        );
+    }
+    for body in [
+        json!({ "rating": "meh" }),
+        json!({}),
+        json!({ "rating": "up", "x": 1 }),
+    ] {
+        let r = rate(answer.to_string(), body.clone()).await;
+        assert_eq!(r.status(), 422, "{body}");
+    }
+    // Another visitor's session cannot rate this conversation's answer.
+    let other = c.client.session().await;
+    let r = other
+        .request(Method::PUT, &format!("messages/{answer}/rating"))
+        .json(&json!({ "rating": "down" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(counts().await, RatingCounts::default());
+    // The browser may send PUT cross-origin.
+    let r = c
+        .app
+        .client
+        .request(
+            Method::OPTIONS,
+            c.app.url("/api/widget/v1/messages/x/rating"),
+        )
+        .header("origin", SHOP)
+        .header("access-control-request-method", "PUT")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("PUT")
+    );
+    c.app.stop().await;
+}
+
+/// Issue 14 item 8: a failed answer's error names its question; a retry with `retry_of`
+/// answers that question again without storing it a second time, and only the latest
+/// unanswered question, with the same text, can be retried.
+async fn a_retry_answers_the_stored_question_without_storing_it_again(backend: Backend) {
+    let c = chat(backend, true).await;
+    c.fake.set_fault(Fault::Status500);
+    let sse = c.turn("What is the return policy?").await;
+    assert_eq!(sse.last.0, "error", "{:?}", sse.last);
+    let question = sse.last.1["question_id"].as_str().unwrap().to_owned();
+    let stored_question = c.settled().await[0].id.to_string();
+    assert_eq!(question, stored_question);
+    c.fake.clear_fault();
+    c.fake.set_reply("Thirty days.");
+    let retry = |content: &str, retry_of: &str| {
+        c.widget
+            .request(Method::POST, "messages")
+            .json(&json!({ "content": content, "retry_of": retry_of }))
+            .send()
+    };
+    // Another text, or an id that is not a question, is no retry of it.
+    for (content, id) in [
+        ("Something else?", question.as_str()),
+        ("What is the return policy?", "not-an-id"),
+    ] {
+        let r = retry(content, id).await.unwrap();
+        assert_eq!(r.status(), 400, "{content} {id}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["error"]["code"],
+            "not_retryable"
+        );
+    }
+    let r = retry("What is the return policy?", &question)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let sse = parse_sse(&r.text().await.unwrap());
+    assert_eq!(sse.last.0, "done", "{:?}", sse.last);
+    assert_eq!(sse.text(), "Thirty days.");
+    let m = c.settled().await;
+    let questions: Vec<_> = m.iter().filter(|m| m.role == MessageRole::User).collect();
+    assert_eq!(questions.len(), 1, "the question is stored once: {m:?}");
+    let answers: Vec<_> = m
+        .iter()
+        .filter(|m| m.role == MessageRole::Assistant)
+        .map(|m| (m.status, m.content.as_str()))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            (MessageStatus::Failed, ""),
+            (MessageStatus::Complete, "Thirty days.")
+        ]
+    );
+    // The retried turn sent the question upstream once, as the last message.
+    let last = c.fake.requests().pop().unwrap();
+    let sent = last.body;
+    let users: Vec<_> = sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .collect();
+    assert_eq!(users.len(), 1, "{sent}");
+    // Answered now: retrying it again is refused and stores nothing.
+    let r = retry("What is the return policy?", &question)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(c.stored().await.len(), 3);
+    c.app.stop().await;
 }

@@ -31,6 +31,30 @@ both_backends!(
 );
 
 /// A token signed with the server's key, as whoever holds it could make one.
+/// A token that claims to start `conversation` (as a session's token before the first
+/// message does), signed with the real key.
+fn forge_start(
+    app: &TestApp,
+    tenant: TenantId,
+    bot: parlo::model::BotId,
+    conversation: ConversationId,
+    origin: &str,
+) -> String {
+    let now = Timestamp::now().0 / 1000;
+    token::issue(
+        &app.state.keys.token,
+        &WidgetClaims {
+            tenant,
+            bot,
+            conversation,
+            origin: origin.to_owned(),
+            start: Some("00".repeat(32)),
+            iat: now,
+            exp: now + token::MAX_LIFETIME_SECS,
+        },
+    )
+}
+
 fn forge(
     app: &TestApp,
     tenant: TenantId,
@@ -46,6 +70,7 @@ fn forge(
             bot,
             conversation,
             origin: origin.to_owned(),
+            start: None,
             iat: now,
             exp: now + token::MAX_LIFETIME_SECS,
         },
@@ -131,6 +156,7 @@ async fn a_null_or_malformed_origin_is_refused_on_every_endpoint(backend: Backen
         .await;
     let own = app.base.clone();
     let s = t.widget(&app, SHOP).session().await;
+    s.store_conversation(app.store()).await;
     // The attack: a token for Parlo's own origin (once minted with `Origin: <public URL>`),
     // then used from a sandboxed iframe (`Origin: null`) or with a garbage Origin.
     let own_token = forge(&app, t.tenant, t.bot.id, s.conversation, &own);
@@ -261,6 +287,7 @@ async fn a_suspension_stops_every_endpoint_for_tokens_issued_before_it(backend: 
         .await;
     let widget = t.widget(&app, SHOP);
     let s = widget.session().await;
+    s.store_conversation(app.store()).await;
     app.store()
         .append_message(
             t.tenant,
@@ -347,7 +374,8 @@ async fn json_arrays_and_unknown_fields_are_refused_with_422(backend: Backend) {
         .conversations(t.tenant, &Default::default())
         .await
         .unwrap();
-    assert_eq!(convs.len(), 1, "only the session of the test itself");
+    // A session stores no conversation, and refused messages do not start one.
+    assert!(convs.is_empty(), "{convs:?}");
     app.stop().await;
 }
 
@@ -594,20 +622,24 @@ async fn a_token_signed_for_one_bot_cannot_reach_another_bots_conversation(backe
         )
         .await
         .unwrap();
-    // Signed for bot A, pointing at A2's conversation.
+    // Signed for bot A, pointing at A2's conversation; the second also claims to start it
+    // (as a token before its first message does): an id that is taken is not taken over.
     let forged = forge(&app, t.tenant, t.bot.id, theirs.id, SHOP);
-    for (name, r) in every_endpoint(&app, &forged, Some(SHOP)).await {
-        match name {
-            "history" => {
-                assert_eq!(r.status(), StatusCode::OK);
-                let body: Value = r.json().await.unwrap();
-                assert_eq!(body["messages"], json!([]), "A2's messages are not A's");
-            }
-            // Clearing what does not exist is done already; A2's conversation stays.
-            "clear" => assert_eq!(r.status(), StatusCode::NO_CONTENT),
-            _ => {
-                assert_eq!(r.status(), StatusCode::NOT_FOUND, "{name}");
-                assert_eq!(error_code(r).await, "conversation_gone", "{name}");
+    let starting = forge_start(&app, t.tenant, t.bot.id, theirs.id, SHOP);
+    for token in [&forged, &starting] {
+        for (name, r) in every_endpoint(&app, token, Some(SHOP)).await {
+            match name {
+                "history" => {
+                    assert_eq!(r.status(), StatusCode::OK);
+                    let body: Value = r.json().await.unwrap();
+                    assert_eq!(body["messages"], json!([]), "A2's messages are not A's");
+                }
+                // Clearing what does not exist is done already; A2's conversation stays.
+                "clear" => assert_eq!(r.status(), StatusCode::NO_CONTENT),
+                _ => {
+                    assert_eq!(r.status(), StatusCode::NOT_FOUND, "{name}");
+                    assert_eq!(error_code(r).await, "conversation_gone", "{name}");
+                }
             }
         }
     }
@@ -615,6 +647,21 @@ async fn a_token_signed_for_one_bot_cannot_reach_another_bots_conversation(backe
         stored(&app, &t, theirs.id).await,
         1,
         "nothing added to or cleared from A2's conversation"
+    );
+    let kept = app
+        .store()
+        .conversation(t.tenant, theirs.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (kept.bot_id, kept.origin, kept.resume_hash),
+        (
+            theirs.bot_id,
+            theirs.origin.clone(),
+            theirs.resume_hash.clone()
+        ),
+        "A2's conversation keeps its bot, origin and resume hash"
     );
     assert!(exists(&app, &t, theirs.id).await);
     assert!(no_attachments(&app, &t, theirs.id).await);

@@ -13,7 +13,8 @@ both_backends!(
     resume_secret_returns_to_the_same_conversation,
     history_and_clear_use_the_token_only,
     a_suspended_workspace_gets_no_session_and_its_tokens_stop_working,
-    ip_rate_limit_answers_429_with_retry_after
+    ip_rate_limit_answers_429_with_retry_after,
+    a_conversation_is_stored_with_its_first_message_not_on_open
 );
 
 async fn allowed_origin_gets_a_session_with_bot_presentation(backend: Backend) {
@@ -165,12 +166,14 @@ async fn resume_secret_returns_to_the_same_conversation(backend: Backend) {
         .await;
     let widget = t.widget(&app, SHOP);
     let first = widget.session().await;
+    first.store_conversation(app.store()).await;
     let again = widget.resume(Some(&first.resume)).await;
-    assert_eq!(again.body["conversation"], first.body["conversation"]);
+    assert_eq!(again.body["conversation"], first.conversation.to_string());
     assert_eq!(again.body["resume"], first.body["resume"]);
     // A wrong secret starts a new conversation rather than failing.
     let fresh = widget.resume(Some("rs_wrong")).await;
-    assert_ne!(fresh.body["conversation"], first.body["conversation"]);
+    assert_eq!(fresh.body["conversation"], Value::Null);
+    assert_ne!(fresh.conversation, first.conversation);
     app.stop().await;
 }
 
@@ -179,9 +182,14 @@ async fn history_and_clear_use_the_token_only(backend: Backend) {
     let t = NewTenant::owned_by("ann@example.com")
         .create(app.store())
         .await;
-    let s = t.widget(&app, SHOP).session().await;
+    let widget = t.widget(&app, SHOP);
+    let first = widget.session().await;
+    first.store_conversation(app.store()).await;
+    // A resumed session: its token names a stored conversation and does not start one.
+    let s = widget.resume(Some(&first.resume)).await;
     let token = s.token.as_str();
     let conv = s.conversation;
+    assert_eq!(conv, first.conversation);
     app.store()
         .append_message(
             t.tenant,
@@ -332,6 +340,7 @@ async fn a_token_of_one_tenant_cannot_read_another_tenants_conversation() {
         .await;
     let sa = a.widget(&app, SHOP).session().await;
     let sb = b.widget(&app, SHOP).session().await;
+    sb.store_conversation(app.store()).await;
     let conv_b = sb.conversation;
     app.store()
         .append_message(
@@ -358,5 +367,70 @@ async fn a_token_of_one_tenant_cannot_read_another_tenants_conversation() {
         .unwrap();
     let body = r.text().await.unwrap();
     assert!(!body.contains("B's secret"), "{body}");
+    app.stop().await;
+}
+
+/// Issue 14 item 5: opening the widget (a session) stores no conversation; the first
+/// message stores it with the session's origin and resume secret, and a later message of
+/// the same token continues it.
+async fn a_conversation_is_stored_with_its_first_message_not_on_open(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = NewTenant::owned_by("ann@example.com")
+        .create(app.store())
+        .await;
+    let widget = t.widget(&app, SHOP);
+    let s = widget.session().await;
+    assert_eq!(s.body["conversation"], Value::Null, "{}", s.body);
+    let none = |app: &parlo_tests::TestApp| {
+        let store = app.store().clone();
+        async move {
+            store
+                .conversations(t.tenant, &Default::default())
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        none(&app).await.is_empty(),
+        "the open stored a conversation"
+    );
+    // History and clear before the first message: empty, done, and still nothing stored.
+    let r = s.history().await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["messages"],
+        serde_json::json!([])
+    );
+    assert_eq!(s.clear().await.status(), 204);
+    // Resuming a conversation that never had a message starts a new one.
+    let again = widget.resume(Some(&s.resume)).await;
+    assert_eq!(again.body["conversation"], Value::Null);
+    assert!(none(&app).await.is_empty());
+    // The first message (no API key: it is kept, the answer fails) stores the conversation.
+    let r = s.send("first words").await;
+    assert_eq!(r.status(), 200);
+    let _ = r.text().await.unwrap();
+    let convs = none(&app).await;
+    assert_eq!(convs.len(), 1, "{convs:?}");
+    assert_eq!(convs[0].id, s.conversation);
+    assert_eq!(convs[0].origin, SHOP);
+    let r = s.send("second words").await;
+    assert_eq!(r.status(), 200);
+    let _ = r.text().await.unwrap();
+    assert_eq!(none(&app).await.len(), 1, "the second message continued it");
+    let users: Vec<String> = app
+        .store()
+        .messages(t.tenant, s.conversation)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.role == parlo::model::MessageRole::User)
+        .map(|m| m.content)
+        .collect();
+    assert_eq!(users, ["first words", "second words"]);
+    // Its resume secret now resumes it, and the answer names it.
+    let resumed = widget.resume(Some(&s.resume)).await;
+    assert_eq!(resumed.body["conversation"], s.conversation.to_string());
+    assert_eq!(resumed.conversation, s.conversation);
     app.stop().await;
 }

@@ -113,6 +113,10 @@ pub struct Message {
 pub struct NewTurn {
     pub bot: BotId,
     pub conversation: ConversationId,
+    /// The conversation to store first if it is not stored yet (its first message).
+    pub start: Option<NewConversation>,
+    /// A stored question to answer again (its answer failed): not stored a second time.
+    pub retry_of: Option<MessageId>,
     pub content: String,
     pub provider: Provider,
     /// At most this many earlier messages (complete or interrupted, non-empty) come back.
@@ -129,6 +133,9 @@ pub enum TurnStart {
     NoBot,
     /// The conversation was cleared or expired; nothing was stored.
     NoConversation,
+    /// `retry_of` is not the conversation's latest question (with this text) still without
+    /// an answer; nothing was stored.
+    NotRetryable,
 }
 
 /// A started turn: the user's message and an empty `pending` answer are stored.
@@ -217,6 +224,38 @@ impl Scoped<()> {
             Scoped::NoConversation => Some(Scoped::NoConversation),
         }
     }
+}
+
+/// A visitor's rating of an answer (thumbs up or down), stored as 1 or -1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rating {
+    Up,
+    Down,
+}
+
+impl Rating {
+    pub fn as_i64(self) -> i64 {
+        match self {
+            Rating::Up => 1,
+            Rating::Down => -1,
+        }
+    }
+
+    pub fn from_i64(v: i64) -> Option<Rating> {
+        match v {
+            1 => Some(Rating::Up),
+            -1 => Some(Rating::Down),
+            _ => None,
+        }
+    }
+}
+
+/// How a bot's answers were rated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RatingCounts {
+    pub up: i64,
+    pub down: i64,
 }
 
 // --- The chat-log inbox, its exports and the conversation reference (site) ---

@@ -16,8 +16,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::model::{
-    BotId, Conversation, ConversationId, InboxQuery, MessageRole, MessageStatus, Timestamp,
-    parse_reference,
+    BotId, Conversation, ConversationId, ConversationQuery, InboxQuery, MessageRole, MessageStatus,
+    Rating, Timestamp, parse_reference,
 };
 use crate::state::AppState;
 
@@ -220,6 +220,7 @@ async fn read(
 ) -> PageResult {
     let (c, bot_name) = find(&state, &ws, &conversation).await?;
     let messages = state.store.messages(ws.id, c.id).await?;
+    let ratings = state.store.ratings(ws.id, c.id).await?;
     Ok(render(&ConversationPage {
         chrome: ws.chrome(format!("Conversation with {bot_name}"), "logs"),
         ws: ws.link(),
@@ -248,6 +249,11 @@ async fn read(
                         MessageStatus::Pending => "still being written",
                         MessageStatus::Interrupted => "interrupted",
                         MessageStatus::Failed => "failed",
+                    },
+                    rating_note: match ratings.iter().find(|(id, _)| *id == m.id) {
+                        Some((_, Rating::Up)) => "👍 rated helpful",
+                        Some((_, Rating::Down)) => "👎 rated not helpful",
+                        None => "",
                     },
                     html: if is_html {
                         parlo_render::render(&m.content)

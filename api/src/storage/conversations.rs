@@ -95,6 +95,31 @@ pub(super) async fn open_scope(tx: &mut TenantTx, s: WidgetScope) -> StoreResult
     })
 }
 
+/// Stores the conversation a widget token names but that was not stored yet (a
+/// conversation starts with its first message, not with the session): with the token's id,
+/// bot, origin and resume hash, if the bot still exists; an id already taken (by this
+/// conversation or any other) is left as it is, so the scope check that follows decides.
+pub(super) async fn start_if_absent(
+    tx: &mut TenantTx,
+    id: ConversationId,
+    c: &NewConversation,
+    now: Timestamp,
+) -> StoreResult<()> {
+    tx.query(&format!(
+        "INSERT INTO conversations ({CONVERSATION_COLUMNS}) \
+         SELECT b.tenant_id, $2, b.id, $4, $5, $6, $6 FROM bots b \
+         WHERE b.tenant_id = $1 AND b.id = $3 ON CONFLICT DO NOTHING"
+    ))
+    .bind(id)
+    .bind(c.bot_id)
+    .bind(&c.origin)
+    .bind(&c.resume_hash)
+    .bind(now)
+    .execute()
+    .await?;
+    Ok(())
+}
+
 async fn insert_attachment(
     tx: &mut TenantTx,
     a: &NewAttachment,
@@ -122,6 +147,28 @@ impl Store {
     /// Whether a widget token's conversation may be used now (see [`Scoped`]).
     pub async fn widget_scope(&self, t: TenantId, s: WidgetScope) -> StoreResult<Scoped<()>> {
         self.in_tenant(t, async |tx| open_scope(tx, s).await).await
+    }
+
+    /// Like [`Store::widget_scope`], first storing the token's not-yet-stored conversation
+    /// (`start`) unless the workspace is suspended.
+    pub async fn widget_scope_starting(
+        &self,
+        t: TenantId,
+        s: WidgetScope,
+        start: Option<&NewConversation>,
+    ) -> StoreResult<Scoped<()>> {
+        let now = Timestamp::now();
+        self.in_tenant(t, async |tx| {
+            let open = open_scope(tx, s).await?;
+            match (open, start) {
+                (Scoped::NoConversation, Some(c)) => {
+                    start_if_absent(tx, s.conversation, c, now).await?;
+                    open_scope(tx, s).await
+                }
+                (open, _) => Ok(open),
+            }
+        })
+        .await
     }
 
     /// The end user clears their conversation: deleted only if it is the token's bot's and

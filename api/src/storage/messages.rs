@@ -2,12 +2,14 @@
 //! call, `finish_message` after it.
 
 use super::bots::{BOT_COLUMNS, BotRow};
-use super::conversations::open_scope;
+use super::conversations::{open_scope, start_if_absent};
 use super::error::{StoreError, StoreResult, corrupt};
+use super::sql::TenantTx;
 use super::store::Store;
+use crate::model::WidgetScope;
+use crate::model::{BotId, Rating, RatingCounts, Scoped, TenantId, Timestamp, Turn, TurnStart};
 use crate::model::{ConversationId, FinishedMessage, Message, MessageId, MessageRole};
 use crate::model::{MessageStatus, NewMessage, NewTurn, Provider, ProviderKey, SealedSecret};
-use crate::model::{Scoped, TenantId, Timestamp, Turn, TurnStart, WidgetScope};
 
 const MESSAGE_COLUMNS: &str = "id, conversation_id, role, content, status, prompt_tokens, \
      completion_tokens, created_at, completed_at";
@@ -150,11 +152,15 @@ impl Store {
             .fetch_optional()
             .await?;
         // Returning early drops `tx`, which rolls back: a refused turn stores nothing.
-        let Some(mut head) = head else {
+        let Some(head) = head else {
             return Ok(TurnStart::NoBot);
         };
         if head.suspended_at.is_some() {
             return Ok(TurnStart::Suspended);
+        }
+        // The first message of a conversation stores it (a session start stores nothing).
+        if let Some(start) = &turn.start {
+            start_if_absent(&mut tx, turn.conversation, start, now).await?;
         }
         // Only a conversation of the turn's bot: a token names both.
         let touched = tx
@@ -169,6 +175,40 @@ impl Store {
             .await?;
         if touched == 0 {
             return Ok(TurnStart::NoConversation);
+        }
+        if let Some(q) = turn.retry_of {
+            // The question must be this conversation's, with the same text, and nothing with
+            // content may have been stored since (only its failed answers).
+            let retryable: Option<i64> = tx
+                .query_scalar(
+                    "SELECT count(*) FROM messages q WHERE q.tenant_id = $1 \
+                     AND q.conversation_id = $2 AND q.id = $3 AND q.role = $4 AND q.content = $5 \
+                     AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = $1 \
+                     AND m.conversation_id = $2 AND m.id <> q.id AND m.content <> '' \
+                     AND m.created_at >= q.created_at)",
+                )
+                .bind(turn.conversation)
+                .bind(q)
+                .bind(MessageRole::User.as_str())
+                .bind(&turn.content)
+                .fetch_optional()
+                .await?;
+            if retryable.unwrap_or(0) == 0 {
+                return Ok(TurnStart::NotRetryable);
+            }
+            let answer = MessageId::new();
+            tx.query(&format!(
+                "INSERT INTO messages (tenant_id, {MESSAGE_COLUMNS}) VALUES \
+                 ($1, $2, $3, $4, '', $5, NULL, NULL, $6, NULL)"
+            ))
+            .bind(answer)
+            .bind(turn.conversation)
+            .bind(MessageRole::Assistant.as_str())
+            .bind(MessageStatus::Pending.as_str())
+            .bind(now)
+            .execute()
+            .await?;
+            return finish_begin(tx, head, turn, q, answer).await;
         }
         // UUIDv7: the answer's id sorts after the question's within the same millisecond.
         let (question, answer) = (MessageId::new(), MessageId::new());
@@ -188,33 +228,7 @@ impl Store {
         .bind(now)
         .execute()
         .await?;
-        let rows: Vec<MessageRow> = tx
-            .query_as(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages \
-                 WHERE tenant_id = $1 AND conversation_id = $2 \
-                 AND status IN ($3, $4) AND content <> '' \
-                 ORDER BY created_at DESC, id DESC LIMIT $5"
-            ))
-            .bind(turn.conversation)
-            .bind(MessageStatus::Complete.as_str())
-            .bind(MessageStatus::Interrupted.as_str())
-            .bind(i64::from(turn.context.max(1)))
-            .fetch_all()
-            .await?;
-        tx.commit().await?;
-        let context = rows
-            .into_iter()
-            .rev()
-            .map(MessageRow::into_message)
-            .collect::<StoreResult<Vec<_>>>()?;
-        let key = head.key(turn.provider);
-        Ok(TurnStart::Started(Box::new(Turn {
-            bot: head.bot.into_bot()?,
-            question,
-            answer,
-            context,
-            key,
-        })))
+        finish_begin(tx, head, turn, question, answer).await
     }
 
     /// Sets the final content and state of a message that was stored `pending`.
@@ -355,4 +369,120 @@ impl Store {
             .await?;
         rows.into_iter().map(MessageRow::into_message).collect()
     }
+
+    /// A visitor rates an answer of the token's conversation (`None` takes the rating
+    /// back). `Open(false)`: no such answer in this conversation (a question, a failed or
+    /// pending answer, or another conversation's message).
+    pub async fn widget_rate(
+        &self,
+        t: TenantId,
+        s: WidgetScope,
+        message: MessageId,
+        rating: Option<Rating>,
+    ) -> StoreResult<Scoped<bool>> {
+        self.in_tenant(t, async |tx| {
+            if let Some(refused) = open_scope(tx, s).await?.refusal() {
+                return Ok(refused);
+            }
+            let n = tx
+                .query(
+                    "UPDATE messages SET rating = $4 WHERE tenant_id = $1 AND id = $2 \
+                     AND conversation_id = $3 AND role = $5 AND status IN ($6, $7)",
+                )
+                .bind(message)
+                .bind(s.conversation)
+                .bind(rating.map(Rating::as_i64))
+                .bind(MessageRole::Assistant.as_str())
+                .bind(MessageStatus::Complete.as_str())
+                .bind(MessageStatus::Interrupted.as_str())
+                .execute()
+                .await?;
+            Ok(Scoped::Open(n > 0))
+        })
+        .await
+    }
+
+    /// The ratings of one conversation's answers, by message.
+    pub async fn ratings(
+        &self,
+        t: TenantId,
+        conversation: ConversationId,
+    ) -> StoreResult<Vec<(MessageId, Rating)>> {
+        self.in_tenant(t, async |tx| {
+            let rows: Vec<(MessageId, i64)> = tx
+                .query_as(
+                    "SELECT id, rating FROM messages WHERE tenant_id = $1 \
+                     AND conversation_id = $2 AND rating IS NOT NULL ORDER BY created_at, id",
+                )
+                .bind(conversation)
+                .fetch_all()
+                .await?;
+            rows.into_iter()
+                .map(|(id, r)| {
+                    Ok((
+                        id,
+                        Rating::from_i64(r).ok_or_else(|| corrupt("messages.rating"))?,
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// How a bot's answers were rated, over its stored conversations.
+    pub async fn rating_counts(&self, t: TenantId, bot: BotId) -> StoreResult<RatingCounts> {
+        self.in_tenant(t, async |tx| {
+            let (up, down): (i64, i64) = tx
+                .query_as(
+                    "SELECT CAST(COALESCE(sum(CASE WHEN m.rating = 1 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+                     CAST(COALESCE(sum(CASE WHEN m.rating = -1 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+                     FROM messages m JOIN conversations c \
+                     ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id \
+                     WHERE m.tenant_id = $1 AND c.bot_id = $2 AND m.rating IS NOT NULL",
+                )
+                .bind(bot)
+                .fetch_one()
+                .await?;
+            Ok(RatingCounts { up, down })
+        })
+        .await
+    }
+}
+
+/// The rest of [`Store::begin_turn`] once the question and the pending answer are stored:
+/// read the context, commit, and hand back the turn.
+async fn finish_begin(
+    mut tx: TenantTx,
+    mut head: TurnHeadRow,
+    turn: &NewTurn,
+    question: MessageId,
+    answer: MessageId,
+) -> StoreResult<TurnStart> {
+    let rows: Vec<MessageRow> = tx
+        .query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages \
+                 WHERE tenant_id = $1 AND conversation_id = $2 \
+                 AND status IN ($3, $4) AND content <> '' \
+                 ORDER BY created_at DESC, id DESC LIMIT $5"
+        ))
+        .bind(turn.conversation)
+        .bind(MessageStatus::Complete.as_str())
+        .bind(MessageStatus::Interrupted.as_str())
+        .bind(i64::from(turn.context.max(1)))
+        .fetch_all()
+        .await?;
+    tx.commit().await?;
+    let context = rows
+        .into_iter()
+        .rev()
+        .map(MessageRow::into_message)
+        .collect::<StoreResult<Vec<_>>>()?;
+    let key = head.key(turn.provider);
+    Ok(TurnStart::Started(Box::new(Turn {
+        bot: head.bot.into_bot()?,
+        question,
+        answer,
+        context,
+        key,
+    })))
 }

@@ -170,6 +170,8 @@ fn with_headers(
         "cross-origin-resource-policy",
         HeaderValue::from_static("cross-origin"),
     );
+    // Public files: the host page's own Resource Timing may see their sizes and timings.
+    h.insert("timing-allow-origin", HeaderValue::from_static("*"));
     resp
 }
 

@@ -113,7 +113,14 @@ async fn upload_attachment(
     let t = claims.tenant;
     // Refuse a suspended workspace or a conversation that is not the token's bot's before
     // reading the upload; storing re-checks both in its own transaction.
-    scoped(state.store.widget_scope(t, claims.scope()).await?)?;
+    // An upload before the first message stores the conversation, as a message would.
+    let start = claims.new_conversation();
+    scoped(
+        state
+            .store
+            .widget_scope_starting(t, claims.scope(), start.as_ref())
+            .await?,
+    )?;
     let unreadable = |e: MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             AppError::PayloadTooLarge

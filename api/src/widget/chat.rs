@@ -40,6 +40,10 @@ const CONTEXT_MESSAGES: u32 = 40;
 pub struct SendRequest {
     /// The end user's message, 1–4000 characters.
     content: String,
+    /// The id of a stored question whose answer failed (the `question_id` of the stream's
+    /// error): the turn answers it again instead of storing the question a second time.
+    #[serde(default)]
+    retry_of: Option<String>,
 }
 
 /// Whether a character shows nothing: whitespace, controls, and the invisible format
@@ -77,6 +81,13 @@ pub fn is_blank(text: &str) -> bool {
     text.chars().all(is_invisible)
 }
 
+fn not_retryable() -> AppError {
+    AppError::BadRequest(
+        "not_retryable",
+        "Only the latest question, unanswered and with the same text, can be retried; send it as a new message.".into(),
+    )
+}
+
 /// Send a message; the answer streams back as server-sent events: `delta` (`{"text"}`) …,
 /// then `done` (`{"message_id", "status"}`) or `error` (`{"code", "message", "retry_after"}`).
 #[utoipa::path(
@@ -87,7 +98,7 @@ pub fn is_blank(text: &str) -> bool {
     request_body = SendRequest,
     responses(
         (status = 200, description = "The answer as server-sent events", content_type = "text/event-stream", body = String),
-        (status = 400, description = "`token_in_url` or a body that is not JSON", body = ErrorBody),
+        (status = 400, description = "`token_in_url`, a body that is not JSON, or `not_retryable`", body = ErrorBody),
         (status = 401, description = "`invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`origin_mismatch`, `origin_invalid` or `workspace_suspended`", body = ErrorBody),
         (status = 404, description = "`conversation_gone` or `unknown_bot`", body = ErrorBody),
@@ -112,6 +123,10 @@ pub async fn send_message(
             "A message has at most {MAX_MESSAGE_CHARS} characters."
         )));
     }
+    let retry_of = match req.retry_of.as_deref() {
+        Some(id) => Some(id.parse().map_err(|_| not_retryable())?),
+        None => None,
+    };
     let t = claims.tenant;
     // One transaction: refuse a suspended workspace (tokens live up to 15 minutes, a
     // suspension takes effect at once) or a deleted bot; store the user's words and the
@@ -123,6 +138,8 @@ pub async fn send_message(
             &NewTurn {
                 bot: claims.bot,
                 conversation: claims.conversation,
+                start: claims.new_conversation(),
+                retry_of,
                 content: content.to_owned(),
                 provider: Provider::Mistral,
                 context: CONTEXT_MESSAGES,
@@ -139,6 +156,7 @@ pub async fn send_message(
             ));
         }
         TurnStart::NoConversation => return Err(conversation_gone()),
+        TurnStart::NotRetryable => return Err(not_retryable()),
     };
     let request = chat_request(&turn.bot, turn.context);
     let key = api_key(&state, t, turn.key);
@@ -147,6 +165,7 @@ pub async fn send_message(
     let grounding = Grounding {
         bot: turn.bot.id,
         conversation: claims.conversation,
+        question: turn.question,
     };
     tokio::spawn(drive_answer(state, t, pending, key, request, grounding, tx));
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>);

@@ -56,7 +56,7 @@ pub async fn cors(req: Request, next: Next) -> Response {
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET, POST, DELETE"),
+                HeaderValue::from_static("GET, POST, PUT, DELETE"),
             );
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,

@@ -11,6 +11,7 @@
 //! | `chat.rs` | sending a message: limits, the turn's transaction, the SSE response |
 //! | `turn.rs` | the turn between storage and upstream: key, context, streaming, finishing |
 //! | `attachments.rs` | uploads read by OCR |
+//! | `rating.rs` | thumbs up or down on an answer |
 //! | `auth.rs`, `token.rs` | the `WidgetAuth` extractor and the HMAC session tokens |
 //! | `cors.rs`, `limits.rs` | CORS and origins; per-IP and per-conversation rate limits |
 //! | `json.rs` | request bodies: a JSON object with exactly the expected fields |
@@ -26,6 +27,7 @@ mod cors;
 mod json;
 mod limits;
 pub mod openapi;
+mod rating;
 pub mod recovery;
 mod session;
 pub mod token;
@@ -47,6 +49,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(session::start_session))
         .routes(routes!(chat::send_message, session::history))
         .routes(routes!(session::clear_conversation))
+        .routes(routes!(rating::rate_answer))
         .merge(attachments::router())
         .split_for_parts()
 }

@@ -19,8 +19,7 @@ use crate::error::{AppError, AppResult, Body as ErrorBody};
 use crate::http::client_ip::ClientIp;
 use crate::lifecycle::suspension::SuspensionError;
 use crate::model::{
-    Bot, ConversationId, Message, MessageRole, MessageStatus, NewConversation, Scoped, TenantId,
-    Timestamp,
+    Bot, ConversationId, Message, MessageRole, MessageStatus, Scoped, TenantId, Timestamp,
 };
 use crate::state::AppState;
 
@@ -40,8 +39,10 @@ pub struct SessionResponse {
     token: String,
     /// Seconds until the token expires.
     expires_in: i64,
-    #[schema(value_type = String)]
-    conversation: ConversationId,
+    /// The resumed conversation; `null` for a new one, which is stored with its first
+    /// message (an open that sends nothing leaves nothing in the customer's logs).
+    #[schema(value_type = Option<String>)]
+    conversation: Option<ConversationId>,
     /// The resume secret to keep for the next page load.
     resume: String,
     bot: BotPresentation,
@@ -145,7 +146,8 @@ async fn issue_session(
 ) -> AppResult<Response> {
     crate::lifecycle::suspension::refuse_if_suspended(&state.store, tenant).await?;
     // Resume only a conversation of this bot started from this origin; otherwise start anew
-    // (the old one may have been cleared or deleted by retention).
+    // (the old one may have been cleared or deleted by retention). A new conversation is not
+    // stored here: the token carries its id and resume hash, and its first message stores it.
     let resumed = match resume.filter(|r| r.len() <= 128) {
         Some(secret) => state
             .store
@@ -155,37 +157,28 @@ async fn issue_session(
             .map(|c| (c, secret.to_owned())),
         None => None,
     };
-    let (conversation, resume) = match resumed {
-        Some(found) => found,
+    let (conversation, start, resume) = match resumed {
+        Some((c, secret)) => (c.id, None, secret),
         None => {
             let secret = random_token("rs_");
-            let c = state
-                .store
-                .create_conversation(
-                    tenant,
-                    &NewConversation {
-                        bot_id: bot.id,
-                        origin: origin.clone(),
-                        resume_hash: sha256(secret.as_bytes()),
-                    },
-                )
-                .await?;
-            (c, secret)
+            let hash = hex::encode(sha256(secret.as_bytes()));
+            (ConversationId::new(), Some(hash), secret)
         }
     };
     let now = Timestamp::now().0 / 1000;
     let claims = WidgetClaims {
         tenant,
         bot: bot.id,
-        conversation: conversation.id,
+        conversation,
         origin,
+        start: start.clone(),
         iat: now,
         exp: now + token::MAX_LIFETIME_SECS,
     };
     let body = SessionResponse {
         token: token::issue(&state.keys.token, &claims),
         expires_in: token::MAX_LIFETIME_SECS,
-        conversation: conversation.id,
+        conversation: start.is_none().then_some(conversation),
         resume,
         bot: BotPresentation {
             name: bot.settings.name,

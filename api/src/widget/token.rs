@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::keyring::TokenKeys;
-use crate::model::{BotId, ConversationId, TenantId, Timestamp, WidgetScope};
+use crate::model::{BotId, ConversationId, NewConversation, TenantId, Timestamp, WidgetScope};
 
 const VERSION: &str = "pw1";
 /// The longest a token may live.
@@ -29,6 +29,11 @@ pub struct WidgetClaims {
     #[serde(rename = "conv")]
     pub conversation: ConversationId,
     pub origin: String,
+    /// Hex SHA-256 of the resume secret when the conversation is not stored yet: its first
+    /// message (or upload) stores it with this token's id, bot and origin. Absent for a
+    /// resumed conversation.
+    #[serde(default, rename = "new", skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
     /// Issued at, unix seconds.
     pub iat: i64,
     /// Expires at, unix seconds.
@@ -42,6 +47,16 @@ impl WidgetClaims {
             bot: self.bot,
             conversation: self.conversation,
         }
+    }
+
+    /// The conversation to store with the first message, if the session did not resume one.
+    pub fn new_conversation(&self) -> Option<NewConversation> {
+        let resume_hash = hex::decode(self.start.as_deref()?).ok()?;
+        Some(NewConversation {
+            bot_id: self.bot,
+            origin: self.origin.clone(),
+            resume_hash,
+        })
     }
 }
 
@@ -131,6 +146,7 @@ mod tests {
             bot: BotId::new(),
             conversation: ConversationId::new(),
             origin: "https://shop.example".into(),
+            start: None,
             iat,
             exp: iat + MAX_LIFETIME_SECS,
         }

@@ -133,11 +133,14 @@ enum Ending {
     Failed(Failure),
 }
 
-/// The bot and conversation of a turn, for grounding it in the bot's knowledge libraries.
+/// The bot, conversation and question of a turn: what grounds it in the bot's knowledge
+/// libraries, and what an error names so a retry can point at the question.
 #[derive(Debug, Clone, Copy)]
 pub struct Grounding {
     pub bot: BotId,
     pub conversation: ConversationId,
+    /// The stored question being answered (an error names it, so a retry can point at it).
+    pub question: MessageId,
 }
 
 pub async fn drive_answer(
@@ -274,19 +277,26 @@ pub async fn drive_answer(
             "done",
             json!({ "message_id": message.to_string(), "status": "complete" }),
         ),
-        Ending::Done => error_event(&Failure::Storage),
+        Ending::Done => error_event(&Failure::Storage, grounding.question),
         Ending::Failed(f) => {
             tracing::warn!(code = f.code(), "answer failed");
-            error_event(&f)
+            error_event(&f, grounding.question)
         }
         Ending::ClientGone => return,
     };
     let _ = tx.send(last).await;
 }
 
-fn error_event(f: &Failure) -> Event {
+/// The stream's error; `question_id` is what a retry names (`retry_of`), so the question is
+/// stored once however often it is retried.
+fn error_event(f: &Failure, question: MessageId) -> Event {
     event(
         "error",
-        json!({ "code": f.code(), "message": f.message(), "retry_after": f.retry_after() }),
+        json!({
+            "code": f.code(),
+            "message": f.message(),
+            "retry_after": f.retry_after(),
+            "question_id": question.to_string(),
+        }),
     )
 }

@@ -81,7 +81,8 @@ async fn cross_origin_page_shows_launcher_in_closed_shadow_root_and_panel_render
         &[],
     )
     .await;
-    assert_eq!(s.conversations().await, 1, "opening started one session");
+    // Issue 14 item 5: a conversation starts with its first message, not with the open.
+    assert_eq!(s.conversations().await, 0, "opening stored no conversation");
     s.close().await;
 }
 

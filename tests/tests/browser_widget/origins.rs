@@ -69,6 +69,7 @@ async fn sandboxed_iframe_on_an_unlisted_origin_gets_no_token_and_no_answer() {
             bot: s.t.bot.id,
             conversation: conv.id,
             origin: own.clone(),
+            start: None,
             iat: now,
             exp: now + token::MAX_LIFETIME_SECS,
         },

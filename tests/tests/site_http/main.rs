@@ -9,6 +9,7 @@ mod embed;
 mod keys_and_data;
 mod logs;
 mod members;
+mod ratings;
 mod sign_in;
 mod trust;
 mod world;
