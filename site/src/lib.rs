@@ -199,6 +199,8 @@ pub struct BotFormPage {
     pub models: Vec<String>,
     pub languages: Vec<(String, String)>,
     pub can_manage: bool,
+    /// What deleting the bot deletes with it: (conversations, messages).
+    pub deletes: (i64, i64),
 }
 
 #[derive(Debug, Clone)]
@@ -248,6 +250,8 @@ pub struct KeysPage {
     pub ws: WorkspaceLink,
     pub key: Option<KeyInfo>,
     pub can_manage: bool,
+    /// How many bots stop answering when the key is deleted.
+    pub bots: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -343,6 +347,17 @@ pub struct WorkspaceSettingsPage {
     pub ws: WorkspaceLink,
     pub can_manage: bool,
     pub is_owner: bool,
+    /// What deleting the workspace deletes (shown to owners only).
+    pub deletes: Option<WorkspaceContents>,
+}
+
+/// Counts of what a workspace holds, for the delete confirmation.
+#[derive(Debug, Clone)]
+pub struct WorkspaceContents {
+    pub bots: i64,
+    pub conversations: i64,
+    pub messages: i64,
+    pub members: i64,
 }
 
 #[derive(Debug, Clone)]

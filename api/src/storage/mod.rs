@@ -32,6 +32,7 @@ mod postgres;
 mod sql;
 mod sqlite;
 mod store;
+mod usage;
 mod workspaces;
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};
