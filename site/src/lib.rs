@@ -222,6 +222,9 @@ pub struct EmbedPage {
     pub pinned: Vec<PinnedSnippet>,
     pub csp: String,
     pub origins: Vec<String>,
+    /// Whether the workspace has a Mistral key (the widget cannot answer without one).
+    pub has_key: bool,
+    pub can_manage: bool,
 }
 
 #[derive(Template)]

@@ -65,17 +65,22 @@ pub async fn bot_in(state: &AppState, ws: &Ws, raw: &str) -> PageResult<Bot> {
     state.store.bot(ws.id, id).await?.ok_or(PageError::NotFound)
 }
 
+/// Whether the workspace has a Mistral key its bots can answer with.
+async fn workspace_has_key(state: &AppState, ws: &Ws) -> PageResult<bool> {
+    Ok(state
+        .store
+        .provider_key(ws.id, Provider::Mistral)
+        .await?
+        .is_some())
+}
+
 async fn home(
     State(state): State<AppState>,
     Member(ws): Member,
     Query(q): Query<NoticeQuery>,
 ) -> PageResult {
     let bots = state.store.bots(ws.id).await?;
-    let has_key = state
-        .store
-        .provider_key(ws.id, Provider::Mistral)
-        .await?
-        .is_some();
+    let has_key = workspace_has_key(&state, &ws).await?;
     let mut chrome = ws.chrome(format!("Bots of {}", ws.name), "bots");
     chrome.notice = notice_text(&q.notice).map(str::to_owned);
     Ok(render(&WorkspaceHomePage {
@@ -424,6 +429,7 @@ async fn embed(
     Query(q): Query<NoticeQuery>,
 ) -> PageResult {
     let bot = bot_in(&state, &ws, &bot).await?;
+    let has_key = workspace_has_key(&state, &ws).await?;
     let config = &state.config;
     let origin = config.public_url.origin().ascii_serialization();
     let mut chrome = ws.chrome(format!("Embed {}", bot.settings.name), "bots");
@@ -442,6 +448,8 @@ async fn embed(
             .iter()
             .map(|o| o.as_str().to_owned())
             .collect(),
+        has_key,
+        can_manage: ws.can_manage(),
     }))
 }
 
