@@ -1,7 +1,6 @@
 //! The embed page: rolling and pinned snippets from the published manifest, the CSP lines,
 //! the live preview.
 
-use parlo::model::*;
 use parlo_tests::{Backend, both_backends};
 
 use super::world::*;
