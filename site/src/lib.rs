@@ -234,6 +234,8 @@ pub struct BotFormPage {
     pub models: Vec<String>,
     pub languages: Vec<(String, String)>,
     pub can_manage: bool,
+    /// What deleting the bot deletes with it: (conversations, messages).
+    pub deletes: (i64, i64),
 }
 
 #[derive(Debug, Clone)]
@@ -255,6 +257,9 @@ pub struct EmbedPage {
     pub pinned: Vec<PinnedSnippet>,
     pub csp: String,
     pub origins: Vec<String>,
+    /// Whether the workspace has a Mistral key (the widget cannot answer without one).
+    pub has_key: bool,
+    pub can_manage: bool,
 }
 
 #[derive(Template)]
@@ -283,6 +288,8 @@ pub struct KeysPage {
     pub ws: WorkspaceLink,
     pub key: Option<KeyInfo>,
     pub can_manage: bool,
+    /// How many bots stop answering when the key is deleted.
+    pub bots: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -417,6 +424,17 @@ pub struct WorkspaceSettingsPage {
     pub ws: WorkspaceLink,
     pub can_manage: bool,
     pub is_owner: bool,
+    /// What deleting the workspace deletes (shown to owners only).
+    pub deletes: Option<WorkspaceContents>,
+}
+
+/// Counts of what a workspace holds, for the delete confirmation.
+#[derive(Debug, Clone)]
+pub struct WorkspaceContents {
+    pub bots: i64,
+    pub conversations: i64,
+    pub messages: i64,
+    pub members: i64,
 }
 
 #[derive(Debug, Clone)]

@@ -282,6 +282,42 @@ impl Browser {
         );
     }
 
+    /// Resizes the window so that the page's viewport is `width` × `height` CSS pixels.
+    pub async fn set_viewport(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.unwrap();
+        // The window includes browser chrome in some modes: grow it by the difference.
+        let inner = self
+            .client
+            .execute("return [window.innerWidth, window.innerHeight]", vec![])
+            .await
+            .unwrap();
+        let (iw, ih) = (inner[0].as_u64().unwrap(), inner[1].as_u64().unwrap());
+        let (dw, dh) = (
+            u64::from(width).saturating_sub(iw),
+            u64::from(height).saturating_sub(ih),
+        );
+        if dw > 0 || dh > 0 {
+            self.client
+                .set_window_size(width + dw as u32, height + dh as u32)
+                .await
+                .unwrap();
+        }
+    }
+
+    /// The page's scrollable width and the viewport's width, in CSS pixels: equal when the
+    /// page does not scroll sideways.
+    pub async fn widths(&self) -> (u64, u64) {
+        let w = self
+            .client
+            .execute(
+                "return [document.scrollingElement.scrollWidth, window.innerWidth]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        (w[0].as_u64().unwrap(), w[1].as_u64().unwrap())
+    }
+
     /// Ends the WebDriver session (closing Chromium), then stops chromedriver.
     pub async fn close(self) {
         let _ = self.client.clone().close().await;

@@ -354,6 +354,112 @@ async fn inbox_search_finds_a_conversation_by_a_word_in_it() {
     app.stop().await;
 }
 
+/// Every site page fits a phone (375 × 740): nothing scrolls sideways, header and tables
+/// included, with a bot, a key, a conversation and a member listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_fits_a_phone() {
+    let mistral = FakeMistral::start().await;
+    mistral.accept_key("sk-phone-test-key-1234");
+    let upstream = mistral.base_url.clone();
+    let app = spawn_app_at_public_url(Backend::Sqlite, |s| {
+        s.mistral_base_url = Some(upstream);
+        s.security_contact = Some("mailto:security@example.com".into());
+    })
+    .await;
+    let b = Browser::start().await;
+    b.set_viewport(375, 740).await;
+    let url = |p: &str| app.url(p);
+    let fits = async |path: &str| {
+        b.goto(&url(path)).await;
+        let (scroll, inner) = b.widths().await;
+        assert!(inner <= 400, "the viewport is phone-sized ({inner} px)");
+        if scroll > inner {
+            let culprits = b
+                .client
+                .execute(
+                    "return [...document.querySelectorAll('body *')]\
+                       .filter(e => e.getBoundingClientRect().right > window.innerWidth)\
+                       .slice(0, 5).map(e => e.outerHTML.slice(0, 120))",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            panic!("{path} scrolls sideways at {inner} px: {scroll} px wide; {culprits}");
+        }
+    };
+    for path in ["/", "/login", "/signup", "/trust", "/invite/not-a-token"] {
+        fits(path).await;
+    }
+    b.goto(&url("/signup")).await;
+    b.fill("#email", "pia@a-rather-long-shop-domain.example")
+        .await;
+    b.fill("#password", PASSWORD).await;
+    b.fill("#workspace", "Pia's extraordinarily well-stocked shop")
+        .await;
+    b.click_and_wait("form[action='/signup'] button[type=submit]", "/signup/sent")
+        .await;
+    let mail = app
+        .mailbox
+        .nth("pia@a-rather-long-shop-domain.example", 1)
+        .await;
+    b.goto(&mail.link("/verify/")).await;
+    b.click_and_wait("form[action='/verify'] button[type=submit]", "/w/")
+        .await;
+    let path = b.path().await;
+    let t: TenantId = path[3..39].parse().unwrap();
+    b.goto(&url(&format!("/w/{t}/bots/new"))).await;
+    b.fill("#name", "Shop helper").await;
+    b.fill(
+        "#allowed_origins",
+        "https://www.a-rather-long-shop-domain.example",
+    )
+    .await;
+    b.click_and_wait(
+        "form[action$='/bots'] button[type=submit]",
+        &format!("/w/{t}/bots/"),
+    )
+    .await;
+    let bot = app.store().bots(t).await.unwrap().remove(0);
+    b.goto(&url(&format!("/w/{t}/keys"))).await;
+    b.fill("#api_key", "sk-phone-test-key-1234").await;
+    b.click_and_wait(
+        "form[action$='/keys'] button[type=submit]",
+        &format!("/w/{t}/keys?notice"),
+    )
+    .await;
+    let (c, _) = parlo_tests::fixture::chat(
+        app.store(),
+        t,
+        bot.id,
+        &[
+            (MessageRole::User, "Do you ship to Austria?"),
+            (MessageRole::Assistant, "Yes, in 3 days."),
+        ],
+    )
+    .await;
+    for path in [
+        "/app".to_owned(),
+        "/account".to_owned(),
+        "/account/mfa".to_owned(),
+        "/settings/legal/toms".to_owned(),
+        "/settings/legal/dpa".to_owned(),
+        format!("/w/{t}"),
+        format!("/w/{t}/bots/new"),
+        format!("/w/{t}/bots/{}", bot.id),
+        format!("/w/{t}/bots/{}/embed", bot.id),
+        format!("/w/{t}/keys"),
+        format!("/w/{t}/members"),
+        format!("/w/{t}/logs"),
+        format!("/w/{t}/logs/{}", c.id),
+        format!("/w/{t}/settings"),
+        format!("/w/{t}/audit"),
+    ] {
+        fits(&path).await;
+    }
+    b.close().await;
+    app.stop().await;
+}
+
 /// The accessibility check itself catches problems (so a clean result above means something).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn axe_reports_violations_on_a_broken_page() {

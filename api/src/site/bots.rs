@@ -21,7 +21,7 @@ use crate::model::{
 use crate::state::AppState;
 
 use super::account::NoticeQuery;
-use super::csrf::{CsrfForm, NoFields};
+use super::csrf::CsrfForm;
 use super::page::{PageError, PageResult, render, render_status, see_other};
 use super::workspace::{Manager, Member, Ws};
 
@@ -66,17 +66,22 @@ pub async fn bot_in(state: &AppState, ws: &Ws, raw: &str) -> PageResult<Bot> {
     state.store.bot(ws.id, id).await?.ok_or(PageError::NotFound)
 }
 
+/// Whether the workspace has a Mistral key its bots can answer with.
+async fn workspace_has_key(state: &AppState, ws: &Ws) -> PageResult<bool> {
+    Ok(state
+        .store
+        .provider_key(ws.id, Provider::Mistral)
+        .await?
+        .is_some())
+}
+
 async fn home(
     State(state): State<AppState>,
     Member(ws): Member,
     Query(q): Query<NoticeQuery>,
 ) -> PageResult {
     let bots = state.store.bots(ws.id).await?;
-    let has_key = state
-        .store
-        .provider_key(ws.id, Provider::Mistral)
-        .await?
-        .is_some();
+    let has_key = workspace_has_key(&state, &ws).await?;
     let mut chrome = ws.chrome(format!("Bots of {}", ws.name), "bots");
     chrome.notice = notice_text(&q.notice).map(str::to_owned);
     Ok(render(&WorkspaceHomePage {
@@ -185,6 +190,7 @@ fn form_page(
     form: BotFormValues,
     error: Option<String>,
     notice: Option<String>,
+    deletes: (i64, i64),
 ) -> Response {
     let title = bot.map_or_else(|| "New bot".to_owned(), |b| b.settings.name.clone());
     let mut chrome = ws.chrome(title, "bots");
@@ -209,8 +215,22 @@ fn form_page(
                 .map(|(v, l)| ((*v).to_owned(), (*l).to_owned()))
                 .collect(),
             can_manage: ws.can_manage(),
+            deletes,
         },
     )
+}
+
+/// The bot's page, with what deleting it would delete counted.
+async fn bot_page(
+    state: &AppState,
+    ws: &Ws,
+    bot: &Bot,
+    form: BotFormValues,
+    error: Option<String>,
+    notice: Option<String>,
+) -> PageResult {
+    let deletes = state.store.bot_content_counts(ws.id, bot.id).await?;
+    Ok(form_page(ws, Some(bot), form, error, notice, deletes))
 }
 
 async fn new_form(Manager(ws): Manager) -> Response {
@@ -229,6 +249,7 @@ async fn new_form(Manager(ws): Manager) -> Response {
         },
         None,
         None,
+        (0, 0),
     )
 }
 
@@ -239,7 +260,7 @@ async fn create(
 ) -> PageResult {
     let settings = match form.parse() {
         Ok(s) => s,
-        Err(e) => return Ok(form_page(&ws, None, form.values(), Some(e), None)),
+        Err(e) => return Ok(form_page(&ws, None, form.values(), Some(e), None, (0, 0))),
     };
     let bot = state.store.create_bot(ws.id, &settings).await?;
     ws.audit(
@@ -262,13 +283,15 @@ async fn edit_form(
     Query(q): Query<NoticeQuery>,
 ) -> PageResult {
     let bot = bot_in(&state, &ws, &bot).await?;
-    Ok(form_page(
+    bot_page(
+        &state,
         &ws,
-        Some(&bot),
+        &bot,
         values_of(&bot.settings),
         None,
         notice_text(&q.notice).map(str::to_owned),
-    ))
+    )
+    .await
 }
 
 async fn update(
@@ -280,7 +303,7 @@ async fn update(
     let bot = bot_in(&state, &ws, &bot).await?;
     let settings = match form.parse() {
         Ok(s) => s,
-        Err(e) => return Ok(form_page(&ws, Some(&bot), form.values(), Some(e), None)),
+        Err(e) => return bot_page(&state, &ws, &bot, form.values(), Some(e), None).await,
     };
     state.store.update_bot(ws.id, bot.id, &settings).await?;
     ws.audit(
@@ -295,13 +318,35 @@ async fn update(
     ))
 }
 
+#[derive(Deserialize)]
+struct ConfirmName {
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Deletes the bot with its logs, only when its name was typed in to confirm.
 async fn delete(
     State(state): State<AppState>,
     Manager(ws): Manager,
     Path((_, bot)): Path<(String, String)>,
-    CsrfForm(_): CsrfForm<NoFields>,
+    CsrfForm(form): CsrfForm<ConfirmName>,
 ) -> PageResult {
     let bot = bot_in(&state, &ws, &bot).await?;
+    if form.confirm.trim() != bot.settings.name {
+        let error = format!(
+            "Type the bot's name, {}, exactly to delete it. Nothing was deleted.",
+            bot.settings.name
+        );
+        return bot_page(
+            &state,
+            &ws,
+            &bot,
+            values_of(&bot.settings),
+            Some(error),
+            None,
+        )
+        .await;
+    }
     state.store.delete_bot(ws.id, bot.id).await?;
     ws.audit(
         &state,
@@ -384,6 +429,7 @@ async fn embed(
     Query(q): Query<NoticeQuery>,
 ) -> PageResult {
     let bot = bot_in(&state, &ws, &bot).await?;
+    let has_key = workspace_has_key(&state, &ws).await?;
     let config = &state.config;
     let origin = config.public_url.origin().ascii_serialization();
     let mut chrome = ws.chrome(format!("Embed {}", bot.settings.name), "bots");
@@ -402,6 +448,8 @@ async fn embed(
             .iter()
             .map(|o| o.as_str().to_owned())
             .collect(),
+        has_key,
+        can_manage: ws.can_manage(),
     }))
 }
 

@@ -16,8 +16,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::model::{
-    BotId, Conversation, ConversationId, ConversationQuery, InboxQuery, MessageRole, MessageStatus,
-    Rating, Timestamp, parse_reference,
+    BotId, Conversation, ConversationId, InboxQuery, MessageRole, MessageStatus, Rating, Timestamp,
+    parse_reference,
 };
 use crate::state::AppState;
 

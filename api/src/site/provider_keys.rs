@@ -18,7 +18,7 @@ use crate::model::{Provider, ProviderKey, Timestamp};
 use crate::state::AppState;
 
 use super::account::NoticeQuery;
-use super::csrf::{CsrfForm, NoFields};
+use super::csrf::CsrfForm;
 use super::page::{PageResult, render_status, see_other, when};
 use super::workspace::{Manager, Member, Ws};
 
@@ -35,6 +35,7 @@ async fn render_page(
     error: Option<String>,
 ) -> PageResult {
     let key = state.store.provider_key(ws.id, Provider::Mistral).await?;
+    let bots = state.store.bots(ws.id).await?.len();
     let mut chrome = ws.chrome("API key", "keys");
     chrome.notice = notice;
     let status = if error.is_some() {
@@ -53,6 +54,7 @@ async fn render_page(
                 updated_at: when(k.updated_at),
             }),
             can_manage: ws.can_manage(),
+            bots,
         },
     ))
 }
@@ -147,11 +149,27 @@ async fn save(
     Ok(see_other(&ws.path(&format!("/keys?notice={notice}"))))
 }
 
+#[derive(Deserialize)]
+struct ConfirmLastFour {
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Deletes the key, only when its last four characters were typed in to confirm.
 async fn delete(
     State(state): State<AppState>,
     Manager(ws): Manager,
-    CsrfForm(_): CsrfForm<NoFields>,
+    CsrfForm(form): CsrfForm<ConfirmLastFour>,
 ) -> PageResult {
+    let key = state.store.provider_key(ws.id, Provider::Mistral).await?;
+    if let Some(k) = key
+        && form.confirm.trim().trim_start_matches('…') != k.last_four
+    {
+        let error = "Type the key's last four characters exactly to delete it. \
+                     Nothing was deleted."
+            .to_owned();
+        return render_page(&state, &ws, None, Some(error)).await;
+    }
     if state
         .store
         .delete_provider_key(ws.id, Provider::Mistral)

@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, routing::get, routing::post};
-use parlo_site::{AuditPage, AuditRow, WorkspaceSettingsPage, notice_text};
+use parlo_site::{AuditPage, AuditRow, WorkspaceContents, WorkspaceSettingsPage, notice_text};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -28,14 +28,30 @@ pub fn router() -> Router<AppState> {
         .route("/w/{t}/delete", post(delete))
 }
 
-async fn page(Member(ws): Member, Query(q): Query<NoticeQuery>) -> PageResult {
+async fn page(
+    State(state): State<AppState>,
+    Member(ws): Member,
+    Query(q): Query<NoticeQuery>,
+) -> PageResult {
     let mut chrome = ws.chrome("Workspace settings", "workspace");
     chrome.notice = notice_text(&q.notice).map(str::to_owned);
+    let deletes = if ws.is_owner() {
+        let u = state.store.workspace_usage(ws.id).await?;
+        Some(WorkspaceContents {
+            bots: u.bots,
+            conversations: u.conversations,
+            messages: u.messages,
+            members: u.members,
+        })
+    } else {
+        None
+    };
     Ok(render(&WorkspaceSettingsPage {
         chrome,
         ws: ws.link(),
         can_manage: ws.can_manage(),
         is_owner: ws.is_owner(),
+        deletes,
     }))
 }
 

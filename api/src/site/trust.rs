@@ -77,6 +77,29 @@ pub fn upstream(config: &Config) -> String {
     }
 }
 
+/// The configured model provider as a sub-processor, listed whether or not the operator's
+/// list names it: its name and its Markdown list line.
+fn model_provider(config: &Config) -> (&'static str, String) {
+    let host = config.mistral_base_url.host_str().unwrap_or("(unknown)");
+    if host == "api.mistral.ai" {
+        (
+            "Mistral AI",
+            format!(
+                "- Mistral AI (language model inference with the customer's own API key), \
+                 European Union, EU endpoint {host}"
+            ),
+        )
+    } else {
+        (
+            "",
+            format!(
+                "- The Mistral-compatible API at {host} (language model inference with the \
+                 customer's own API key), run for this service"
+            ),
+        )
+    }
+}
+
 fn tenant_isolation(config: &Config) -> &'static str {
     if config.database_url.is_postgres() {
         "On PostgreSQL, row-level security is enabled and forced on every workspace table, and the \
@@ -302,22 +325,22 @@ async fn security_txt(State(state): State<AppState>) -> PageResult<Response> {
 /// Values for the `{{placeholders}}` of the legal texts.
 pub fn legal_values(config: &Config) -> Vec<(&'static str, String)> {
     let origin = config.public_url.origin().ascii_serialization();
-    let subprocessors = if config.subprocessors.is_empty() {
-        "None listed by the operator.".to_owned()
-    } else {
-        config
-            .subprocessors
-            .iter()
-            .filter(|s| s.removed.is_none())
-            .map(|s| {
-                format!(
-                    "- {} ({}), {}, since {}",
-                    s.name, s.purpose, s.location, s.added
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let (provider, provider_line) = model_provider(config);
+    let subprocessors = std::iter::once(provider_line)
+        .chain(
+            config
+                .subprocessors
+                .iter()
+                .filter(|s| s.removed.is_none() && s.name != provider)
+                .map(|s| {
+                    format!(
+                        "- {} ({}), {}, since {}",
+                        s.name, s.purpose, s.location, s.added
+                    )
+                }),
+        )
+        .collect::<Vec<_>>()
+        .join("\n");
     vec![
         ("public_url", origin),
         ("generated", super::page::when(Timestamp::now())),

@@ -38,6 +38,7 @@ mod sql;
 mod sqlite;
 mod store;
 mod trust;
+mod usage;
 mod workspaces;
 
 pub use error::{StoreError, StoreErrorKind, StoreResult};

@@ -1,9 +1,13 @@
 //! The embed page: rolling and pinned snippets from the published manifest, the CSP lines,
 //! the live preview.
 
-use parlo_tests::Backend;
+use parlo_tests::{Backend, both_backends};
+
+use super::world::*;
 use parlo_tests::browser::spawn_app_at_public_url;
 use parlo_tests::fixture::NewTenant;
+
+both_backends!(embed_page_warns_without_a_key_or_an_allowed_origin);
 
 #[tokio::test]
 async fn embed_page_shows_rolling_and_pinned_snippets() {
@@ -77,4 +81,39 @@ async fn embed_page_shows_rolling_and_pinned_snippets() {
         "{body}"
     );
     app.stop().await;
+}
+
+async fn embed_page_warns_without_a_key_or_an_allowed_origin(backend: Backend) {
+    let w = world(backend).await;
+    let embed = format!("/w/{}/bots/{}/embed", w.a.t, w.a.bot.id);
+    // The fixture bot has an allowed origin but the workspace has no key.
+    let (_, page) = w.alice.page(&embed).await;
+    assert!(page.contains("id=\"warn-no-key\""), "{page}");
+    assert!(!page.contains("id=\"warn-no-origin\""), "{page}");
+    // Without an allowed origin the widget starts nowhere: the page says so.
+    let mut settings = w.a.bot.settings.clone();
+    settings.allowed_origins.clear();
+    w.app
+        .store()
+        .update_bot(w.a.t, w.a.bot.id, &settings)
+        .await
+        .unwrap();
+    let (_, page) = w.carol.page(&embed).await;
+    assert!(page.contains("id=\"warn-no-origin\""), "{page}");
+    assert!(
+        page.contains("an admin adds"),
+        "members are told who can fix it"
+    );
+    // With a key, the key warning goes.
+    let key = "sk-live-embed-warning-0000";
+    w.mistral.accept_key(key);
+    let csrf = w.alice.csrf("/account").await;
+    let r = w
+        .alice
+        .post(&format!("/w/{}/keys", w.a.t), &csrf, &[("api_key", key)])
+        .await;
+    assert_eq!(r.status(), 303);
+    let (_, page) = w.alice.page(&embed).await;
+    assert!(!page.contains("id=\"warn-no-key\""), "{page}");
+    w.app.stop().await;
 }

@@ -10,7 +10,8 @@ use super::world::*;
 
 both_backends!(
     byok_key_is_checked_upstream_sealed_and_shown_only_as_last_four,
-    wipe_export_and_delete_workspace
+    wipe_export_and_delete_workspace,
+    deleting_a_bot_key_or_workspace_refuses_a_wrong_name_and_says_what_goes
 );
 
 async fn byok_key_is_checked_upstream_sealed_and_shown_only_as_last_four(backend: Backend) {
@@ -77,8 +78,11 @@ async fn byok_key_is_checked_upstream_sealed_and_shown_only_as_last_four(backend
         .find(|e| e.action == "provider_key.set")
         .expect("audited");
     assert!(!set.details.contains("0123456789"), "{}", set.details);
-    // Delete.
-    let r = w.alice.post(&format!("{path}/delete"), &csrf, &[]).await;
+    // Delete (the last four typed in to confirm).
+    let r = w
+        .alice
+        .post(&format!("{path}/delete"), &csrf, &[("confirm", "WXYZ")])
+        .await;
     assert_eq!(r.status(), 303);
     assert!(
         w.app
@@ -154,6 +158,83 @@ async fn wipe_export_and_delete_workspace(backend: Backend) {
     assert_eq!(location(&r), "/app?notice=workspace_deleted");
     assert!(w.app.store().workspace(w.a.t).await.unwrap().is_none());
     assert_eq!(w.alice.get(&format!("/w/{}", w.a.t)).await.status(), 404);
+    b_is_intact(&w).await;
+    w.app.stop().await;
+}
+
+async fn deleting_a_bot_key_or_workspace_refuses_a_wrong_name_and_says_what_goes(backend: Backend) {
+    let w = world(backend).await;
+    let store = w.app.store();
+    let bot_path = format!("/w/{}/bots/{}", w.a.t, w.a.bot.id);
+    let csrf = w.alice.csrf(&bot_path).await;
+    // The bot page says what deleting the bot deletes: its one conversation, two messages.
+    let (_, page) = w.alice.page(&bot_path).await;
+    assert!(
+        page.contains("<strong>1</strong> conversation and")
+            && page.contains("<strong>2</strong> messages"),
+        "{page}"
+    );
+    // A wrong name (or none) is refused and nothing is deleted.
+    for wrong in ["helper", "", "Helper2"] {
+        let r = w
+            .alice
+            .post(&format!("{bot_path}/delete"), &csrf, &[("confirm", wrong)])
+            .await;
+        assert_eq!(r.status(), 422, "{wrong:?}");
+        assert!(r.text().await.unwrap().contains("Nothing was deleted"));
+    }
+    assert!(store.bot(w.a.t, w.a.bot.id).await.unwrap().is_some());
+    assert!(
+        store
+            .conversation(w.a.t, w.a.conversation)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // The key: its last four typed in; the page says how many bots stop answering.
+    let keys = format!("/w/{}/keys", w.a.t);
+    let key = "sk-live-0123456789abcdefWXYZ";
+    w.mistral.accept_key(key);
+    let r = w.alice.post(&keys, &csrf, &[("api_key", key)]).await;
+    assert_eq!(r.status(), 303);
+    let (_, page) = w.alice.page(&keys).await;
+    assert!(page.contains("<strong>1</strong> bot stop"), "{page}");
+    let r = w
+        .alice
+        .post(&format!("{keys}/delete"), &csrf, &[("confirm", "wxyz")])
+        .await;
+    assert_eq!(r.status(), 422);
+    assert!(
+        store
+            .provider_key(w.a.t, Provider::Mistral)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // The workspace: its owner sees the counts.
+    let (_, page) = w.alice.page(&format!("/w/{}/settings", w.a.t)).await;
+    assert!(
+        page.contains("<strong>1</strong> bot,") && page.contains("<strong>2</strong> members"),
+        "{page}"
+    );
+    // The right name deletes the bot and its logs.
+    let r = w
+        .alice
+        .post(
+            &format!("{bot_path}/delete"),
+            &csrf,
+            &[("confirm", "Helper")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert!(store.bot(w.a.t, w.a.bot.id).await.unwrap().is_none());
+    assert!(
+        store
+            .conversation(w.a.t, w.a.conversation)
+            .await
+            .unwrap()
+            .is_none()
+    );
     b_is_intact(&w).await;
     w.app.stop().await;
 }

@@ -92,3 +92,28 @@ async fn trust_pages_come_from_the_configuration() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn legal_pages_speak_to_customers_and_always_list_the_model_provider() {
+    // No sub-processor list configured: the DPA still names the model provider.
+    let app = spawn_app_at_public_url(Backend::Sqlite, |s| {
+        s.mistral_base_url = Some("https://api.mistral.ai".parse().unwrap());
+    })
+    .await;
+    let v = SiteClient::new(&app);
+    v.sign_up("lee@l.example", "Lee").await;
+    let (_, dpa) = v.page("/settings/legal/dpa").await;
+    assert!(
+        dpa.contains("Mistral AI") && dpa.contains("api.mistral.ai"),
+        "{dpa}"
+    );
+    assert!(!dpa.contains("None listed"), "{dpa}");
+    let (_, toms) = v.page("/settings/legal/toms").await;
+    for page in [&dpa, &toms] {
+        assert!(
+            !page.contains("PARLO_LEGAL_DIR") && !page.contains("operator may replace"),
+            "{page}"
+        );
+    }
+    app.stop().await;
+}
