@@ -111,7 +111,21 @@ async fn killed_mid_stream_then_restarted(db_url: &str, owner_url: Option<&str>,
     let json: serde_json::Value =
         serde_json::from_str(resp[resp.find("\r\n\r\n").unwrap() + 4..].trim()).unwrap();
     let token = json["token"].as_str().unwrap().to_owned();
-    let conv: ConversationId = json["conversation"].as_str().unwrap().parse().unwrap();
+    // A new conversation is stored with its first message; its id is in the token's claims.
+    let conv: ConversationId = {
+        use base64::Engine;
+        let payload = token
+            .split('.')
+            .nth(2)
+            .expect("a widget token has four parts");
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        claims["conv"].as_str().unwrap().parse().unwrap()
+    };
 
     let mut stream = send(&server.url, &token, "Tell me everything");
     let mut seen = String::new();
