@@ -18,9 +18,8 @@ use crate::model::{ExportedMessage, MessageId, TenantId};
 use crate::state::AppState;
 use crate::storage::Store;
 
-use super::logs::find;
 use super::page::{PageError, PageResult};
-use super::workspace::{Manager, Member};
+use super::workspace::{Manager, Member, find_conversation};
 
 /// Messages fetched per page of the streamed export.
 pub const EXPORT_PAGE: u32 = 500;
@@ -134,7 +133,7 @@ pub(super) async fn one(
     Query(q): Query<FormatQuery>,
 ) -> PageResult<Response> {
     let format = q.format()?;
-    let (c, bot_name) = find(&state, &ws, &conversation).await?;
+    let (c, bot_name) = find_conversation(&state, &ws, &conversation).await?;
     let reference = c.reference();
     let messages: Vec<ExportedMessage> = state
         .store

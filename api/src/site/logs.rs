@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::model::{
-    BotId, Conversation, ConversationId, InboxQuery, MessageRole, MessageStatus, Rating, Timestamp,
+    BotId, ConversationId, InboxQuery, MessageRole, MessageStatus, Rating, Timestamp,
     parse_reference,
 };
 use crate::state::AppState;
@@ -24,7 +24,7 @@ use crate::state::AppState;
 use super::csrf::CsrfForm;
 use super::log_export;
 use super::page::{PageError, PageResult, render, see_other, when};
-use super::workspace::{Manager, Member, Ws};
+use super::workspace::{Manager, Member, find_conversation};
 
 const PAGE: u32 = 50;
 
@@ -192,33 +192,12 @@ async fn list(
     }))
 }
 
-/// The workspace's conversation named in the path, with its bot's name.
-pub(super) async fn find(
-    state: &AppState,
-    ws: &Ws,
-    conversation: &str,
-) -> PageResult<(Conversation, String)> {
-    let id: ConversationId = conversation.parse().map_err(|_| PageError::NotFound)?;
-    let c = state
-        .store
-        .conversation(ws.id, id)
-        .await?
-        .ok_or(PageError::NotFound)?;
-    let bot_name = state
-        .store
-        .bot(ws.id, c.bot_id)
-        .await?
-        .map(|b| b.settings.name)
-        .unwrap_or_default();
-    Ok((c, bot_name))
-}
-
 async fn read(
     State(state): State<AppState>,
     Member(ws): Member,
     Path((_, conversation)): Path<(String, String)>,
 ) -> PageResult {
-    let (c, bot_name) = find(&state, &ws, &conversation).await?;
+    let (c, bot_name) = find_conversation(&state, &ws, &conversation).await?;
     let messages = state.store.messages(ws.id, c.id).await?;
     let ratings = state.store.ratings(ws.id, c.id).await?;
     Ok(render(&ConversationPage {
@@ -315,7 +294,7 @@ async fn confirm_delete(
     Manager(ws): Manager,
     Path((_, conversation)): Path<(String, String)>,
 ) -> PageResult {
-    let (c, bot_name) = find(&state, &ws, &conversation).await?;
+    let (c, bot_name) = find_conversation(&state, &ws, &conversation).await?;
     let message_count = state.store.messages(ws.id, c.id).await?.len();
     Ok(render(&ConversationDeletePage {
         chrome: ws.chrome("Delete conversation", "logs"),
@@ -343,7 +322,7 @@ async fn delete(
     Path((_, conversation)): Path<(String, String)>,
     CsrfForm(form): CsrfForm<DeleteForm>,
 ) -> PageResult {
-    let (c, _) = find(&state, &ws, &conversation).await?;
+    let (c, _) = find_conversation(&state, &ws, &conversation).await?;
     if form.confirm != "yes" {
         return Err(PageError::BadRequest(
             "Tick the box to confirm that the conversation is deleted for good.".into(),

@@ -11,10 +11,10 @@ use axum::http::request::Parts;
 use parlo_site::{Chrome, WorkspaceLink};
 use serde_json::json;
 
-use crate::model::{Role, TenantId};
+use crate::model::{Conversation, ConversationId, Role, TenantId};
 use crate::state::AppState;
 
-use super::page::PageError;
+use super::page::{PageError, PageResult};
 use super::session::CurrentUser;
 use super::workspace_audit::audit_in;
 
@@ -164,6 +164,27 @@ impl FromRequestParts<AppState> for Owner {
         }
         Ok(Owner(ws))
     }
+}
+
+/// The workspace's conversation named in the path, with its bot's name.
+pub(super) async fn find_conversation(
+    state: &AppState,
+    ws: &Ws,
+    conversation: &str,
+) -> PageResult<(Conversation, String)> {
+    let id: ConversationId = conversation.parse().map_err(|_| PageError::NotFound)?;
+    let c = state
+        .store
+        .conversation(ws.id, id)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    let bot_name = state
+        .store
+        .bot(ws.id, c.bot_id)
+        .await?
+        .map(|b| b.settings.name)
+        .unwrap_or_default();
+    Ok((c, bot_name))
 }
 
 #[cfg(test)]

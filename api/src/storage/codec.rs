@@ -10,6 +10,7 @@ use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
 use uuid::Uuid;
 
+use super::error::{StoreResult, corrupt};
 use crate::model::*;
 
 /// Gives `$ty` the column type and decoding of `$inner`, and with `encode` also its encoding
@@ -68,3 +69,23 @@ stored_as!(encode Uuid: UserId, SessionId, BotId, ConversationId, MessageId, Att
 stored_as!(encode Uuid: AuditId, InvitationId);
 stored_as!(encode Uuid: LibraryId, SourceId, ChunkId, KnowledgeJobId, GapId);
 stored_as!(encode i64: Timestamp);
+
+/// A message role as stored (`user`, `assistant`, `system`).
+pub(super) fn parse_role(role: &str) -> StoreResult<MessageRole> {
+    Ok(match role {
+        "user" => MessageRole::User,
+        "assistant" => MessageRole::Assistant,
+        "system" => MessageRole::System,
+        _ => return Err(corrupt("messages.role")),
+    })
+}
+
+pub(super) fn parse_status(status: &str) -> StoreResult<MessageStatus> {
+    Ok(match status {
+        "pending" => MessageStatus::Pending,
+        "complete" => MessageStatus::Complete,
+        "interrupted" => MessageStatus::Interrupted,
+        "failed" => MessageStatus::Failed,
+        _ => return Err(corrupt("messages.status")),
+    })
+}

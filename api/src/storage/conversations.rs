@@ -1,8 +1,8 @@
 //! Conversations between a bot and an end user, and their attachments' metadata. Messages
 //! and the chat turn are in `messages.rs`.
 
+use super::codec::{parse_role, parse_status};
 use super::error::StoreResult;
-use super::messages::{parse_role, parse_status};
 use super::sql::TenantTx;
 use super::store::Store;
 use crate::model::{Attachment, AttachmentId, BotId, Conversation, ConversationId};

@@ -2,6 +2,7 @@
 //! call, `finish_message` after it.
 
 use super::bots::{BOT_COLUMNS, BotRow};
+use super::codec::{parse_role, parse_status};
 use super::conversations::{open_scope, start_if_absent};
 use super::error::{StoreError, StoreResult, corrupt};
 use super::sql::TenantTx;
@@ -25,25 +26,6 @@ struct MessageRow {
     completion_tokens: Option<i64>,
     created_at: Timestamp,
     completed_at: Option<Timestamp>,
-}
-
-pub(super) fn parse_role(role: &str) -> StoreResult<MessageRole> {
-    Ok(match role {
-        "user" => MessageRole::User,
-        "assistant" => MessageRole::Assistant,
-        "system" => MessageRole::System,
-        _ => return Err(corrupt("messages.role")),
-    })
-}
-
-pub(super) fn parse_status(status: &str) -> StoreResult<MessageStatus> {
-    Ok(match status {
-        "pending" => MessageStatus::Pending,
-        "complete" => MessageStatus::Complete,
-        "interrupted" => MessageStatus::Interrupted,
-        "failed" => MessageStatus::Failed,
-        _ => return Err(corrupt("messages.status")),
-    })
 }
 
 impl MessageRow {
